@@ -1,0 +1,76 @@
+"""Destinations: where a message goes, as a structured value.
+
+Topic, host and cell are opaque strings. Nothing in rpccore splits or joins
+them on a delimiter; drivers encode them so that any two different
+destinations reach different consumers.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from rpccore.errors import InvalidDestination
+
+
+class Destination(NamedTuple):
+    """An immutable, hashable address of a message.
+
+    :ivar topic: the service's topic (``"compute"``); never empty
+    :ivar host: a host consuming the topic, or ``None`` for any consumer
+    :ivar cell: the cell to use, or ``None`` for the default cell
+    :ivar fanout: deliver to every consumer of the topic
+    """
+
+    topic: str
+    host: str | None = None
+    cell: str | None = None
+    fanout: bool = False
+
+    def __str__(self) -> str:
+        parts = [f"topic={self.topic!r}"]
+        if self.host is not None:
+            parts.append(f"host={self.host!r}")
+        if self.cell is not None:
+            parts.append(f"cell={self.cell!r}")
+        if self.fanout:
+            parts.append("fanout")
+        return "Destination(" + ", ".join(parts) + ")"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"topic": self.topic, "host": self.host, "cell": self.cell,
+                "fanout": self.fanout}
+
+
+def _check_part(name: str, value: object, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise InvalidDestination(f"{name} must be a string, not {type(value).__name__}")
+    if not value:
+        raise InvalidDestination(f"{name} must not be empty")
+
+
+def make_destination(topic: str, host: str | None = None, cell: str | None = None,
+                     fanout: bool = False) -> Destination:
+    """Build a :class:`Destination`, checking its parts.
+
+    :raises InvalidDestination: empty or non-string topic, empty host or cell,
+        or a fanout destination that also names a host.
+    """
+    _check_part("topic", topic, optional=False)
+    _check_part("host", host, optional=True)
+    _check_part("cell", cell, optional=True)
+    if fanout and host is not None:
+        raise InvalidDestination("a fanout destination cannot name a host")
+    return Destination(topic, host, cell, bool(fanout))
+
+
+def as_destination(value: Destination | str) -> Destination:
+    """Accept a :class:`Destination` or a plain topic string."""
+    if isinstance(value, Destination):
+        _check_part("topic", value.topic, optional=False)
+        return value
+    if isinstance(value, str):
+        return make_destination(value)
+    raise InvalidDestination(
+        f"a destination is a rpccore.Destination or a topic string, not {type(value).__name__}")

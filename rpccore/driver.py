@@ -1,0 +1,157 @@
+"""The transport plugin interface.
+
+A driver moves opaque envelope bytes between processes. The core owns
+everything else: correlation ids, timeouts, encoding, signing and dispatch.
+Drivers are registered in the ``rpccore.drivers`` entry-point namespace under
+the scheme of the ``transport_url`` they serve (``rabbit://`` -> ``rabbit``).
+
+One driver instance serves one cell of one :class:`rpccore.RPC` object and is
+shared by every client call and server of that cell. Every method may be
+called from any thread at the same time.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from oslo_config import cfg
+
+from rpccore.destination import Destination
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+
+ReplyHandler = Callable[[bytes], None]
+
+
+class Incoming(abc.ABC):
+    """One message a driver delivered to a subscription.
+
+    :ivar body: the envelope bytes exactly as sent
+    """
+
+    body: bytes
+
+    @property
+    def can_reply(self) -> bool:
+        """Whether the sender asked for replies (sent with ``on_reply``)."""
+        return True
+
+    @abc.abstractmethod
+    def reply(self, body: bytes) -> None:
+        """Send ``body`` back to the sender's ``on_reply`` handler.
+
+        Called at most once per message, possibly from another thread than
+        the one that delivered it. Must not raise for a sender that has gone
+        away: a reply nobody waits for is dropped (and may be counted).
+        """
+
+    def ack(self) -> None:
+        """Tell the backend this message is done with (processed or dropped).
+
+        Called exactly once per message, after the server has run it, from any
+        thread. A backend that redelivers unacknowledged messages when a
+        consumer dies gives casts at-least-once delivery through this. The
+        default does nothing.
+        """
+
+
+class Subscription(abc.ABC):
+    """What :meth:`Driver.subscribe` returns: a server's live consumers."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop consuming. After it returns ``on_message`` is not called again.
+
+        Messages already handed to ``on_message`` may still be replied to and
+        acknowledged. Idempotent; never raises for a lost connection.
+        """
+
+
+class Driver(abc.ABC):
+    """Base class of every transport.
+
+    :param cell: the cell this driver serves. Drivers use ``cell.name``,
+        ``cell.options`` (the cell's option group, with the transport URL's
+        query parameters already applied as overrides: ``cell.options.zmq_port``),
+        ``cell.url`` (the parsed :class:`~rpccore.transport_url.TransportURL`),
+        ``cell.max_message_size`` and ``cell.stats`` (counters: call
+        ``cell.stats.incr("reconnects")``, ``"returned"``...).
+
+    A constructor must not connect: connections are made lazily on first use
+    (or by :meth:`connect`), so building an ``RPC`` never blocks.
+    """
+
+    #: True when :meth:`send` can tell that nobody consumes a destination and
+    #: raises :class:`~rpccore.Undeliverable` for it (AMQP mandatory flag).
+    detects_undeliverable: ClassVar[bool] = False
+
+    def __init__(self, cell: Cell) -> None:
+        self.cell = cell
+
+    @classmethod
+    def options(cls) -> list[cfg.Opt]:
+        """oslo.config options this driver adds to the cell's group."""
+        return []
+
+    def connect(self, timeout: float) -> None:
+        """Connect now, so that configuration mistakes surface early.
+
+        Used by ``rpccore check``. The default does nothing (for drivers that
+        have nothing to connect to until they send).
+
+        :raises TransportError: the backend could not be reached in
+            ``timeout`` seconds, or refused the credentials; the message says
+            which, without passwords.
+        """
+
+    @abc.abstractmethod
+    def send(self, dest: Destination, body: bytes, *,
+             on_reply: ReplyHandler | None = None,
+             confirm: bool = False,
+             deadline: float | None = None) -> None:
+        """Deliver ``body`` to ``dest``.
+
+        - ``dest.fanout``: every server subscribed to ``dest.topic``;
+        - ``dest.host`` set: the server of ``dest.topic`` on that host;
+        - otherwise exactly one of the servers of ``dest.topic`` (work shared).
+
+        :param on_reply: present for calls. Replies to this message must come
+            back as ``on_reply(reply_body)``, from any thread. The core passes
+            the same handler for every call of a cell, so a driver may keep one
+            reply channel (queue, socket) for all of them.
+        :param confirm: return only once the backend has taken responsibility
+            for the message (publisher confirm); a driver without such a notion
+            returns once the message is handed over.
+        :param deadline: ``time.monotonic()`` value after which the caller has
+            given up; ``send`` must not block past it.
+        :raises Undeliverable: nobody consumes ``dest`` (only when the backend
+            can tell; see :attr:`detects_undeliverable`). Drivers raise it for
+            calls and confirmed casts; for plain casts they log and count
+            (``returned``) instead.
+        :raises TransportError: the backend is unreachable after the driver's
+            retries, or the deadline passed while reconnecting.
+        """
+
+    @abc.abstractmethod
+    def subscribe(self, dest: Destination,
+                  on_message: Callable[[Incoming], None]) -> Subscription:
+        """Consume what a server of ``dest`` must receive.
+
+        That is ``dest.topic`` shared with every other server of the topic,
+        ``(dest.topic, dest.host)`` when ``dest.host`` is set, and the topic's
+        fanout. Returns once consuming, so that a message sent after it returns
+        reaches this subscription. ``on_message`` may block (the server's queue
+        is full): the driver then stops taking messages from the backend.
+
+        :raises TransportError: the backend could not be reached.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close every connection and stop every thread of this driver.
+
+        Idempotent. Calls waiting on it fail with ``TransportError`` or time out.
+        """

@@ -1,0 +1,1 @@
+"""Drivers built into the core distribution (only ``memory``)."""

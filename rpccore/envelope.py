@@ -1,0 +1,138 @@
+"""The wire envelope: JSON, versioned, size-checked, optionally signed.
+
+Layout of an unsigned envelope (one JSON object)::
+
+    {"v": 1, "id": "...", "kind": "call"|"cast"|"reply", ...}
+
+Requests carry ``dest``, ``method``, ``args``, ``ctx`` and ``deadline`` (wall
+clock seconds, or null for a cast without one). Replies carry ``re`` (the
+request's id) and either ``result`` or ``failure`` (``type``, ``message``,
+``traceback``). Unknown keys are ignored, so minor additions stay compatible;
+an envelope of a newer major version is refused with a clear error.
+
+With a secret key the envelope is wrapped, still as JSON::
+
+    {"sig":"<64 hex digits of HMAC-SHA256 over the inner bytes>","env":<inner>}
+
+The signature covers the inner bytes exactly as sent, so verifying needs no
+re-serialisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from rpccore.errors import InvalidMessage
+
+VERSION = 1
+KINDS = ("call", "cast", "reply")
+
+_SIG_HEAD = b'{"sig":"'
+_SIG_MID = b'","env":'
+_SIG_LEN = 64
+_INNER_START = len(_SIG_HEAD) + _SIG_LEN + len(_SIG_MID)
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class BadSignature(InvalidMessage):
+    """The cell has a secret key and the envelope is unsigned or tampered."""
+
+
+class UnsupportedVersion(InvalidMessage):
+    """The envelope comes from a newer, incompatible major version."""
+
+
+def _sign(key: bytes, inner: bytes) -> bytes:
+    return hmac.new(key, inner, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def encode(envelope: dict[str, Any], *, max_size: int, key: bytes | None = None) -> bytes:
+    """Serialise ``envelope`` to bytes.
+
+    :raises InvalidMessage: something in it is not JSON (sets, bytes,
+        objects, NaN), or the result exceeds ``max_size``.
+    """
+    try:
+        inner = _encoder.encode(envelope).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise InvalidMessage(f"message cannot be encoded as JSON: {exc}") from None
+    if key is not None:
+        inner = _SIG_HEAD + _sign(key, inner) + _SIG_MID + inner + b"}"
+    if len(inner) > max_size:
+        raise InvalidMessage(
+            f"encoded message is {len(inner)} bytes, over max_message_size={max_size}")
+    return inner
+
+
+def _unwrap(body: bytes, key: bytes) -> bytes:
+    if (len(body) <= _INNER_START or not body.startswith(_SIG_HEAD)
+            or body[_INNER_START - len(_SIG_MID):_INNER_START] != _SIG_MID
+            or not body.endswith(b"}")):
+        raise BadSignature("envelope is not signed")
+    inner = body[_INNER_START:-1]
+    given = body[len(_SIG_HEAD):len(_SIG_HEAD) + _SIG_LEN]
+    if not hmac.compare_digest(given, _sign(key, inner)):
+        raise BadSignature("envelope signature does not match")
+    return inner
+
+
+def decode(body: bytes, *, max_size: int, key: bytes | None = None) -> dict[str, Any]:
+    """Check and parse envelope bytes.
+
+    Nothing but :class:`InvalidMessage` (or its subclasses
+    :class:`BadSignature` and :class:`UnsupportedVersion`) escapes, whatever
+    the input.
+    """
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise InvalidMessage(f"envelope must be bytes, not {type(body).__name__}")
+    if len(body) > max_size:
+        raise InvalidMessage(f"envelope of {len(body)} bytes is over max_message_size={max_size}")
+    body = bytes(body)
+    if key is not None:
+        body = _unwrap(body, key)
+    try:
+        env = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidMessage(f"envelope is not JSON: {exc}") from None
+    if not isinstance(env, dict):
+        raise InvalidMessage("envelope is not a JSON object")
+    version = env.get("v")
+    if type(version) is not int:
+        raise InvalidMessage("envelope has no integer version 'v'")
+    if version > VERSION:
+        raise UnsupportedVersion(
+            f"envelope version {version} is newer than this rpccore understands ({VERSION}); "
+            f"upgrade rpccore on this side")
+    _check_fields(env)
+    return env
+
+
+def _require(env: dict[str, Any], name: str, kind: type) -> None:
+    if not isinstance(env.get(name), kind):
+        raise InvalidMessage(f"envelope field {name!r} is missing or of the wrong type")
+
+
+def _check_fields(env: dict[str, Any]) -> None:
+    kind = env.get("kind")
+    if kind not in KINDS:
+        raise InvalidMessage(f"envelope kind {kind!r} is not one of {KINDS}")
+    _require(env, "id", str)
+    deadline = env.get("deadline")
+    if deadline is not None and (isinstance(deadline, bool)
+                                 or not isinstance(deadline, (int, float))):
+        raise InvalidMessage("envelope deadline is not a number")
+    if kind == "reply":
+        _require(env, "re", str)
+        failure = env.get("failure")
+        if failure is not None and not (isinstance(failure, dict)
+                                        and isinstance(failure.get("type"), str)
+                                        and isinstance(failure.get("message"), str)):
+            raise InvalidMessage("envelope failure is malformed")
+        return
+    _require(env, "method", str)
+    _require(env, "args", dict)
+    _require(env, "ctx", dict)

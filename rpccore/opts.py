@@ -1,0 +1,104 @@
+"""Configuration options of the core, and the sample-config hook.
+
+``[rpccore]`` holds ``default_cell`` and ``cells``; every cell's options live
+in the group ``[cell:NAME]``. Drivers and matchmakers add their own options to
+the cell's group through their ``options()`` classmethod when a cell loads
+them. :func:`list_opts` is the ``oslo.config.opts`` entry point, so
+``oslo-config-generator --namespace rpccore`` writes a sample covering the core
+and every installed plugin.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from oslo_config import cfg
+
+LOG = logging.getLogger(__name__)
+
+CORE_GROUP = "rpccore"
+DEFAULT_CELL = "default"
+DEFAULT_TRANSPORT_URL = "memory://"
+
+core_opts: list[cfg.Opt] = [
+    cfg.StrOpt("default_cell", default=DEFAULT_CELL,
+               help="Cell used when a destination names none."),
+    cfg.ListOpt("cells", default=[],
+                help="Every cell this process may talk to; each has a [cell:NAME] "
+                     "section. Empty: the [cell:*] sections of the config files, or "
+                     "else one cell 'default' on the in-process memory driver."),
+]
+
+cell_opts: list[cfg.Opt] = [
+    cfg.StrOpt("transport_url", default=DEFAULT_TRANSPORT_URL, secret=True,
+               help="SCHEME://[user:pass@]host[:port][,host2...]/[vhost][?opt=value]. "
+                    "The scheme names the driver (memory, rabbit, qpid, zmq); "
+                    "query parameters override same-named options of this cell."),
+    cfg.StrOpt("control_exchange", default="rpccore",
+               help="Namespace (exchange) that this cell's topics live in."),
+    cfg.FloatOpt("rpc_response_timeout", default=60.0, min=0.001,
+                 help="Seconds a call waits for its reply when the caller gives "
+                      "no timeout."),
+    cfg.StrOpt("secret_key", secret=True,
+               help="When set, every envelope of this cell is HMAC-SHA256 signed; "
+                    "unsigned, tampered or replayed envelopes are dropped."),
+    cfg.IntOpt("max_message_size", default=1024 * 1024, min=256,
+               help="Largest encoded envelope, in bytes, sent or accepted."),
+    cfg.FloatOpt("signed_message_ttl", default=300.0, min=1.0,
+                 help="With secret_key: seconds a signed cast stays valid (calls "
+                      "use their own timeout). Older or repeated envelopes are "
+                      "refused as replays."),
+    cfg.IntOpt("server_workers", default=16, min=1,
+               help="Threads per server that run endpoint methods."),
+    cfg.IntOpt("server_queue_size", default=256, min=1,
+               help="Requests a server holds waiting for a worker; when full, "
+                    "the server stops taking more from the transport."),
+]
+
+
+def cell_group(name: str) -> str:
+    """The option group name of cell ``name``."""
+    return f"cell:{name}"
+
+
+def register_core_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(core_opts, group=CORE_GROUP)
+
+
+def register_cell_opts(conf: cfg.ConfigOpts, name: str) -> None:
+    conf.register_opts(cell_opts, group=cell_group(name))
+
+
+def register_plugin_opts(conf: cfg.ConfigOpts, group: str, opts: Iterable[cfg.Opt]) -> None:
+    """Register a plugin's options in a cell group; a second registration of
+    the same option is a no-op (oslo.config compares definitions)."""
+    for opt in opts:
+        try:
+            conf.register_opt(opt, group=group)
+        except cfg.DuplicateOptError:
+            LOG.warning("option %s of group [%s] is defined twice with different "
+                        "definitions; keeping the first", opt.name, group)
+
+
+def _plugin_opts() -> list[cfg.Opt]:
+    from rpccore import plugins  # late: importing plugins is only needed here
+
+    seen = {opt.name for opt in cell_opts}
+    merged: list[cfg.Opt] = []
+    for cls in plugins.installed_plugin_classes():
+        for opt in cls.options():
+            if opt.name not in seen:
+                seen.add(opt.name)
+                merged.append(opt)
+    return merged
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Every option of the core and of every installed plugin.
+
+    The cell options are listed under ``[cell:NAME]``: copy that section once
+    per cell.
+    """
+    return [(CORE_GROUP, list(core_opts)),
+            ("cell:NAME", list(cell_opts) + _plugin_opts())]

@@ -1,0 +1,118 @@
+"""Finding drivers and matchmakers through stevedore entry points."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from stevedore import driver as sv_driver
+from stevedore import extension as sv_extension
+
+from rpccore.errors import ConfigError
+
+LOG = logging.getLogger(__name__)
+
+DRIVER_NAMESPACE = "rpccore.drivers"
+MATCHMAKER_NAMESPACE = "rpccore.matchmakers"
+
+#: Plugins this project ships, with the distribution that provides each.
+KNOWN_DISTRIBUTIONS = {
+    (DRIVER_NAMESPACE, "rabbit"): "rpccore-rabbit",
+    (DRIVER_NAMESPACE, "qpid"): "rpccore-qpid",
+    (DRIVER_NAMESPACE, "zmq"): "rpccore-zmq",
+    (MATCHMAKER_NAMESPACE, "ring"): "rpccore-matchmaker-ring",
+    (MATCHMAKER_NAMESPACE, "redis"): "rpccore-matchmaker-redis",
+    (MATCHMAKER_NAMESPACE, "static"): "rpccore-matchmaker-static",
+}
+
+_cache: dict[tuple[str, str], Any] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One installed plugin, for ``rpccore plugins``."""
+
+    namespace: str
+    name: str
+    target: str
+    distribution: str
+    version: str
+    error: str | None = None
+
+
+def _load(namespace: str, name: str, kind: str) -> Any:
+    key = (namespace, name)
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+    try:
+        manager = sv_driver.DriverManager(namespace, name, invoke_on_load=False)
+    except Exception as exc:  # stevedore raises NoMatches, or the import error
+        dist = KNOWN_DISTRIBUTIONS.get(key)
+        hint = f": install it with 'pip install {dist}'" if dist else ""
+        if "No '" in str(exc) or type(exc).__name__ == "NoMatches":
+            raise ConfigError(f"no {kind} named {name!r} is installed{hint}") from None
+        raise ConfigError(f"the {kind} {name!r} failed to load: {exc}") from exc
+    with _lock:
+        _cache[key] = manager.driver
+    return manager.driver
+
+
+def load_driver(name: str) -> Any:
+    """The :class:`rpccore.Driver` subclass registered as ``name``.
+
+    :raises ConfigError: not installed (naming the distribution to install
+        when it is one of ours) or broken.
+    """
+    return _load(DRIVER_NAMESPACE, name, "driver")
+
+
+def load_matchmaker(name: str) -> Any:
+    """The :class:`rpccore.MatchMaker` subclass registered as ``name``.
+
+    :raises ConfigError: as :func:`load_driver`.
+    """
+    return _load(MATCHMAKER_NAMESPACE, name, "matchmaker")
+
+
+def _describe(namespace: str) -> list[PluginInfo]:
+    found: list[PluginInfo] = []
+    errors: list[PluginInfo] = []
+
+    def failed(_manager: Any, entrypoint: Any, exc: Exception) -> None:
+        errors.append(PluginInfo(namespace, entrypoint.name, entrypoint.value,
+                                 _dist_name(entrypoint), _dist_version(entrypoint), str(exc)))
+
+    manager = sv_extension.ExtensionManager(namespace, invoke_on_load=False,
+                                            on_load_failure_callback=failed)
+    for ext in manager:
+        found.append(PluginInfo(namespace, ext.name, ext.entry_point.value,
+                                _dist_name(ext.entry_point), _dist_version(ext.entry_point)))
+    return sorted(found + errors, key=lambda p: p.name)
+
+
+def _dist_name(entrypoint: Any) -> str:
+    dist = getattr(entrypoint, "dist", None)
+    return str(dist.name) if dist is not None else "?"
+
+
+def _dist_version(entrypoint: Any) -> str:
+    dist = getattr(entrypoint, "dist", None)
+    return str(dist.version) if dist is not None else "?"
+
+
+def list_plugins() -> list[PluginInfo]:
+    """Every installed driver and matchmaker (also ones that fail to import)."""
+    return _describe(DRIVER_NAMESPACE) + _describe(MATCHMAKER_NAMESPACE)
+
+
+def installed_plugin_classes() -> list[Any]:
+    """The classes of every driver and matchmaker that imports cleanly."""
+    classes = []
+    for namespace in (DRIVER_NAMESPACE, MATCHMAKER_NAMESPACE):
+        for ext in sv_extension.ExtensionManager(namespace, invoke_on_load=False):
+            classes.append(ext.plugin)
+    return classes

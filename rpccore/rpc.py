@@ -1,0 +1,276 @@
+"""``RPC``: the public entry point, one object talking to any number of cells."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from oslo_config import cfg
+
+from rpccore import envelope, opts
+from rpccore.cell import Cell
+from rpccore.destination import Destination, as_destination, make_destination
+from rpccore.errors import (InvalidDestination, InvalidMessage, RemoteError, RPCError,
+                            Timeout)
+from rpccore.server import Server
+
+LOG = logging.getLogger(__name__)
+
+Context = Mapping[str, Any] | Any
+
+
+def _context_dict(ctx: Context) -> dict[str, Any]:
+    if ctx is None:
+        return {}
+    if isinstance(ctx, Mapping):
+        return dict(ctx)
+    to_dict = getattr(ctx, "to_dict", None)
+    if callable(to_dict):
+        value = to_dict()
+        if isinstance(value, Mapping):
+            return dict(value)
+    raise InvalidMessage(f"ctx must be a dict or have to_dict(), not {type(ctx).__name__}")
+
+
+def _check_message(message: Any) -> tuple[str, dict[str, Any]]:
+    if not isinstance(message, Mapping):
+        raise InvalidMessage(f"a message is a dict {{'method': ..., 'args': {{...}}}}, "
+                             f"not {type(message).__name__}")
+    method = message.get("method")
+    if not isinstance(method, str) or not method:
+        raise InvalidMessage("message has no 'method' (a non-empty string)")
+    args = message.get("args", {})
+    if not isinstance(args, Mapping):
+        raise InvalidMessage(f"message 'args' must be a dict, not {type(args).__name__}")
+    for key in args:
+        if not isinstance(key, str):
+            raise InvalidMessage(f"message 'args' keys must be strings, not {key!r}")
+    return method, dict(args)
+
+
+def _new_id() -> str:
+    return os.urandom(16).hex()
+
+
+class RPC:
+    """Casts, calls and servers across cells.
+
+    :param conf: an ``oslo_config.cfg.ConfigOpts``; rpccore registers its
+        options in it. ``None``: a fresh one with no files, which gives the
+        single ``default`` cell on the in-process memory driver.
+
+    Nothing connects until a cell is first used. Thread-safe.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts | None = None) -> None:
+        self.conf = conf if conf is not None else cfg.ConfigOpts()
+        opts.register_core_opts(self.conf)
+        self._lock = threading.Lock()
+        self._cells: dict[str, Cell] = {}
+        self._servers: list[Server] = []
+        self._closed = False
+        self._cell_names = self._configured_cells()
+        self.default_cell = self.conf[opts.CORE_GROUP].default_cell
+        if self._cell_names and self.default_cell not in self._cell_names:
+            if self.default_cell == opts.DEFAULT_CELL:
+                self.default_cell = self._cell_names[0]
+        if not self._cell_names:
+            self._cell_names = [self.default_cell]
+
+    def _configured_cells(self) -> list[str]:
+        names = list(self.conf[opts.CORE_GROUP].cells)
+        if not names:
+            try:
+                sections = self.conf.list_all_sections()
+            except Exception:
+                sections = []
+            names = [s[len("cell:"):] for s in sections if s.startswith("cell:")]
+        return [n.strip() for n in names if n.strip()]
+
+    # -- cells -------------------------------------------------------------
+
+    @property
+    def cell_names(self) -> list[str]:
+        with self._lock:
+            return list(self._cell_names)
+
+    def cell(self, name: str | None = None) -> Cell:
+        """The :class:`Cell` called ``name`` (default cell for ``None``).
+
+        :raises InvalidDestination: no such cell.
+        :raises ConfigError: its configuration is malformed.
+        """
+        name = self.default_cell if name is None else name
+        with self._lock:
+            if self._closed:
+                raise RPCError("this RPC object is closed")
+            found = self._cells.get(name)
+            if found is not None:
+                return found
+            if name not in self._cell_names:
+                raise InvalidDestination(
+                    f"unknown cell {name!r}; known cells: {', '.join(self._cell_names)}")
+            found = self._cells[name] = Cell(self.conf, name)
+            return found
+
+    def add_cell(self, name: str, transport_url: str, **options: Any) -> None:
+        """Add a cell at run time; ``options`` set the cell's options.
+
+        :raises ConfigError: malformed URL or option value.
+        :raises ValueError: a cell of that name exists.
+        """
+        with self._lock:
+            if name in self._cell_names:
+                raise ValueError(f"cell {name!r} exists; remove it first")
+        cell = Cell(self.conf, name, dict(options, transport_url=transport_url))
+        with self._lock:
+            self._cells[name] = cell
+            self._cell_names.append(name)
+        LOG.info("added cell %s (%s)", name, cell.url)
+
+    def remove_cell(self, name: str) -> None:
+        """Stop this object's servers in the cell and close its driver.
+
+        :raises InvalidDestination: no such cell.
+        """
+        with self._lock:
+            if name not in self._cell_names:
+                raise InvalidDestination(f"unknown cell {name!r}")
+            self._cell_names.remove(name)
+            cell = self._cells.pop(name, None)
+            servers = [s for s in self._servers if cell is not None and s.cell is cell]
+            self._servers = [s for s in self._servers if s not in servers]
+        for server in servers:
+            server.stop()
+        if cell is not None:
+            cell.close()
+        LOG.info("removed cell %s", name)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Counters of every cell used so far, by cell name."""
+        with self._lock:
+            cells = dict(self._cells)
+        return {name: cell.stats.snapshot() for name, cell in cells.items()}
+
+    # -- messaging ---------------------------------------------------------
+
+    @staticmethod
+    def make_destination(topic: str, host: str | None = None, cell: str | None = None,
+                         fanout: bool = False) -> Destination:
+        """See :func:`rpccore.make_destination`."""
+        return make_destination(topic, host, cell, fanout)
+
+    def _request(self, kind: str, ctx: Context, dest: Destination | str, message: Any,
+                 timeout: float | None) -> tuple[Cell, Destination, str, bytes, float | None]:
+        dest = as_destination(dest)
+        cell = self.cell(dest.cell)
+        method, args = _check_message(message)
+        msg_id = _new_id()
+        if timeout is None and kind == "call":
+            timeout = cell.options.rpc_response_timeout
+        if timeout is None and cell.secret_key is not None:
+            timeout = cell.options.signed_message_ttl
+        if timeout is not None and timeout <= 0:
+            raise InvalidMessage(f"timeout must be positive, not {timeout}")
+        env = {"v": envelope.VERSION, "id": msg_id, "kind": kind, "dest": dest.to_dict(),
+               "method": method, "args": args, "ctx": _context_dict(ctx),
+               "deadline": None if timeout is None else time.time() + timeout}
+        body = envelope.encode(env, max_size=cell.max_message_size, key=cell.secret_key)
+        return cell, dest, msg_id, body, timeout
+
+    def cast(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+             confirm: bool = False) -> None:
+        """Send ``message`` and return without waiting for the server.
+
+        :param confirm: wait until the backend has taken the message (for
+            rabbit: the broker's publisher confirm); an unroutable confirmed
+            cast raises :class:`Undeliverable`.
+        :raises InvalidDestination, InvalidMessage, ConfigError: before sending.
+        :raises TransportError, Undeliverable: from the driver.
+        """
+        cell, dest, _, body, _ = self._request("cast", ctx, dest, message, None)
+        try:
+            cell.driver().send(dest, body, confirm=confirm,
+                               deadline=time.monotonic() + cell.options.rpc_response_timeout)
+        except RPCError:
+            cell.stats.incr("failed")
+            raise
+        cell.stats.incr("sent")
+
+    def call(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+             timeout: float | None = None) -> Any:
+        """Send ``message`` and return the endpoint's return value.
+
+        :param timeout: seconds; default the cell's ``rpc_response_timeout``.
+        :raises Timeout: no reply in time.
+        :raises RemoteError: the endpoint raised, or no such method.
+        :raises Undeliverable: nobody consumes ``dest`` (where the backend can tell).
+        :raises TransportError: the backend is unreachable.
+        :raises InvalidDestination, InvalidMessage, ConfigError: before sending.
+        """
+        if isinstance(dest, Destination) and dest.fanout:
+            raise InvalidDestination("a call cannot go to a fanout destination; cast it")
+        cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message, timeout)
+        assert timeout is not None
+        end = time.monotonic() + timeout
+        pending = cell.pending_calls
+        future = pending.add(msg_id)
+        try:
+            try:
+                cell.driver().send(dest, body, on_reply=pending.on_reply, deadline=end)
+            except RPCError:
+                cell.stats.incr("failed")
+                raise
+            cell.stats.incr("sent")
+            try:
+                reply = future.result(timeout=max(0.0, end - time.monotonic()))
+            except FutureTimeout:
+                cell.stats.incr("timed_out")
+                raise Timeout(f"no reply from {dest} within {timeout:g} s") from None
+        finally:
+            pending.discard(msg_id)
+        fail = reply.get("failure")
+        if fail is not None:
+            cell.stats.incr("remote_errors")
+            raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
+        return reply.get("result")
+
+    def serve(self, dest: Destination | str, endpoints: Iterable[object], *,
+              workers: int | None = None) -> Server:
+        """A :class:`Server` of ``endpoints`` at ``dest`` (not started yet).
+
+        :raises InvalidDestination: fanout destination, unknown cell.
+        """
+        dest = as_destination(dest)
+        if dest.fanout:
+            raise InvalidDestination("serve a topic (and host); fanout is subscribed for you")
+        server = Server(self.cell(dest.cell), dest, endpoints, workers)
+        with self._lock:
+            self._servers.append(server)
+        return server
+
+    def close(self) -> None:
+        """Stop this object's servers and close every cell. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            servers, self._servers = self._servers, []
+            cells, self._cells = list(self._cells.values()), {}
+        for server in servers:
+            server.stop()
+        for server in servers:
+            server.wait(timeout=10)
+        for cell in cells:
+            cell.close()
+
+    def __enter__(self) -> RPC:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

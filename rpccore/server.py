@@ -1,0 +1,189 @@
+"""A server: a subscription, a bounded queue and worker threads that dispatch."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rpccore import envelope
+from rpccore.destination import Destination
+from rpccore.dispatcher import Dispatcher, failure
+from rpccore.errors import InvalidMessage, RPCError
+from rpccore.ratelog import RateLimitedLog
+from rpccore.replay import ReplayGuard
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+    from rpccore.driver import Incoming, Subscription
+
+LOG = logging.getLogger(__name__)
+_RATELOG = RateLimitedLog(LOG)
+_STOP = object()
+
+
+class Server:
+    """Serves ``endpoints`` at a destination. Built by ``RPC.serve``.
+
+    ``start()`` returns once the subscriptions exist. ``stop()`` stops taking
+    new requests; those already received still run and are answered.
+    ``wait()`` returns when they have.
+    """
+
+    def __init__(self, cell: Cell, dest: Destination, endpoints: Iterable[object],
+                 workers: int | None = None) -> None:
+        self.cell = cell
+        self.destination = dest
+        self._dispatcher = Dispatcher(endpoints)
+        self._nworkers = workers or cell.options.server_workers
+        self._queue: queue.Queue[Any] = queue.Queue(cell.options.server_queue_size)
+        self._threads: list[threading.Thread] = []
+        self._subscription: Subscription | None = None
+        self._lock = threading.Lock()
+        self._state = "new"
+        self._replays = ReplayGuard()
+
+    def start(self) -> Server:
+        """Subscribe and start the workers. Returns the server itself.
+
+        :raises TransportError: the backend could not be reached.
+        :raises ConfigError: the cell's driver is not installed.
+        """
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError(f"server is {self._state}; a server starts once")
+            driver = self.cell.driver()
+            for i in range(self._nworkers):
+                thread = threading.Thread(target=self._work, daemon=True,
+                                          name=f"rpccore-{self.destination.topic}-{i}")
+                thread.start()
+                self._threads.append(thread)
+            try:
+                self._subscription = driver.subscribe(self.destination, self._queue.put)
+            except BaseException:
+                self._stop_workers()
+                self._state = "stopped"
+                raise
+            self._state = "running"
+        LOG.info("serving %s in cell %s", self.destination, self.cell.name)
+        return self
+
+    def stop(self) -> None:
+        """Stop consuming; requests already received still complete."""
+        with self._lock:
+            if self._state != "running":
+                self._state = "stopped"
+                return
+            self._state = "stopped"
+            sub, self._subscription = self._subscription, None
+        if sub is not None:
+            try:
+                sub.close()
+            except Exception:
+                LOG.exception("closing the subscription of %s failed", self.destination)
+        self._stop_workers()
+        LOG.info("stopped serving %s in cell %s", self.destination, self.cell.name)
+
+    def _stop_workers(self) -> None:
+        for _ in self._threads:
+            self._queue.put(_STOP)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the workers to finish after :meth:`stop`; True if they did."""
+        end = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if end is None else max(0.0, end - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            incoming = get()
+            if incoming is _STOP:
+                return
+            try:
+                self._handle(incoming)
+            except Exception:  # a bad request never kills a worker
+                LOG.exception("unexpected error handling a message for %s", self.destination)
+                _safe_ack(incoming)
+
+    def _handle(self, incoming: Incoming) -> None:
+        cell = self.cell
+        stats = cell.stats
+        try:
+            env = envelope.decode(incoming.body, max_size=cell.max_message_size,
+                                  key=cell.secret_key)
+        except envelope.BadSignature as exc:
+            stats.incr("dropped_unsigned")
+            _RATELOG.warning("unsigned", "cell %s: dropped a message for %s: %s",
+                             cell.name, self.destination, exc)
+            return _safe_ack(incoming)
+        except envelope.UnsupportedVersion as exc:
+            stats.incr("dropped_malformed")
+            _RATELOG.warning("version", "cell %s: %s", cell.name, exc)
+            return _safe_ack(incoming)
+        except InvalidMessage as exc:
+            stats.incr("dropped_malformed")
+            _RATELOG.warning("malformed", "cell %s: dropped a malformed message for %s: %s",
+                             cell.name, self.destination, exc)
+            return _safe_ack(incoming)
+        kind = env["kind"]
+        if kind == "reply":
+            stats.incr("dropped_malformed")
+            return _safe_ack(incoming)
+        deadline = env.get("deadline")
+        if deadline is not None and time.time() > deadline:
+            stats.incr("dropped_expired")
+            return _safe_ack(incoming)
+        if cell.secret_key is not None:
+            if deadline is None or not self._replays.first_time(env["id"], deadline):
+                stats.incr("dropped_replayed")
+                _RATELOG.warning("replay", "cell %s: refused a replayed message %s",
+                                 cell.name, env["id"])
+                return _safe_ack(incoming)
+        stats.incr("received")
+        result, fail = self._dispatcher.dispatch(env["ctx"], env["method"], env["args"])
+        if kind == "call" and incoming.can_reply:
+            self._reply(incoming, env, result, fail)
+        elif fail is not None and kind == "cast":
+            LOG.warning("cast %s to %s raised %s: %s", env["method"], self.destination,
+                        fail["type"], fail["message"])
+        _safe_ack(incoming)
+
+    def _reply(self, incoming: Incoming, env: dict[str, Any], result: Any,
+               fail: dict[str, str] | None) -> None:
+        cell = self.cell
+        reply: dict[str, Any] = {"v": envelope.VERSION, "id": env["id"] + ".r",
+                                 "kind": "reply", "re": env["id"],
+                                 "deadline": env.get("deadline")}
+        if fail is None:
+            reply["result"] = result
+        else:
+            reply["failure"] = fail
+        try:
+            body = envelope.encode(reply, max_size=cell.max_message_size, key=cell.secret_key)
+        except InvalidMessage as exc:
+            reply.pop("result", None)
+            reply["failure"] = failure("rpccore.InvalidResult",
+                                       f"{env['method']}() returned a value that cannot be sent: {exc}")
+            body = envelope.encode(reply, max_size=cell.max_message_size, key=cell.secret_key)
+        try:
+            incoming.reply(body)
+            cell.stats.incr("replied")
+        except RPCError as exc:
+            _RATELOG.warning("reply", "cell %s: could not reply to %s: %s",
+                             cell.name, env["method"], exc)
+
+
+def _safe_ack(incoming: Incoming) -> None:
+    try:
+        incoming.ack()
+    except Exception as exc:
+        _RATELOG.warning("ack", "acknowledging a message failed: %s", exc)
