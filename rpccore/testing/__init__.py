@@ -1,0 +1,47 @@
+"""Test helpers that applications and plugin authors use.
+
+- :func:`memory_rpc`: an ``RPC`` on a private in-memory cell, in one line.
+- ``DriverConformance`` and ``MatchMakerConformance`` (import them from
+  ``rpccore.testing``; they need pytest): behaviours written once that every
+  driver and every matchmaker must show. Subclass them in your own tests.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from oslo_config import cfg
+
+from rpccore.rpc import RPC
+
+
+def memory_rpc(namespace: str | None = None, **cell_options: Any) -> RPC:
+    """An ``RPC`` whose default cell is a private in-memory exchange.
+
+    Two calls with the same ``namespace`` share one exchange, so a test can
+    build a client and a server separately::
+
+        with memory_rpc() as rpc:
+            server = rpc.serve("compute", [Manager()]).start()
+            assert rpc.call({}, "compute", {"method": "ping", "args": {}}) == "pong"
+    """
+    name = namespace or "test-" + os.urandom(6).hex()
+    rpc = RPC(cfg.ConfigOpts())
+    rpc.remove_cell(rpc.default_cell)
+    rpc.add_cell(rpc.default_cell, f"memory:///{name}", **cell_options)
+    return rpc
+
+
+def __getattr__(name: str) -> Any:
+    # The suites import pytest: load them only when asked for.
+    if name in ("DriverConformance", "BrokerDriverConformance"):
+        from rpccore.testing import driver_conformance
+        return getattr(driver_conformance, name)
+    if name == "MatchMakerConformance":
+        from rpccore.testing.matchmaker_conformance import MatchMakerConformance
+        return MatchMakerConformance
+    raise AttributeError(name)
+
+
+__all__ = ["memory_rpc", "DriverConformance", "BrokerDriverConformance", "MatchMakerConformance"]
