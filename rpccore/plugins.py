@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from importlib import metadata
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ def _load(namespace: str, name: str, kind: str) -> Any:
         if key in _cache:
             return _cache[key]
     try:
-        manager = sv_driver.DriverManager(namespace, name, invoke_on_load=False)
+        manager: Any = sv_driver.DriverManager(namespace, name, invoke_on_load=False)
     except Exception as exc:  # stevedore raises NoMatches, or the import error
         dist = KNOWN_DISTRIBUTIONS.get(key)
         hint = f": install it with 'pip install {dist}'" if dist else ""
@@ -82,25 +83,36 @@ def _describe(namespace: str) -> list[PluginInfo]:
     found: list[PluginInfo] = []
     errors: list[PluginInfo] = []
 
-    def failed(_manager: Any, entrypoint: Any, exc: Exception) -> None:
+    def failed(_manager: Any, entrypoint: Any, exc: BaseException) -> None:
         errors.append(PluginInfo(namespace, entrypoint.name, entrypoint.value,
                                  _dist_name(entrypoint), _dist_version(entrypoint), str(exc)))
 
-    manager = sv_extension.ExtensionManager(namespace, invoke_on_load=False,
-                                            on_load_failure_callback=failed)
+    manager: Any = sv_extension.ExtensionManager(
+        namespace, invoke_on_load=False, on_load_failure_callback=failed)
     for ext in manager:
         found.append(PluginInfo(namespace, ext.name, ext.entry_point.value,
                                 _dist_name(ext.entry_point), _dist_version(ext.entry_point)))
     return sorted(found + errors, key=lambda p: p.name)
 
 
-def _dist_name(entrypoint: Any) -> str:
+def _distribution(entrypoint: Any) -> Any:
+    # stevedore caches entry points without their distribution: ask importlib.
     dist = getattr(entrypoint, "dist", None)
+    if dist is not None:
+        return dist
+    for candidate in metadata.entry_points(group=entrypoint.group, name=entrypoint.name):
+        if candidate.value == entrypoint.value:
+            return candidate.dist
+    return None
+
+
+def _dist_name(entrypoint: Any) -> str:
+    dist = _distribution(entrypoint)
     return str(dist.name) if dist is not None else "?"
 
 
 def _dist_version(entrypoint: Any) -> str:
-    dist = getattr(entrypoint, "dist", None)
+    dist = _distribution(entrypoint)
     return str(dist.version) if dist is not None else "?"
 
 
@@ -113,6 +125,7 @@ def installed_plugin_classes() -> list[Any]:
     """The classes of every driver and matchmaker that imports cleanly."""
     classes = []
     for namespace in (DRIVER_NAMESPACE, MATCHMAKER_NAMESPACE):
-        for ext in sv_extension.ExtensionManager(namespace, invoke_on_load=False):
+        manager: Any = sv_extension.ExtensionManager(namespace, invoke_on_load=False)
+        for ext in manager:
             classes.append(ext.plugin)
     return classes

@@ -171,8 +171,9 @@ class Server:
             body = envelope.encode(reply, max_size=cell.max_message_size, key=cell.secret_key)
         except InvalidMessage as exc:
             reply.pop("result", None)
-            reply["failure"] = failure("rpccore.InvalidResult",
-                                       f"{env['method']}() returned a value that cannot be sent: {exc}")
+            reply["failure"] = failure(
+                "rpccore.InvalidResult",
+                f"{env['method']}() returned a value that cannot be sent: {exc}")
             body = envelope.encode(reply, max_size=cell.max_message_size, key=cell.secret_key)
         try:
             incoming.reply(body)

@@ -80,7 +80,8 @@ def _parse_host(text: str, url_for_errors: str) -> TransportHost:
     if port_text:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ConfigError(
-                f"transport_url {url_for_errors}: port {port_text!r} is not a number from 1 to 65535")
+                f"transport_url {url_for_errors}: port {port_text!r} is not a number "
+                "from 1 to 65535")
         port = int(port_text)
     if not hostname:
         raise ConfigError(f"transport_url {url_for_errors}: a host is empty")

@@ -197,7 +197,7 @@ class DriverConformance:
         if self.detects_undeliverable:
             with pytest.raises(Undeliverable):
                 client.call({}, topic, {"method": "echo", "args": {"value": 1}}, timeout=10)
-            assert time.monotonic() - start < 5, "Undeliverable must come at once, not at the timeout"
+            assert time.monotonic() - start < 5, "Undeliverable must come at once"
         else:
             with pytest.raises((Timeout, TransportError)):
                 client.call({}, topic, {"method": "echo", "args": {"value": 1}}, timeout=1)

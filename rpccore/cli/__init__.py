@@ -1,0 +1,1 @@
+"""The ``rpccore`` command line."""

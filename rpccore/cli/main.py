@@ -1,0 +1,134 @@
+"""``rpccore``: plugins, check, call, cast and demo from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from oslo_config import cfg
+
+from rpccore import plugins
+from rpccore.errors import RPCError
+from rpccore.rpc import RPC
+
+
+def load_conf(config_files: Sequence[str] | None) -> cfg.ConfigOpts:
+    """An oslo.config object reading ``config_files`` (none: defaults only)."""
+    conf = cfg.ConfigOpts()
+    args: list[str] = []
+    for path in config_files or ():
+        args += ["--config-file", path]
+    try:
+        conf(args=args, project="rpccore", default_config_files=[])
+    except cfg.Error as exc:
+        raise SystemExit(f"rpccore: configuration error: {exc}") from None
+    return conf
+
+
+def _cmd_plugins(_args: argparse.Namespace) -> int:
+    found = plugins.list_plugins()
+    rows = [("KIND", "NAME", "DISTRIBUTION", "VERSION", "TARGET")]
+    for p in found:
+        kind = "driver" if p.namespace == plugins.DRIVER_NAMESPACE else "matchmaker"
+        target = p.target if p.error is None else f"BROKEN: {p.error}"
+        rows.append((kind, p.name, p.distribution, p.version, target))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        cells = [text.ljust(width) for text, width in zip(row[:4], widths, strict=True)]
+        print("  ".join(cells) + "  " + row[4])
+    missing = sorted({dist for (ns, name), dist in plugins.KNOWN_DISTRIBUTIONS.items()
+                      if not any(p.namespace == ns and p.name == name for p in found)})
+    if missing:
+        print("\nnot installed: " + ", ".join(missing) + " (pip install NAME)")
+    return 0
+
+
+def _send(args: argparse.Namespace, kind: str) -> int:
+    try:
+        call_args = json.loads(args.args) if args.args else {}
+    except ValueError as exc:
+        print(f"rpccore: ARGS is not JSON: {exc}", file=sys.stderr)
+        return 2
+    try:
+        ctx = json.loads(args.context) if args.context else {}
+    except ValueError as exc:
+        print(f"rpccore: --context is not JSON: {exc}", file=sys.stderr)
+        return 2
+    with RPC(load_conf(args.config_file)) as rpc:
+        try:
+            dest = rpc.make_destination(args.topic, host=args.host, cell=args.cell,
+                                        fanout=getattr(args, "fanout", False))
+            message = {"method": args.method, "args": call_args}
+            if kind == "call":
+                result: Any = rpc.call(ctx, dest, message, timeout=args.timeout)
+                print(json.dumps(result, indent=2, ensure_ascii=False))
+            else:
+                rpc.cast(ctx, dest, message, confirm=args.confirm)
+                print(f"cast {args.method} to {dest}")
+        except RPCError as exc:
+            print(f"rpccore: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def _add_send_args(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("topic")
+    sub.add_argument("method")
+    sub.add_argument("args", nargs="?", help="JSON object of arguments (default {})")
+    sub.add_argument("--host")
+    sub.add_argument("--cell")
+    sub.add_argument("--context", help="JSON object sent as the request context")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rpccore", description=__doc__)
+    parser.add_argument("--config-file", action="append", metavar="FILE",
+                        help="oslo.config file with [rpccore] and [cell:NAME] sections "
+                             "(repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    subs = parser.add_subparsers(dest="command", required=True)
+
+    subs.add_parser("plugins", help="list installed drivers and matchmakers")
+
+    check = subs.add_parser("check", help="load, connect and test every cell")
+    check.add_argument("--cell", action="append", help="only this cell (repeatable)")
+    check.add_argument("--timeout", type=float, default=5.0)
+    check.add_argument("--stats", action="store_true", help="also print per-cell counters")
+
+    call = subs.add_parser("call", help="call TOPIC METHOD with JSON ARGS, print the result")
+    _add_send_args(call)
+    call.add_argument("--timeout", type=float, default=None)
+
+    cast = subs.add_parser("cast", help="cast TOPIC METHOD with JSON ARGS")
+    _add_send_args(cast)
+    cast.add_argument("--fanout", action="store_true")
+    cast.add_argument("--confirm", action="store_true",
+                      help="wait until the backend has taken the message")
+
+    demo = subs.add_parser("demo", help="servers and a client on every brokerless driver")
+    demo.add_argument("--driver", action="append",
+                      help="only this driver (memory, zmq); default: all installed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "plugins":
+        return _cmd_plugins(args)
+    if args.command == "check":
+        from rpccore.cli.check import run_check
+        return run_check(load_conf(args.config_file), args.cell, args.timeout, args.stats)
+    if args.command in ("call", "cast"):
+        return _send(args, args.command)
+    from rpccore.cli.demo import run_demo
+    return run_demo(args.driver)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

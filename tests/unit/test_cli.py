@@ -1,0 +1,74 @@
+"""The rpccore command line, in-process on the memory driver."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rpccore.cli.main import main
+from rpccore.testing import memory_rpc
+
+
+class Echo:
+    def echo(self, ctx: dict[str, Any], value: Any) -> Any:
+        return {"value": value, "ctx": ctx}
+
+
+def write_conf(tmp_path: Path, url: str) -> str:
+    path = tmp_path / "cli.conf"
+    path.write_text(f"[rpccore]\ncells = main\n\n[cell:main]\ntransport_url = {url}\n")
+    return str(path)
+
+
+def test_plugins_lists_memory_with_its_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "memory" in out and "rpccore " in out
+
+
+def test_call_and_cast_from_the_shell(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    conf = write_conf(tmp_path, "memory:///cli-test")
+    with memory_rpc("cli-test") as server_rpc:
+        server_rpc.serve("svc", [Echo()]).start()
+        assert main(["--config-file", conf, "call", "svc", "echo", '{"value": 7}',
+                     "--context", '{"user": "op"}']) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out == {"value": 7, "ctx": {"user": "op"}}
+        assert main(["--config-file", conf, "cast", "svc", "echo", '{"value": 8}']) == 0
+        assert main(["--config-file", conf, "call", "svc", "echo", "not json"]) == 2
+        assert main(["--config-file", conf, "call", "nobody", "echo", "{}"]) == 1
+        assert "Undeliverable" in capsys.readouterr().err
+
+
+def test_check_reports_ok_and_failures(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    conf = write_conf(tmp_path, "memory:///check-test")
+    assert main(["--config-file", conf, "check", "--stats"]) == 0
+    out = capsys.readouterr().out
+    assert "round trip call: OK" in out and "1 of 1 cells OK" in out
+    assert "stats of cell main" in out
+    bad = write_conf(tmp_path, "rabbitx://u:hunter2@h/")
+    assert main(["--config-file", bad, "check"]) == 1
+    out = capsys.readouterr().out
+    assert "no driver named 'rabbitx'" in out and "hunter2" not in out
+
+
+def test_demo_runs_on_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--driver", "memory"]) == 0
+    out = capsys.readouterr().out
+    assert "call add(1, 2) -> 3" in out
+    assert "fanout refresh reached every server" in out
+    assert "remote error, as expected: ValueError" in out
+
+
+def test_sample_config_generator_covers_core_options() -> None:
+    out = subprocess.run([sys.executable, "-m", "oslo_config.generator", "--namespace",
+                          "rpccore"], capture_output=True, text=True, check=True).stdout
+    assert "[cell:NAME]" in out and "#transport_url = memory://" in out
+    assert "#default_cell = default" in out

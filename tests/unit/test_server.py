@@ -1,0 +1,160 @@
+"""Server behaviour on the memory driver: hostile input, deadlines, replays, limits."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import rpccore
+from rpccore import envelope
+from rpccore.testing import memory_rpc
+
+
+class Endpoint:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+
+    def echo(self, ctx: dict[str, Any], value: Any) -> Any:
+        self.calls += 1
+        return value
+
+    def block(self, ctx: dict[str, Any]) -> str:
+        self.release.wait(10)
+        return "released"
+
+    def unsendable(self, ctx: dict[str, Any]) -> Any:
+        return {1, 2}
+
+
+def raw_send(rpc: rpccore.RPC, topic: str, body: bytes, reply: Any = None) -> None:
+    rpc.cell().driver().send(rpc.make_destination(topic), body, on_reply=reply)
+
+
+def test_garbage_never_kills_a_server() -> None:
+    with memory_rpc() as rpc:
+        endpoint = Endpoint()
+        server = rpc.serve("svc", [endpoint]).start()
+        for body in (b"", b"\x00\xff", b"[]", b'{"v":1}', b"{" * 50000,
+                     json.dumps({"v": 99, "id": "x", "kind": "call"}).encode(),
+                     json.dumps({"v": 1, "id": "r", "kind": "reply", "re": "z"}).encode()):
+            raw_send(rpc, "svc", body)
+        assert rpc.call({}, "svc", {"method": "echo", "args": {"value": 1}}, timeout=5) == 1
+        assert server.cell.stats.get("dropped_malformed") == 7
+
+
+def test_expired_requests_are_skipped() -> None:
+    with memory_rpc() as rpc:
+        endpoint = Endpoint()
+        rpc.serve("svc", [endpoint]).start()
+        env = {"v": 1, "id": "old", "kind": "cast", "method": "echo", "args": {"value": 1},
+               "ctx": {}, "deadline": time.time() - 1}
+        raw_send(rpc, "svc", envelope.encode(env, max_size=10**6))
+        rpc.call({}, "svc", {"method": "echo", "args": {"value": 2}}, timeout=5)
+        assert endpoint.calls == 1
+        assert rpc.stats()["default"]["dropped_expired"] == 1
+
+
+def test_signed_replays_are_refused() -> None:
+    with memory_rpc(secret_key="k") as rpc:
+        endpoint = Endpoint()
+        rpc.serve("svc", [endpoint]).start()
+        captured: list[bytes] = []
+        driver = rpc.cell().driver()
+        original = driver.send
+
+        def spy(dest: Any, body: bytes, **kw: Any) -> None:
+            captured.append(body)
+            original(dest, body, **kw)
+
+        driver.send = spy  # type: ignore[method-assign]
+        rpc.cast({}, "svc", {"method": "echo", "args": {"value": 1}})
+        driver.send = original  # type: ignore[method-assign]
+        raw_send(rpc, "svc", captured[0])
+        rpc.call({}, "svc", {"method": "echo", "args": {"value": 2}}, timeout=5)
+        assert endpoint.calls == 2
+        assert rpc.stats()["default"]["dropped_replayed"] == 1
+
+
+def test_unsendable_result_becomes_remote_error() -> None:
+    with memory_rpc() as rpc:
+        rpc.serve("svc", [Endpoint()]).start()
+        with pytest.raises(rpccore.RemoteError) as info:
+            rpc.call({}, "svc", {"method": "unsendable", "args": {}}, timeout=5)
+        assert info.value.exc_type == "rpccore.InvalidResult"
+
+
+def test_late_replies_and_no_leaked_futures() -> None:
+    with memory_rpc() as rpc:
+        endpoint = Endpoint()
+        rpc.serve("svc", [endpoint]).start()
+        with pytest.raises(rpccore.Timeout):
+            rpc.call({}, "svc", {"method": "block", "args": {}}, timeout=0.2)
+        assert len(rpc.cell().pending_calls) == 0
+        endpoint.release.set()
+        rpc.call({}, "svc", {"method": "echo", "args": {"value": 1}}, timeout=5)
+        assert rpc.stats()["default"]["late_replies"] == 1
+
+
+def test_server_queue_is_bounded() -> None:
+    with memory_rpc(server_workers=1, server_queue_size=2) as rpc:
+        endpoint = Endpoint()
+        server = rpc.serve("svc", [endpoint]).start()
+        for _ in range(3):  # one running, two queued
+            rpc.cast({}, "svc", {"method": "block", "args": {}})
+        blocked = threading.Thread(
+            target=rpc.cast, args=({}, "svc", {"method": "echo", "args": {"value": 0}}))
+        blocked.start()
+        blocked.join(0.3)
+        assert blocked.is_alive(), "a full server must push back, not grow its queue"
+        endpoint.release.set()
+        blocked.join(5)
+        assert not blocked.is_alive()
+        server.stop()
+        assert server.wait(5)
+
+
+def test_casts_nobody_consumes_are_counted() -> None:
+    with memory_rpc() as rpc:
+        rpc.cast({}, "nobody", {"method": "m", "args": {}})
+        assert rpc.stats()["default"]["returned"] == 1
+        with pytest.raises(rpccore.Undeliverable):
+            rpc.cast({}, "nobody", {"method": "m", "args": {}}, confirm=True)
+
+
+def test_close_fails_waiting_calls_at_once() -> None:
+    server_rpc = memory_rpc("close-test")
+    client = memory_rpc("close-test")
+    endpoint = Endpoint()
+    server_rpc.serve("svc", [endpoint]).start()
+    errors: list[BaseException] = []
+
+    def waiting_call() -> None:
+        try:
+            client.call({}, "svc", {"method": "block", "args": {}}, timeout=30)
+        except rpccore.RPCError as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=waiting_call)
+    caller.start()
+    assert _wait(lambda: len(client.cell().pending_calls) == 1)
+    start = time.monotonic()
+    client.close()
+    caller.join(5)
+    assert time.monotonic() - start < 1
+    assert len(errors) == 1 and isinstance(errors[0], rpccore.TransportError)
+    endpoint.release.set()
+    server_rpc.close()
+
+
+def _wait(predicate: Any, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
