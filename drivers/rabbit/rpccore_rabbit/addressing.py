@@ -1,0 +1,121 @@
+"""Queue names and routing keys for destinations: an injective encoding.
+
+Topics and hosts are opaque strings: any character may appear in them
+(periods, ``#``, ``*``, ``/``, spaces, non-ASCII). Every name built here is
+made of *parts* separated by ``.``; each part is percent-encoded so that it
+contains only ``[A-Za-z0-9_-]`` and ``%XX`` escapes, never a ``.``. Splitting a
+name on ``.`` therefore gives back the parts, and a leading kind letter tells
+the kinds apart, so two different destinations never get the same name.
+
+AMQP names (queue names, routing keys, exchange names) are at most 255 bytes.
+A name that would be longer is replaced by ``x.<kind>.<sha256 of the full
+name>``: the ``x`` kind never starts an unhashed name, and SHA-256 collisions
+are not a practical concern.
+
+Layout, under the cell's ``control_exchange`` (a direct exchange):
+
+=================  ===========================  ===============================
+what               routing key                  queue
+=================  ===========================  ===============================
+work (shared)      ``t.<topic>``                ``rpccore.<exchange>.t.<topic>``
+direct (host)      ``h.<topic>.<host>``         ``rpccore.<exchange>.h.<topic>.<host>``
+fanout             ``f.<topic>``                ``rpccore.<exchange>.f.<topic>.<uuid>`` (one per server)
+reply              (default exchange)           ``rpccore.reply.<uuid>`` (one per driver)
+=================  ===========================  ===============================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from rpccore.destination import Destination
+
+#: Longest AMQP short string (queue names, routing keys, exchange names).
+MAX_NAME_BYTES = 255
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_ESCAPES = [f"%{b:02X}" for b in range(256)]
+_PLAIN = [chr(b) for b in range(256)]
+
+
+def encode_part(text: str) -> str:
+    """Percent-encode ``text`` (as UTF-8) keeping only ``[A-Za-z0-9_-]``.
+
+    Injective, and the result never contains ``.``. Lone surrogates are
+    encoded with ``surrogatepass`` so that every ``str`` is accepted.
+    """
+    data = text.encode("utf-8", "surrogatepass")
+    return "".join(_PLAIN[b] if b in _SAFE else _ESCAPES[b] for b in data)
+
+
+def decode_part(part: str) -> str:
+    """The inverse of :func:`encode_part` (for tests and debugging)."""
+    out = bytearray()
+    i = 0
+    while i < len(part):
+        if part[i] == "%":
+            out.append(int(part[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(ord(part[i]))
+            i += 1
+    return out.decode("utf-8", "surrogatepass")
+
+
+def bounded(name: str, kind: str) -> str:
+    """``name`` if it fits in an AMQP short string, else a hashed stand-in."""
+    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
+        return name
+    return f"x.{kind}.{hashlib.sha256(name.encode('utf-8')).hexdigest()}"
+
+
+def routing_key(dest: Destination) -> str:
+    """The routing key a message for ``dest`` is published with."""
+    if dest.fanout:
+        return fanout_key(dest.topic)
+    if dest.host is not None:
+        return direct_key(dest.topic, dest.host)
+    return work_key(dest.topic)
+
+
+def work_key(topic: str) -> str:
+    """Routing key of the queue all servers of ``topic`` share."""
+    return bounded("t." + encode_part(topic), "t")
+
+
+def direct_key(topic: str, host: str) -> str:
+    """Routing key of the server of ``topic`` on ``host``."""
+    return bounded("h." + encode_part(topic) + "." + encode_part(host), "h")
+
+
+def fanout_key(topic: str) -> str:
+    """Routing key every server of ``topic`` binds its fanout queue with."""
+    return bounded("f." + encode_part(topic), "f")
+
+
+def exchange_name(control_exchange: str) -> str:
+    """The AMQP exchange of a cell: its ``control_exchange``, verbatim when it
+    is safe and short, else encoded (``amq.`` names are reserved by brokers)."""
+    if (control_exchange and not control_exchange.startswith("amq.")
+            and all(c.isascii() and (c.isalnum() or c in "_-.:") for c in control_exchange)
+            and len(control_exchange) <= MAX_NAME_BYTES):
+        return control_exchange
+    return bounded("rpccore-x." + encode_part(control_exchange), "e")
+
+
+def queue_name(control_exchange: str, key: str) -> str:
+    """The queue bound with routing ``key`` (work or direct) under a cell's
+    exchange. Queues live in the vhost, so the exchange is part of the name."""
+    return bounded(f"rpccore.{encode_part(control_exchange)}.{key}", "q")
+
+
+def fanout_queue_name(control_exchange: str, topic: str) -> str:
+    """A fresh, unique queue name for one server's fanout consumer."""
+    return bounded(f"rpccore.{encode_part(control_exchange)}.f.{encode_part(topic)}."
+                   f"{uuid.uuid4().hex}", "q")
+
+
+def reply_queue_name() -> str:
+    """A fresh, unique reply queue name for one driver instance."""
+    return f"rpccore.reply.{uuid.uuid4().hex}"

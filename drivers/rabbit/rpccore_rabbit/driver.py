@@ -1,0 +1,150 @@
+"""``RabbitDriver``: rpccore over RabbitMQ (AMQP 0-9-1, kombu/py-amqp).
+
+``transport_url = rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost``
+
+One driver instance (one cell of one ``RPC`` object) owns one connection and
+the I/O thread that uses it (:mod:`rpccore_rabbit.connection`). Names of
+exchanges, queues and routing keys come from :mod:`rpccore_rabbit.addressing`;
+consumers and replies from :mod:`rpccore_rabbit.consumer`.
+
+Delivery (see the README): calls and confirmed casts wait for the broker's
+publisher confirm and raise :class:`~rpccore.Undeliverable` when the broker
+returns them unroutable. Plain casts return as soon as they are queued for
+the I/O thread; their confirms are tracked in the background.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from oslo_config import cfg
+
+from rpccore.destination import Destination
+from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
+from rpccore.errors import TransportError
+from rpccore_rabbit import addressing
+from rpccore_rabbit.connection import Link, Publish, Waiter
+from rpccore_rabbit.consumer import (QueueSpec, RabbitSubscription, ReplyQueue,
+                                     SubscriptionRegistry, declare_exchange)
+from rpccore_rabbit.options import connection_params, rabbit_opts
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+
+LOG = logging.getLogger(__name__)
+
+#: How long ``subscribe`` waits for the broker when no call deadline applies.
+SUBSCRIBE_TIMEOUT = 30.0
+
+
+class RabbitDriver(Driver):
+    """The ``rabbit`` driver; see the module docstring and the README."""
+
+    detects_undeliverable = True
+
+    def __init__(self, cell: Cell) -> None:
+        super().__init__(cell)
+        self.params = connection_params(cell)
+        control_exchange: str = cell.options.control_exchange
+        self._control_exchange = control_exchange
+        self.exchange = addressing.exchange_name(control_exchange)
+        self.link = Link(self.params, cell.stats, f"{cell.name}/{os.urandom(3).hex()}")
+        durable = self.params.durable
+        self.link.hooks.append(lambda link: declare_exchange(link, self.exchange, durable))
+        self._subscriptions = SubscriptionRegistry(self.link, self.exchange)
+        self._replies = ReplyQueue(self.link)
+        self._timeout: float = cell.options.rpc_response_timeout
+        self._delivery_mode = 2 if durable else 1
+        self._closed = False
+
+    @classmethod
+    def options(cls) -> list[cfg.Opt]:
+        return list(rabbit_opts)
+
+    def connect(self, timeout: float) -> None:
+        """Connect now; raises :class:`TransportError` naming the host and
+        the reason (never the password) when that fails in ``timeout`` s."""
+        self._check_open()
+        self.link.wait_ready(time.monotonic() + timeout)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportError(f"cell {self.cell.name}: the rabbit driver is closed")
+
+    def send(self, dest: Destination, body: bytes, *,
+             on_reply: ReplyHandler | None = None,
+             confirm: bool = False,
+             deadline: float | None = None) -> None:
+        """Publish ``body`` to ``dest``; see :meth:`rpccore.Driver.send`.
+
+        Calls (``on_reply``) and ``confirm`` casts wait for the broker's
+        confirm: :class:`~rpccore.Undeliverable` if nobody's queue is bound to
+        the destination. Everything waits for the connection, at most until
+        ``deadline``, then raises :class:`TransportError`.
+        """
+        self._check_open()
+        if deadline is None:
+            deadline = time.monotonic() + self._timeout
+        link = self.link
+        if not link.ready.is_set():
+            link.wait_ready(deadline)
+        properties: dict[str, Any] = {"delivery_mode": self._delivery_mode}
+        waiter: Waiter | None = None
+        if on_reply is not None:
+            self._replies.ensure(on_reply)
+            properties["reply_to"] = self._replies.name
+            # Requests that outlive their caller need not wait in a queue.
+            properties["expiration"] = str(max(1, int((deadline - time.monotonic()) * 1000)))
+            waiter = Waiter()
+        elif confirm:
+            waiter = Waiter()
+        item = Publish(self.exchange, addressing.routing_key(dest), body, properties, True,
+                       waiter, deadline, str(dest), False)
+        link.publish(item, gate=True)
+        if waiter is not None:
+            waiter.wait(deadline, f"sending to {dest}")
+
+    def subscribe(self, dest: Destination,
+                  on_message: Callable[[Incoming], None]) -> Subscription:
+        """Consume the topic's work queue, the (topic, host) queue and a
+        fanout queue of this server's own; returns once the broker consumes.
+
+        :raises TransportError: not connected within ``SUBSCRIBE_TIMEOUT``,
+            or the broker refused a declaration (e.g. durability mismatch).
+        """
+        self._check_open()
+        durable = self.params.durable
+        cx = self._control_exchange
+        work = addressing.work_key(dest.topic)
+        queues = [QueueSpec(addressing.queue_name(cx, work), work, durable, not durable)]
+        if dest.host is not None:
+            direct = addressing.direct_key(dest.topic, dest.host)
+            queues.append(QueueSpec(addressing.queue_name(cx, direct), direct, durable,
+                                    not durable))
+        queues.append(QueueSpec(addressing.fanout_queue_name(cx, dest.topic),
+                                addressing.fanout_key(dest.topic), False, True,
+                                {"x-expires": 60_000}))
+        sub = RabbitSubscription(self._subscriptions, dest, on_message, queues)
+        self._subscriptions.add(sub)
+        self._subscriptions.activate(sub)
+        self.link.start()
+        if not sub.active.wait(SUBSCRIBE_TIMEOUT):
+            sub.close()
+            raise TransportError(f"cell {self.cell.name}: could not consume {dest} within "
+                                 f"{SUBSCRIBE_TIMEOUT:g} s: {self.link.last_error}")
+        if sub.error is not None:
+            sub.close()
+            raise TransportError(f"cell {self.cell.name}: the broker refused to let us "
+                                 f"consume {dest}: {sub.error}")
+        return sub
+
+    def close(self) -> None:
+        """Close the connection and stop the I/O thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.link.close()

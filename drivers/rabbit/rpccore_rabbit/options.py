@@ -1,0 +1,118 @@
+"""Options of the rabbit driver, and the connection parameters built from
+them and the cell's transport URL.
+
+Every option lives in the cell's group (``[cell:NAME]``); a query parameter
+of the transport URL with the same name overrides it
+(``rabbit://h1,h2/?ssl=true&heartbeat_interval=5``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import Any
+
+from oslo_config import cfg
+
+from rpccore.errors import ConfigError
+from rpccore.transport_url import TransportHost
+
+rabbit_opts: list[cfg.Opt] = [
+    cfg.BoolOpt("ssl", default=False,
+                help="Connect to RabbitMQ over TLS (default port 5671)."),
+    cfg.StrOpt("ssl_ca_file", default="",
+               help="CA bundle that the broker's certificate must chain to "
+                    "(empty: the system's default CAs)."),
+    cfg.StrOpt("ssl_cert_file", default="",
+               help="Client certificate file (PEM), for brokers that want one."),
+    cfg.StrOpt("ssl_key_file", default="",
+               help="Private key of ssl_cert_file (PEM)."),
+    cfg.BoolOpt("ssl_verify_hostname", default=True,
+                help="Check that the broker's certificate names the host connected to."),
+    cfg.IntOpt("heartbeat_interval", default=10, min=0,
+               help="AMQP heartbeat in seconds asked of the broker; a broker silent for "
+                    "about twice this long is taken as dead and the driver reconnects. "
+                    "0 disables heartbeats."),
+    cfg.FloatOpt("connect_timeout", default=3.0, min=0.1,
+                 help="Seconds one connection attempt (TCP, TLS and AMQP handshake) may take."),
+    cfg.FloatOpt("reconnect_interval", default=0.1, min=0.0,
+                 help="Seconds to wait before the second connection attempt after a "
+                      "failure (the first is immediate)."),
+    cfg.FloatOpt("reconnect_backoff", default=2.0, min=1.0,
+                 help="Factor the wait between connection attempts grows by."),
+    cfg.FloatOpt("reconnect_interval_max", default=1.0, min=0.0,
+                 help="Longest wait between connection attempts, in seconds. Keep it "
+                      "short: servers resume consuming at most this long after the "
+                      "broker is back."),
+    cfg.BoolOpt("amqp_durable_queues", default=False,
+                help="Declare the control exchange and the work and direct queues "
+                     "durable and publish persistent messages, so that queued casts "
+                     "survive a broker restart. Every process of a cell must agree."),
+    cfg.IntOpt("rabbit_prefetch_count", default=0, min=0,
+               help="Unacknowledged messages the broker may hand each consumer of a "
+                    "server; 0: a quarter of server_queue_size."),
+    cfg.IntOpt("rabbit_max_unconfirmed", default=20000, min=1,
+               help="Messages published but not yet confirmed by the broker, per "
+                    "driver; senders wait when there are this many."),
+]
+
+
+@dataclass(frozen=True)
+class ConnectionParams:
+    """What the connection needs, resolved from options and URL."""
+
+    hosts: tuple[TransportHost, ...]
+    virtual_host: str
+    ssl_options: dict[str, Any] | None
+    heartbeat: int
+    connect_timeout: float
+    reconnect_interval: float
+    reconnect_backoff: float
+    reconnect_interval_max: float
+    durable: bool
+    prefetch_count: int
+    max_unconfirmed: int
+    url_for_logs: str = field(default="")
+
+    def port_of(self, host: TransportHost) -> int:
+        return host.port or (5671 if self.ssl_options is not None else 5672)
+
+
+def _ssl_options(options: Any) -> dict[str, Any] | None:
+    if not options.ssl:
+        return None
+    sslopts: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED}
+    if options.ssl_ca_file:
+        sslopts["ca_certs"] = options.ssl_ca_file
+    if options.ssl_cert_file:
+        sslopts["certfile"] = options.ssl_cert_file
+        if options.ssl_key_file:
+            sslopts["keyfile"] = options.ssl_key_file
+    elif options.ssl_key_file:
+        raise ConfigError("ssl_key_file is set but ssl_cert_file is not")
+    return sslopts
+
+
+def connection_params(cell: Any) -> ConnectionParams:
+    """Resolve a cell's options and URL.
+
+    :raises ConfigError: inconsistent TLS options.
+    """
+    options = cell.options
+    url = cell.url
+    hosts = url.hosts or (TransportHost("localhost"),)
+    prefetch = options.rabbit_prefetch_count or max(1, options.server_queue_size // 4)
+    return ConnectionParams(
+        hosts=tuple(hosts),
+        virtual_host=url.virtual_host or "/",
+        ssl_options=_ssl_options(options),
+        heartbeat=options.heartbeat_interval,
+        connect_timeout=options.connect_timeout,
+        reconnect_interval=options.reconnect_interval,
+        reconnect_backoff=options.reconnect_backoff,
+        reconnect_interval_max=options.reconnect_interval_max,
+        durable=options.amqp_durable_queues,
+        prefetch_count=prefetch,
+        max_unconfirmed=options.rabbit_max_unconfirmed,
+        url_for_logs=str(url),
+    )
