@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from oslo_config import cfg
 
 import rpccore
 from private_redis import PrivateRedis, free_port
-from rpccore_matchmaker_redis import RedisMatchMaker
+from rpccore_matchmaker_redis import RedisMatchMaker, topic_key
 
 GROUP = "cell:outage"
 
@@ -186,3 +187,16 @@ def test_closed_matchmaker_stops_its_thread_and_refuses_calls(
     assert not thread.is_alive()
     with pytest.raises(rpccore.TransportError, match="closed"):
         mm.lookup("t")
+
+
+def test_redis_error_replies_are_transport_errors(
+        server: PrivateRedis, make: Callable[..., RedisMatchMaker]) -> None:
+    mm = make(server.url)
+    client = redis.Redis.from_url(server.url)
+    client.set(topic_key("rpccore.mm", GROUP, "taken"), "not a sorted set")
+    client.close()
+    for call in (lambda: mm.lookup("taken"), lambda: mm.register("taken", "h"),
+                 lambda: mm.unregister("taken", "h")):
+        with pytest.raises(rpccore.TransportError, match="WRONGTYPE"):
+            call()
+    assert mm.online  # an error reply is not an outage

@@ -100,7 +100,8 @@ class RedisMatchMaker(MatchMaker):
         Never raises for an unreachable Redis: the registration is kept and
         written when Redis answers again.
 
-        :raises rpccore.TransportError: the matchmaker is closed.
+        :raises rpccore.TransportError: the matchmaker is closed, or Redis
+            answered with an error (e.g. the key holds another type).
         """
         self._check_open()
         with self._lock:
@@ -118,11 +119,14 @@ class RedisMatchMaker(MatchMaker):
                 self._registry.register(topic, host)
             except UNREACHABLE as exc:
                 self._go_offline(exc)
+            except redis.RedisError as exc:
+                raise self._failure("register", topic, exc) from None
 
     def unregister(self, topic: str, host: str) -> None:
         """Remove ``host`` from ``topic`` at once (or when Redis returns).
 
-        :raises rpccore.TransportError: the matchmaker is closed.
+        :raises rpccore.TransportError: the matchmaker is closed, or Redis
+            answered with an error (e.g. the key holds another type).
         """
         self._check_open()
         with self._lock:
@@ -143,6 +147,8 @@ class RedisMatchMaker(MatchMaker):
                         self._removed.discard((topic, host))
             except UNREACHABLE as exc:
                 self._go_offline(exc)
+            except redis.RedisError as exc:
+                raise self._failure("unregister", topic, exc) from None
 
     def lookup(self, topic: str) -> list[str]:
         """The live hosts of ``topic`` (sorted); ``[]`` if none.
@@ -150,7 +156,8 @@ class RedisMatchMaker(MatchMaker):
         Blocks at most about ``matchmaker_timeout`` seconds.
 
         :raises rpccore.TransportError: Redis is unreachable and nothing is
-            known about ``topic``; or the matchmaker is closed.
+            known about ``topic``; Redis answered with an error; or the
+            matchmaker is closed.
         """
         self._check_open()
         with self._lock:
@@ -165,6 +172,8 @@ class RedisMatchMaker(MatchMaker):
                 hosts = self._registry.lookup(topic)
             except UNREACHABLE as exc:
                 self._go_offline(exc)
+            except redis.RedisError as exc:
+                raise self._failure("lookup", topic, exc) from None
             else:
                 with self._lock:
                     known = self._known.get(topic)
@@ -190,6 +199,12 @@ class RedisMatchMaker(MatchMaker):
         if thread is not None:
             thread.join(5)
         self._registry.close()
+
+    def _failure(self, operation: str, topic: str, exc: redis.RedisError) -> TransportError:
+        """A Redis that answers with an error (a key of another type, a
+        read-only replica, out of memory): not an outage, so no fallback."""
+        return TransportError(f"redis matchmaker [{self.group}]: {operation} of topic "
+                              f"{topic!r} at {self._url} failed: {type(exc).__name__}: {exc}")
 
     def _check_open(self) -> None:
         if self._closed.is_set():
