@@ -53,6 +53,8 @@ class Cell:
         key = self.options.secret_key
         self.secret_key: bytes | None = key.encode("utf-8") if key else None
         self.max_message_size: int = self.options.max_message_size
+        self.rpc_response_timeout: float = self.options.rpc_response_timeout
+        self.signed_message_ttl: float = self.options.signed_message_ttl
 
     @property
     def options(self) -> Any:

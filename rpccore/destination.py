@@ -70,6 +70,8 @@ def as_destination(value: Destination | str) -> Destination:
     if isinstance(value, Destination):
         _check_part("topic", value.topic, optional=False)
         return value
+    if type(value) is str and value:
+        return Destination(value)
     if isinstance(value, str):
         return make_destination(value)
     raise InvalidDestination(

@@ -35,6 +35,7 @@ _SIG_MID = b'","env":'
 _SIG_LEN = 64
 _INNER_START = len(_SIG_HEAD) + _SIG_LEN + len(_SIG_MID)
 
+_decoder = json.JSONDecoder()
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -91,12 +92,13 @@ def decode(body: bytes, *, max_size: int, key: bytes | None = None) -> dict[str,
         raise InvalidMessage(f"envelope must be bytes, not {type(body).__name__}")
     if len(body) > max_size:
         raise InvalidMessage(f"envelope of {len(body)} bytes is over max_message_size={max_size}")
-    body = bytes(body)
+    if type(body) is not bytes:
+        body = bytes(body)
     if key is not None:
         body = _unwrap(body, key)
     try:
-        env = json.loads(body)
-    except (ValueError, RecursionError) as exc:
+        env = _decoder.decode(body.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidMessage(f"envelope is not JSON: {exc}") from None
     if not isinstance(env, dict):
         raise InvalidMessage("envelope is not a JSON object")
@@ -111,28 +113,26 @@ def decode(body: bytes, *, max_size: int, key: bytes | None = None) -> dict[str,
     return env
 
 
-def _require(env: dict[str, Any], name: str, kind: type) -> None:
-    if not isinstance(env.get(name), kind):
-        raise InvalidMessage(f"envelope field {name!r} is missing or of the wrong type")
-
-
 def _check_fields(env: dict[str, Any]) -> None:
     kind = env.get("kind")
     if kind not in KINDS:
         raise InvalidMessage(f"envelope kind {kind!r} is not one of {KINDS}")
-    _require(env, "id", str)
+    if type(env.get("id")) is not str:
+        raise InvalidMessage("envelope field 'id' is missing or not a string")
     deadline = env.get("deadline")
     if deadline is not None and (isinstance(deadline, bool)
                                  or not isinstance(deadline, (int, float))):
         raise InvalidMessage("envelope deadline is not a number")
     if kind == "reply":
-        _require(env, "re", str)
+        if type(env.get("re")) is not str:
+            raise InvalidMessage("envelope field 're' is missing or not a string")
         failure = env.get("failure")
         if failure is not None and not (isinstance(failure, dict)
                                         and isinstance(failure.get("type"), str)
                                         and isinstance(failure.get("message"), str)):
             raise InvalidMessage("envelope failure is malformed")
         return
-    _require(env, "method", str)
-    _require(env, "args", dict)
-    _require(env, "ctx", dict)
+    if (type(env.get("method")) is not str or type(env.get("args")) is not dict
+            or type(env.get("ctx")) is not dict):
+        raise InvalidMessage("envelope fields 'method', 'args' and 'ctx' must be a string, "
+                             "an object and an object")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from rpccore import envelope
@@ -16,6 +15,35 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 
+class ReplySlot:
+    """Where one call's reply lands: a future reduced to what a call needs.
+
+    A lock held from creation and released by the reply is the cheapest
+    wake-up Python offers (no condition variable, no polling).
+    """
+
+    __slots__ = ("_ready", "reply", "error")
+
+    def __init__(self) -> None:
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self.reply: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+
+    def set_reply(self, reply: dict[str, Any]) -> None:
+        """Complete the call; called at most once (the slot leaves the table first)."""
+        self.reply = reply
+        self._ready.release()
+
+    def set_error(self, error: BaseException) -> None:
+        self.error = error
+        self._ready.release()
+
+    def wait(self, timeout: float) -> bool:
+        """True once completed, False after ``timeout`` seconds."""
+        return self._ready.acquire(timeout=max(timeout, 0.0))
+
+
 class PendingCalls:
     """The calls of one cell still waiting for a reply.
 
@@ -25,13 +53,13 @@ class PendingCalls:
     def __init__(self, cell: Cell) -> None:
         self._cell = cell
         self._lock = threading.Lock()
-        self._futures: dict[str, Future[dict[str, Any]]] = {}
+        self._futures: dict[str, ReplySlot] = {}
 
-    def add(self, msg_id: str) -> Future[dict[str, Any]]:
-        future: Future[dict[str, Any]] = Future()
+    def add(self, msg_id: str) -> ReplySlot:
+        slot = ReplySlot()
         with self._lock:
-            self._futures[msg_id] = future
-        return future
+            self._futures[msg_id] = slot
+        return slot
 
     def discard(self, msg_id: str) -> None:
         with self._lock:
@@ -59,10 +87,10 @@ class PendingCalls:
         if future is None:
             cell.stats.incr("late_replies")
             return
-        future.set_result(env)
+        future.set_reply(env)
 
     def fail_all(self, why: str) -> None:
         with self._lock:
             futures, self._futures = self._futures, {}
         for future in futures.values():
-            future.set_exception(TransportError(why))
+            future.set_error(TransportError(why))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from oslo_config import cfg
@@ -25,6 +25,8 @@ Context = Mapping[str, Any] | Any
 
 
 def _context_dict(ctx: Context) -> dict[str, Any]:
+    if type(ctx) is dict:
+        return ctx
     if ctx is None:
         return {}
     if isinstance(ctx, Mapping):
@@ -38,6 +40,14 @@ def _context_dict(ctx: Context) -> dict[str, Any]:
 
 
 def _check_message(message: Any) -> tuple[str, dict[str, Any]]:
+    if type(message) is dict:  # the common case, without ABC checks
+        method, args = message.get("method"), message.get("args", {})
+        if type(method) is str and method and type(args) is dict:
+            for key in args:
+                if type(key) is not str:
+                    break
+            else:
+                return method, args
     if not isinstance(message, Mapping):
         raise InvalidMessage(f"a message is a dict {{'method': ..., 'args': {{...}}}}, "
                              f"not {type(message).__name__}")
@@ -53,8 +63,21 @@ def _check_message(message: Any) -> tuple[str, dict[str, Any]]:
     return method, dict(args)
 
 
+# Message ids: a random per-process prefix and a counter (unique, and cheap).
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count()
+
+
 def _new_id() -> str:
-    return os.urandom(16).hex()
+    return f"{_ID_PREFIX}{next(_id_counter):x}"
+
+
+def _reset_ids_after_fork() -> None:
+    global _ID_PREFIX
+    _ID_PREFIX = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_reset_ids_after_fork)
 
 
 class RPC:
@@ -106,6 +129,9 @@ class RPC:
         :raises ConfigError: its configuration is malformed.
         """
         name = self.default_cell if name is None else name
+        found = self._cells.get(name)  # lock-free fast path: dict reads are atomic
+        if found is not None and not self._closed:
+            return found
         with self._lock:
             if self._closed:
                 raise RPCError("this RPC object is closed")
@@ -172,9 +198,9 @@ class RPC:
         method, args = _check_message(message)
         msg_id = _new_id()
         if timeout is None and kind == "call":
-            timeout = cell.options.rpc_response_timeout
+            timeout = cell.rpc_response_timeout
         if timeout is None and cell.secret_key is not None:
-            timeout = cell.options.signed_message_ttl
+            timeout = cell.signed_message_ttl
         if timeout is not None and timeout <= 0:
             raise InvalidMessage(f"timeout must be positive, not {timeout}")
         env = {"v": envelope.VERSION, "id": msg_id, "kind": kind, "dest": dest.to_dict(),
@@ -196,7 +222,7 @@ class RPC:
         cell, dest, _, body, _ = self._request("cast", ctx, dest, message, None)
         try:
             cell.driver().send(dest, body, confirm=confirm,
-                               deadline=time.monotonic() + cell.options.rpc_response_timeout)
+                               deadline=time.monotonic() + cell.rpc_response_timeout)
         except RPCError:
             cell.stats.incr("failed")
             raise
@@ -227,11 +253,13 @@ class RPC:
                 cell.stats.incr("failed")
                 raise
             cell.stats.incr("sent")
-            try:
-                reply = future.result(timeout=max(0.0, end - time.monotonic()))
-            except FutureTimeout:
+            if not future.wait(end - time.monotonic()):
                 cell.stats.incr("timed_out")
-                raise Timeout(f"no reply from {dest} within {timeout:g} s") from None
+                raise Timeout(f"no reply from {dest} within {timeout:g} s")
+            if future.error is not None:
+                raise future.error
+            reply = future.reply
+            assert reply is not None
         finally:
             pending.discard(msg_id)
         fail = reply.get("failure")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from rpccore import envelope
+from rpccore.bounded_queue import BoundedQueue
 from rpccore.destination import Destination
 from rpccore.dispatcher import Dispatcher, failure
 from rpccore.errors import InvalidMessage, RPCError
@@ -39,7 +39,7 @@ class Server:
         self.destination = dest
         self._dispatcher = Dispatcher(endpoints)
         self._nworkers = workers or cell.options.server_workers
-        self._queue: queue.Queue[Any] = queue.Queue(cell.options.server_queue_size)
+        self._queue: BoundedQueue[Any] = BoundedQueue(cell.options.server_queue_size)
         self._threads: list[threading.Thread] = []
         self._subscription: Subscription | None = None
         self._lock = threading.Lock()
@@ -89,7 +89,7 @@ class Server:
 
     def _stop_workers(self) -> None:
         for _ in self._threads:
-            self._queue.put(_STOP)
+            self._queue.put_nowait_unbounded(_STOP)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the workers to finish after :meth:`stop`; True if they did."""

@@ -30,7 +30,10 @@ class CellStats:
 
     def incr(self, name: str, amount: int = 1) -> None:
         with self._lock:
-            self._counts[name] = self._counts.get(name, 0) + amount
+            try:
+                self._counts[name] += amount
+            except KeyError:
+                self._counts[name] = amount
 
     def get(self, name: str) -> int:
         with self._lock:

@@ -96,8 +96,8 @@ def test_late_replies_and_no_leaked_futures() -> None:
             rpc.call({}, "svc", {"method": "block", "args": {}}, timeout=0.2)
         assert len(rpc.cell().pending_calls) == 0
         endpoint.release.set()
-        rpc.call({}, "svc", {"method": "echo", "args": {"value": 1}}, timeout=5)
-        assert rpc.stats()["default"]["late_replies"] == 1
+        assert _wait(lambda: rpc.stats()["default"]["late_replies"] == 1)
+        assert rpc.call({}, "svc", {"method": "echo", "args": {"value": 1}}, timeout=5) == 1
 
 
 def test_server_queue_is_bounded() -> None:
