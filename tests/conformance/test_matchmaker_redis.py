@@ -53,9 +53,9 @@ class TestRedisConformance(MatchMakerConformance):
         return make(conf, group)
 
 
-class TestRedisConformanceNoCache(MatchMakerConformance):
+class TestRedisConformanceCached(MatchMakerConformance):
     def make_matchmaker(self, conf: cfg.ConfigOpts, group: str) -> MatchMaker:
-        return make(conf, group, matchmaker_cache_seconds=0)
+        return make(conf, group, matchmaker_cache_seconds=30)
 
 
 class TestRedisShared:

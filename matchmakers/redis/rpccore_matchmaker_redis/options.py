@@ -19,9 +19,10 @@ OPTIONS: list[cfg.Opt] = [
     cfg.FloatOpt("matchmaker_timeout", default=0.5, min=0.01,
                  help="Seconds to wait for Redis (connecting, and each reply) before "
                       "taking it as unreachable; bounds how long a look-up can block."),
-    cfg.FloatOpt("matchmaker_cache_seconds", default=1.0, min=0.0,
+    cfg.FloatOpt("matchmaker_cache_seconds", default=0.0, min=0.0,
                  help="A non-empty look-up result younger than this is answered from "
-                      "memory without asking Redis (0: ask every time). Registrations "
+                      "memory without asking Redis (0: ask every time; the zmq driver "
+                      "already caches look-ups for zmq_lookup_cache_ttl). Registrations "
                       "made through the same matchmaker are seen at once."),
     cfg.StrOpt("matchmaker_key_prefix", default="rpccore.mm",
                help="Prefix of every Redis key; deployments sharing one Redis "
