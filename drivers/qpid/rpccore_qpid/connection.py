@@ -1,0 +1,407 @@
+"""One AMQP 1.0 connection driven by a proton Container on its own thread.
+
+Every proton object is touched only on that I/O thread. Other threads hand
+it work with :meth:`IoLoop.submit`: closures queue up in a deque and one
+:class:`~proton.reactor.EventInjector` wake-up drains however many have
+accumulated, so a burst of casts costs one pipe write, not one per message.
+
+The loop owns connecting, failover across the URL's hosts (tried in turn)
+and reconnecting with exponential backoff. Links are owned by the objects of
+:mod:`rpccore_qpid.links`; after a reconnect the loop re-attaches every
+receiver and every sender that has messages waiting.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from proton import Condition, Connection, Event, SSLDomain
+from proton.handlers import MessagingHandler
+from proton.reactor import ApplicationEvent, Container, EventInjector
+
+from rpccore.errors import TransportError
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+
+    from rpccore_qpid.links import LinkOwner
+
+LOG = logging.getLogger(__name__)
+
+_WORK = "rpccore_work"
+#: Conditions that another attempt will not cure: fail callers at once.
+_FATAL = ("amqp:unauthorized-access", "amqp:sasl-auth-failed", "amqp:security-failed")
+
+
+class _Target:
+    """One broker address of the URL, with its credentials (never logged)."""
+
+    def __init__(self, url: str, user: str | None, password: str | None, shown: str) -> None:
+        self.url = url
+        self.user = user
+        self.password = password
+        self.shown = shown
+
+
+def _targets(cell: Cell) -> list[_Target]:
+    opts = cell.options
+    scheme = "amqps" if opts.ssl else "amqp"
+    default_port = 5671 if opts.ssl else 5672
+    hosts = cell.url.hosts
+    if not hosts:
+        raise TransportError(f"cell {cell.name}: transport_url {cell.url} names no host")
+    out = []
+    for host in hosts:
+        name = f"[{host.hostname}]" if ":" in host.hostname else host.hostname
+        url = f"{scheme}://{name}:{host.port or default_port}"
+        out.append(_Target(url, host.username, host.password, f"{scheme}://{host}"))
+    return out
+
+
+def _ssl_domain(cell: Cell) -> SSLDomain | None:
+    opts = cell.options
+    if not opts.ssl:
+        return None
+    domain = SSLDomain(SSLDomain.MODE_CLIENT)
+    if opts.ssl_ca_file:
+        domain.set_trusted_ca_db(opts.ssl_ca_file)
+        mode = SSLDomain.VERIFY_PEER_NAME if opts.ssl_verify_hostname else SSLDomain.VERIFY_PEER
+        domain.set_peer_authentication(mode, opts.ssl_ca_file)
+    elif opts.ssl_verify_hostname:
+        domain.set_peer_authentication(SSLDomain.VERIFY_PEER_NAME)
+    else:
+        domain.set_peer_authentication(SSLDomain.ANONYMOUS_PEER)
+    if opts.ssl_cert_file:
+        domain.set_credentials(opts.ssl_cert_file, opts.ssl_key_file or opts.ssl_cert_file,
+                               opts.ssl_key_password)
+    return domain
+
+
+def describe(cond: Condition | None) -> str:
+    """``name: description`` of an AMQP error condition."""
+    if cond is None:
+        return "no reason given"
+    return f"{cond.name}: {cond.description}" if cond.description else str(cond.name)
+
+
+class Timer:
+    """A container timer calling ``fn`` on the I/O thread."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+
+    def on_timer_task(self, event: Event) -> None:
+        self.fn()
+
+
+class IoLoop(MessagingHandler):  # type: ignore[misc]
+    """The connection of one driver and the thread that runs it.
+
+    Thread-safe: :meth:`start`, :meth:`submit`, :meth:`wait_connected`,
+    :meth:`close`. Everything named ``io_*`` or ``on_*`` runs on the I/O thread.
+    """
+
+    def __init__(self, cell: Cell) -> None:
+        super().__init__(prefetch=0, auto_accept=False, auto_settle=True,
+                         peer_close_is_error=True)
+        self.cell = cell
+        self._opts = cell.options
+        self._targets = _targets(cell)
+        self._ssl = _ssl_domain(cell)
+        self._container = Container(self)
+        self._container.container_id = f"rpccore-{cell.name}"
+        self._injector = EventInjector()
+        self._container.selectable(self._injector)
+        self._work: collections.deque[Callable[[], None]] = collections.deque()
+        self._work_lock = threading.Lock()
+        self._wake_pending = False
+        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition()
+        # state, guarded by _cond for readers on other threads
+        self.state = "new"           # new, connecting, connected, closed
+        self._ever_connected = False
+        self._failed_round = False   # every host failed since the last success
+        self._fatal = False
+        self._last_error = ""
+        # I/O-thread-only state
+        self.conn: Connection | None = None
+        self._attempt = 0
+        self._failures = 0
+        self._generation = 0
+        self.owners: set[LinkOwner] = set()
+
+    # -- thread-safe API ------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the I/O thread (connecting begins at once). Idempotent."""
+        with self._cond:
+            if self._thread is not None or self.state == "closed":
+                return
+            self.state = "connecting"
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name=f"rpccore-qpid-{self.cell.name}")
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._container.run()
+        except Exception:
+            LOG.exception("cell %s: the AMQP I/O thread failed", self.cell.name)
+        finally:
+            with self._cond:
+                self.state = "closed"
+                self._last_error = self._last_error or "the I/O thread ended"
+                self._cond.notify_all()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the I/O thread soon, in submission order."""
+        with self._work_lock:
+            self._work.append(fn)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._injector.trigger(ApplicationEvent(_WORK))
+
+    def wait_connected(self, deadline: float | None) -> None:
+        """Block until connected.
+
+        :raises TransportError: closed; credentials refused; every host failed
+            before this loop ever connected; or ``deadline`` (monotonic) passed.
+        """
+        self.start()
+        with self._cond:
+            while self.state != "connected":
+                if self.state == "closed":
+                    raise TransportError(f"cell {self.cell.name}: the qpid driver is closed")
+                if self._fatal or (self._failed_round and not self._ever_connected):
+                    raise TransportError(f"cell {self.cell.name}: cannot connect to "
+                                         f"{self.cell.url}: {self._last_error}")
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TransportError(f"cell {self.cell.name}: not connected to "
+                                         f"{self.cell.url} in time: {self._last_error}")
+                self._cond.wait(left)
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected"
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the connection and end the I/O thread. Idempotent."""
+        with self._cond:
+            thread = self._thread
+            if self.state == "closed":
+                return
+            self.state = "closed"
+            self._cond.notify_all()
+        if thread is None:
+            return
+        self.submit(self._io_shutdown)
+        thread.join(timeout)
+        if thread.is_alive():
+            LOG.warning("cell %s: the AMQP I/O thread did not stop in %s s",
+                        self.cell.name, timeout)
+
+    # -- I/O thread: work and lifecycle ------------------------------------
+
+    def on_rpccore_work(self, event: Event) -> None:
+        with self._work_lock:
+            self._wake_pending = False
+            work = list(self._work)
+            self._work.clear()
+        for fn in work:
+            try:
+                fn()
+            except Exception:
+                LOG.exception("cell %s: error in AMQP I/O work", self.cell.name)
+
+    def on_start(self, event: Event) -> None:
+        self._connect()
+
+    def _io_shutdown(self) -> None:
+        for owner in list(self.owners):
+            owner.io_closed()
+        if self.conn is not None:
+            self.conn.close()
+        self._injector.close()
+        self._container.stop()
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every new connection: deliveries of an older one are stale."""
+        return self._generation
+
+    def _connect(self) -> None:
+        if self.state == "closed":
+            return
+        target = self._targets[self._attempt % len(self._targets)]
+        kwargs: dict[str, Any] = {"reconnect": False, "sasl_enabled": True,
+                                  "allow_insecure_mechs": True}
+        if target.user is not None:
+            # PLAIN only: proton would otherwise fall back to ANONYMOUS, which
+            # RabbitMQ maps to guest, so a wrong password would go unnoticed.
+            kwargs.update(allowed_mechs="PLAIN", user=target.user,
+                          password=target.password or "")
+        else:
+            kwargs["allowed_mechs"] = "ANONYMOUS"
+        if self._opts.heartbeat:
+            kwargs["heartbeat"] = self._opts.heartbeat
+        if self._ssl is not None:
+            kwargs["ssl_domain"] = self._ssl
+        if self.cell.url.virtual_host:
+            kwargs["virtual_host"] = f"vhost:{self.cell.url.virtual_host}"
+        LOG.info("cell %s: connecting to %s", self.cell.name, target.shown)
+        try:
+            conn = self._container.connect(url=target.url, **kwargs)
+        except Exception as exc:  # bad TLS files, no TLS support...
+            self._fatal = True
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return
+        conn.rpccore_target = target.shown
+        self.conn = conn
+        self._container.schedule(self._opts.connect_timeout,
+                                 Timer(lambda: self._connect_timed_out(conn)))
+
+    def _connect_timed_out(self, conn: Connection) -> None:
+        if conn == self.conn and self.state == "connecting":
+            LOG.warning("cell %s: connecting to %s timed out", self.cell.name,
+                        conn.rpccore_target)
+            self._last_error = "connection attempt timed out"
+            transport = conn.transport
+            if transport is not None:
+                transport.close_tail()
+                transport.close_head()
+
+    def on_connection_opened(self, event: Event) -> None:
+        if event.connection != self.conn:
+            return
+        self._generation += 1
+        again = self._ever_connected
+        self._failures = 0
+        with self._cond:
+            self.state = "connected"
+            self._ever_connected = True
+            self._failed_round = False
+            self._last_error = ""
+            self._cond.notify_all()
+        LOG.info("cell %s: connected to %s%s", self.cell.name,
+                 event.connection.rpccore_target, " (reconnected)" if again else "")
+        if again:
+            self.cell.stats.incr("reconnects")
+        for owner in list(self.owners):
+            owner.io_connected(event.connection)
+
+    def schedule(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the I/O thread after ``delay`` seconds (I/O thread only)."""
+        self._container.schedule(delay, Timer(fn))
+
+    # -- I/O thread: events routed to the link objects ---------------------
+
+    def on_link_opened(self, event: Event) -> None:
+        owner = getattr(event.link, "rpccore_link", None)
+        if owner is not None:
+            owner.io_opened(event.link)
+
+    def on_sendable(self, event: Event) -> None:
+        owner = getattr(event.link, "rpccore_link", None)
+        if owner is not None:
+            owner.io_sendable(event.link)
+
+    def on_accepted(self, event: Event) -> None:
+        owner = getattr(event.link, "rpccore_link", None)
+        if owner is not None:
+            owner.io_outcome(event.delivery, True)
+
+    def on_rejected(self, event: Event) -> None:
+        owner = getattr(event.link, "rpccore_link", None)
+        if owner is not None:
+            owner.io_outcome(event.delivery, False, "rejected")
+
+    def on_released(self, event: Event) -> None:
+        owner = getattr(event.link, "rpccore_link", None)
+        if owner is not None:
+            owner.io_outcome(event.delivery, False, "released")
+
+    def on_message(self, event: Event) -> None:
+        owner = getattr(event.link, "rpccore_link", None)
+        if owner is not None:
+            owner.io_message(event.link, event.delivery, event.message)
+        else:
+            event.delivery.update(event.delivery.RELEASED)
+            event.delivery.settle()
+
+    # -- I/O thread: connection events -------------------------------------
+
+    def on_transport_error(self, event: Event) -> None:
+        cond = event.transport.condition
+        self._last_error = describe(cond)
+        if cond is not None and cond.name in _FATAL:
+            self._fatal = not self._ever_connected
+            LOG.error("cell %s: %s refused the credentials: %s", self.cell.name,
+                      getattr(event.connection, "rpccore_target", "broker"), self._last_error)
+
+    def on_connection_error(self, event: Event) -> None:
+        self._last_error = describe(event.connection.remote_condition)
+        LOG.warning("cell %s: the broker closed the connection: %s", self.cell.name,
+                    self._last_error)
+        event.connection.close()
+
+    def on_connection_closing(self, event: Event) -> None:
+        event.connection.close()
+
+    def on_session_error(self, event: Event) -> None:
+        owner = getattr(event.session, "rpccore_link", None)
+        if owner is not None:
+            owner.io_failed(event.session.remote_condition, event.session)
+        event.session.close()
+
+    def on_session_closing(self, event: Event) -> None:
+        self.on_session_error(event)
+
+    def on_link_error(self, event: Event) -> None:
+        owner = getattr(event.link, "rpccore_link", None)
+        if owner is not None:
+            owner.io_failed(event.link.remote_condition, event.link)
+        event.link.close()
+
+    def on_link_closing(self, event: Event) -> None:
+        self.on_link_error(event)
+
+    def on_disconnected(self, event: Event) -> None:
+        if event.connection != self.conn:
+            return
+        self.conn = None
+        was = self.state
+        if self.state == "closed":
+            return
+        with self._cond:
+            self.state = "connecting"
+            self._cond.notify_all()
+        if was == "connected":
+            LOG.warning("cell %s: lost the connection to %s: %s", self.cell.name,
+                        event.connection.rpccore_target, self._last_error or "disconnected")
+            for owner in list(self.owners):
+                owner.io_lost()
+            self._attempt += 1
+            self._container.schedule(0, Timer(self._connect))
+            return
+        self._failed(self._last_error or "connection refused or closed")
+
+    def _failed(self, why: str) -> None:
+        self._failures += 1
+        self._attempt += 1
+        with self._cond:
+            self._last_error = why
+            if self._failures >= len(self._targets):
+                self._failed_round = True
+            self._cond.notify_all()
+        delay = min(self._opts.reconnect_max_delay,
+                    self._opts.reconnect_delay * (2 ** max(0, self._failures - 1)))
+        LOG.warning("cell %s: connection attempt failed (%s); next try in %.2f s",
+                    self.cell.name, why, delay)
+        self._container.schedule(delay, Timer(self._connect))

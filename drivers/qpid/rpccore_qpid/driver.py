@@ -1,0 +1,256 @@
+"""The ``qpid`` driver: AMQP 1.0 through Apache Qpid Proton.
+
+``transport_url = qpid://user:pass@host:5672[,user:pass@host2:5672]/[VHOST]``.
+One connection (and one I/O thread) per driver, that is per cell of an
+``RPC`` object. Addressing is in :mod:`rpccore_qpid.addressing`; connection
+handling in :mod:`rpccore_qpid.connection`.
+
+Guarantees:
+
+- a plain cast returns once handed to the I/O thread (no round trip); it
+  waits only for the connection (up to its deadline) and when
+  ``max_unsettled`` messages are still unacknowledged by the broker;
+- ``confirm=True`` returns once the broker accepted the message;
+- a call or a confirmed cast to a topic (or topic and host) whose queue does
+  not exist raises :class:`~rpccore.Undeliverable` at once; a plain cast
+  there is counted as ``returned`` and logged. A queue exists from the first
+  time a server consumed it until the broker removes it;
+- messages unacknowledged by the broker when the connection drops are sent
+  again after reconnecting (at-least-once); requests delivered to a server
+  but not yet acknowledged by it are redelivered by the broker.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING
+
+from oslo_config import cfg
+from proton import Delivery, Message
+
+from rpccore.destination import Destination
+from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
+from rpccore.errors import RPCError, TransportError
+from rpccore.ratelog import RateLimitedLog
+
+from rpccore_qpid import addressing
+from rpccore_qpid.connection import IoLoop
+from rpccore_qpid.consumer import QpidSubscription
+from rpccore_qpid.links import IncomingLink, Outgoing, OutgoingLink
+from rpccore_qpid.options import list_opts
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+
+LOG = logging.getLogger(__name__)
+_RATELOG = RateLimitedLog(LOG)
+#: Reply senders kept open (one per calling driver instance seen recently).
+_REPLY_SENDERS = 128
+_REPLY_CREDIT = 500
+
+
+def _nothing() -> None:
+    pass
+
+
+class QpidDriver(Driver):
+    """AMQP 1.0 transport; see the module docstring for what it guarantees."""
+
+    detects_undeliverable = True
+
+    def __init__(self, cell: Cell) -> None:
+        super().__init__(cell)
+        self._namespace: str = cell.options.control_exchange
+        self._lock = threading.Lock()
+        self._loop: IoLoop | None = None
+        self._closed = False
+        self._window = threading.BoundedSemaphore(cell.options.max_unsettled)
+        self._reply_queue = addressing.new_reply_queue()
+        self._reply_to = addressing.existing_address(self._reply_queue)
+        self._reply_link: IncomingLink | None = None
+        self._on_reply: ReplyHandler | None = None
+        # I/O thread only
+        self._senders: dict[str, OutgoingLink] = {}
+        self._reply_senders: collections.OrderedDict[str, OutgoingLink] = \
+            collections.OrderedDict()
+
+    @classmethod
+    def options(cls) -> list[cfg.Opt]:
+        return list_opts()
+
+    # -- connection ------------------------------------------------------------
+
+    def _io(self) -> IoLoop:
+        with self._lock:
+            if self._closed:
+                raise TransportError(f"cell {self.cell.name}: the qpid driver is closed")
+            if self._loop is None:
+                self._loop = IoLoop(self.cell)
+                self._loop.start()
+            return self._loop
+
+    def connect(self, timeout: float) -> None:
+        self._io().wait_connected(time.monotonic() + timeout)
+
+    def _deadline(self, deadline: float | None) -> float:
+        if deadline is not None:
+            return deadline
+        return time.monotonic() + self.cell.options.rpc_response_timeout
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, dest: Destination, body: bytes, *,
+             on_reply: ReplyHandler | None = None,
+             confirm: bool = False,
+             deadline: float | None = None) -> None:
+        deadline = self._deadline(deadline)
+        loop = self._io()
+        loop.wait_connected(deadline)
+        if dest.fanout:
+            address = addressing.exchange_address(
+                addressing.fanout_key(self._namespace, dest.topic))
+        elif dest.host is not None:
+            address = addressing.existing_address(
+                addressing.direct_queue(self._namespace, dest.topic, dest.host))
+        else:
+            address = addressing.existing_address(
+                addressing.work_queue(self._namespace, dest.topic))
+        message = Message(body=bytes(body))
+        if on_reply is not None:
+            self._ensure_reply_link(loop, on_reply, deadline)
+            message.reply_to = self._reply_to
+            # a request nobody took before its caller gave up expires in the queue
+            message.ttl = max(0.001, deadline - time.monotonic())
+        wait = on_reply is not None or confirm
+        if not self._window.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise TransportError(f"cell {self.cell.name}: {self.cell.options.max_unsettled} "
+                                 "messages still unacknowledged by the broker at the deadline")
+        future: Future[None] | None = Future() if wait else None
+        item = Outgoing(message, deadline, future, confirm, self._window.release,
+                        self._returned)
+        loop.submit(lambda: self._io_send(loop, address, item))
+        if future is None:
+            return
+        try:
+            future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            raise TransportError(f"cell {self.cell.name}: {dest} could not be sent "
+                                 "before the deadline") from None
+
+    def _returned(self, why: str) -> None:
+        self.cell.stats.incr("returned")
+        _RATELOG.warning("returned", "cell %s: cast dropped: %s", self.cell.name, why)
+
+    def _io_send(self, loop: IoLoop, address: str, item: Outgoing) -> None:
+        link = self._senders.get(address)
+        if link is None:
+            link = self._senders[address] = OutgoingLink(loop, address, self._io_forget)
+            loop.owners.add(link)
+        link.io_submit(item)
+
+    def _io_forget(self, link: OutgoingLink) -> None:
+        if self._senders.get(link.address) is link:
+            del self._senders[link.address]
+        self._reply_senders.pop(link.address, None)
+        if self._loop is not None:
+            self._loop.owners.discard(link)
+
+    # -- replies -------------------------------------------------------------
+
+    def _ensure_reply_link(self, loop: IoLoop, on_reply: ReplyHandler, deadline: float) -> None:
+        """Attach this driver's reply queue on the first call and wait for it."""
+        with self._lock:
+            # The core passes one handler per cell; the latest one is used.
+            self._on_reply = on_reply
+            link = self._reply_link
+            if link is None:
+                link = self._reply_link = IncomingLink(
+                    loop, addressing.declaring_address(self._reply_queue), _REPLY_CREDIT,
+                    self._io_reply, auto_accept=True, temporary=True)
+                loop.submit(link.io_start)
+        if not link.ready.wait(max(0.0, deadline - time.monotonic())):
+            raise TransportError(f"cell {self.cell.name}: reply queue not ready in time")
+        if link.error is not None:
+            with self._lock:
+                if self._reply_link is link:
+                    self._reply_link = None
+            raise link.error
+
+    def _io_reply(self, link: IncomingLink, dlv: Delivery, message: Message) -> None:
+        handler = self._on_reply
+        body = message.body
+        if handler is not None and isinstance(body, bytes | bytearray | memoryview):
+            try:
+                handler(bytes(body))
+            except Exception:
+                LOG.exception("cell %s: reply handler failed", self.cell.name)
+
+    def _send_reply(self, address: str, body: bytes) -> None:
+        """Queue a server's reply; a caller that has gone is silently skipped."""
+        loop = self._loop
+        if loop is None or loop.state == "closed":
+            return
+        message = Message(body=body)
+        deadline = time.monotonic() + self.cell.options.rpc_response_timeout
+        item = Outgoing(message, deadline, None, False, _nothing, self._late)
+        loop.submit(lambda: self._io_reply_send(loop, address, item))
+
+    def _late(self, why: str) -> None:
+        LOG.debug("cell %s: reply dropped: %s", self.cell.name, why)
+
+    def _io_reply_send(self, loop: IoLoop, address: str, item: Outgoing) -> None:
+        self._io_send(loop, address, item)
+        if address in self._senders:
+            self._reply_senders[address] = self._senders[address]
+            self._reply_senders.move_to_end(address)
+        while len(self._reply_senders) > _REPLY_SENDERS:
+            oldest = next(iter(self._reply_senders.values()))
+            if oldest.busy:
+                break
+            oldest.io_close_idle()
+
+    # -- consuming -------------------------------------------------------------
+
+    def subscribe(self, dest: Destination,
+                  on_message: Callable[[Incoming], None]) -> Subscription:
+        deadline = time.monotonic() + self.cell.options.rpc_response_timeout
+        loop = self._io()
+        loop.wait_connected(deadline)
+        credit = self.cell.options.prefetch
+        sub = QpidSubscription(loop, dest.topic, on_message, self._send_reply)
+        ns, topic = self._namespace, dest.topic
+        sub.add(addressing.declaring_address(addressing.work_queue(ns, topic)), credit)
+        if dest.host is not None:
+            sub.add(addressing.declaring_address(
+                addressing.direct_queue(ns, topic, dest.host)), credit)
+        sub.add(addressing.exchange_address(addressing.fanout_key(ns, topic)), credit,
+                temporary=True)
+        for link in sub.links:
+            loop.submit(link.io_start)
+        try:
+            for link in sub.links:
+                if not link.ready.wait(max(0.0, deadline - time.monotonic())):
+                    raise TransportError(f"cell {self.cell.name}: {link.address} not "
+                                         "attached in time")
+                if link.error is not None:
+                    raise link.error
+        except RPCError:
+            sub.close()
+            raise
+        return sub
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.close()
+            LOG.info("cell %s: qpid driver closed", self.cell.name)

@@ -1,0 +1,399 @@
+"""Senders and receivers that survive reconnects.
+
+Each :class:`OutgoingLink` / :class:`IncomingLink` owns at most one proton
+link at a time, always on a session of its own: RabbitMQ ends the whole
+session when an attach fails, which would otherwise kill unrelated links.
+All ``io_*`` methods run on the :class:`~rpccore_qpid.connection.IoLoop`'s
+I/O thread only.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from proton import Condition, Connection, Delivery, Link, Message, Session, Terminus
+
+from rpccore.errors import RPCError, TransportError, Undeliverable
+from rpccore.ratelog import RateLimitedLog
+
+from rpccore_qpid.connection import describe
+
+if TYPE_CHECKING:
+    from rpccore_qpid.connection import IoLoop
+
+LOG = logging.getLogger(__name__)
+_RATELOG = RateLimitedLog(LOG)
+_names = itertools.count(1)
+NOT_FOUND = "amqp:not-found"
+#: Senders to these addresses first check that the queue exists.
+PROBED_PREFIX = "/amq/queue/"
+
+
+class LinkOwner:
+    """What the I/O loop tells every link object about the connection."""
+
+    def io_connected(self, conn: Connection) -> None:
+        """A (new) connection is open."""
+
+    def io_lost(self) -> None:
+        """The connection went away; links and deliveries of it are void."""
+
+    def io_closed(self) -> None:
+        """The driver is closing: fail or drop whatever is waiting."""
+
+    def io_failed(self, cond: Condition | None, endpoint: Link | Session) -> None:
+        """The broker closed our link or session (with ``cond``)."""
+
+
+def _open_session(conn: Connection, owner: LinkOwner) -> Session:
+    session = conn.session()
+    session.rpccore_link = owner
+    session.open()
+    return session
+
+
+class Outgoing:
+    """One message on its way, and whoever waits for its fate.
+
+    ``future`` (if any) completes when the message is written (``settle``
+    False) or when the broker accepted it (``settle`` True); with the error
+    otherwise. ``release`` is called exactly once when the message is done.
+    """
+
+    __slots__ = ("message", "deadline", "future", "settle", "release", "returned", "done")
+
+    def __init__(self, message: Message, deadline: float | None, future: Future[None] | None,
+                 settle: bool, release: Callable[[], None],
+                 returned: Callable[[str], None]) -> None:
+        self.message = message
+        self.deadline = deadline
+        self.future = future
+        self.settle = settle
+        self.release = release
+        self.returned = returned
+        self.done = False
+
+    def written(self) -> None:
+        if self.future is not None and not self.settle and not self.future.done():
+            self.future.set_result(None)
+
+    def finish(self, error: RPCError | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.release()
+        if self.future is not None:
+            if not self.future.done():
+                if error is None:
+                    self.future.set_result(None)
+                else:
+                    self.future.set_exception(error)
+        elif isinstance(error, Undeliverable):
+            self.returned(str(error))
+        elif error is not None:
+            _RATELOG.warning("cast", "a message was dropped: %s", error)
+
+
+class OutgoingLink(LinkOwner):
+    """A sender to one address, attached on demand, messages queued meanwhile.
+
+    Messages the broker had not acknowledged when the connection dropped are
+    sent again after reconnecting (at-least-once), unless past their deadline.
+    An address the broker refuses fails every waiting message with
+    :class:`Undeliverable` (``amqp:not-found``) or :class:`TransportError`,
+    and the link forgets itself (``on_gone``) so the next send tries anew.
+    """
+
+    def __init__(self, loop: IoLoop, address: str,
+                 on_gone: Callable[[OutgoingLink], None]) -> None:
+        self.loop = loop
+        self.address = address
+        self.on_gone = on_gone
+        self.link: Link | None = None
+        self.session: Session | None = None
+        self.state = "idle"           # idle, probing, attaching, open, gone
+        self.pending: collections.deque[Outgoing] = collections.deque()
+        self.unsettled: dict[int, Outgoing] = {}
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending or self.unsettled) or self.state in ("probing", "attaching")
+
+    def io_submit(self, item: Outgoing) -> None:
+        if self.state == "gone":
+            item.finish(TransportError(f"sender to {self.address} is closed"))
+            return
+        self.pending.append(item)
+        if self.state == "open":
+            self._flush()
+        elif self.state == "idle" and self.loop.conn is not None and self.loop.connected:
+            self._attach(self.loop.conn)
+
+    def _attach(self, conn: Connection) -> None:
+        self.session = _open_session(conn, self)
+        if self.address.startswith(PROBED_PREFIX):
+            # RabbitMQ accepts a sender to a queue that does not exist (and
+            # drops what it sends), but refuses a receiver: so probe with a
+            # receiver that is given no credit, then attach the sender.
+            link = self.session.receiver(f"rpccore-probe-{next(_names)}")
+            link.source.address = self.address
+            self.state = "probing"
+        else:
+            link = self.session.sender(f"rpccore-out-{next(_names)}")
+            link.target.address = self.address
+            self.state = "attaching"
+        link.rpccore_link = self
+        link.open()
+        self.link = link
+
+    def io_opened(self, link: Link) -> None:
+        if link != self.link:
+            return
+        if self.state == "probing":
+            if link.remote_source is None or link.remote_source.address is None:
+                return  # the broker refused it; its detach with the reason follows
+            # the queue exists: a fresh session for the sender (closing one
+            # link alone can hang on this broker, ending its session cannot)
+            self._drop_link()
+            conn = self.loop.conn
+            if conn is None:
+                self.state = "idle"
+                return
+            self.session = _open_session(conn, self)
+            sender = self.session.sender(f"rpccore-out-{next(_names)}")
+            sender.target.address = self.address
+            sender.rpccore_link = self
+            sender.open()
+            self.link = sender
+            self.state = "attaching"
+            return
+        if self.state != "attaching":
+            return
+        if link.remote_target is None or link.remote_target.address is None:
+            return  # the broker refused it; its detach with the reason follows
+        self.state = "open"
+        self._flush()
+
+    def io_sendable(self, link: Link) -> None:
+        if link == self.link and self.state == "open":
+            self._flush()
+
+    def _flush(self) -> None:
+        link = self.link
+        assert link is not None
+        pending = self.pending
+        now = None
+        while pending and link.credit > 0:
+            item = pending.popleft()
+            if item.deadline is not None:
+                if now is None:
+                    now = time.monotonic()
+                if item.deadline < now:
+                    item.finish(TransportError(f"not sent to {self.address} before its deadline"))
+                    continue
+            dlv = link.send(item.message)
+            dlv.rpccore_item = item
+            self.unsettled[id(item)] = item
+            item.written()
+
+    def io_outcome(self, dlv: Delivery, accepted: bool, why: str = "") -> None:
+        item = getattr(dlv, "rpccore_item", None)
+        if item is None or self.unsettled.pop(id(item), None) is None:
+            return
+        if accepted:
+            item.finish()
+        else:
+            item.finish(Undeliverable(f"the broker {why} the message to {self.address}"))
+
+    def io_failed(self, cond: Condition | None, endpoint: Link | Session) -> None:
+        if endpoint != self.link and endpoint != self.session:
+            return
+        was = self.state
+        self._drop_link()
+        waiting = list(self.unsettled.values()) + list(self.pending)
+        self.unsettled.clear()
+        self.pending.clear()
+        if cond is not None and cond.name == NOT_FOUND:
+            error: RPCError = Undeliverable(f"nobody consumes {self.address}: {describe(cond)}")
+        else:
+            error = TransportError(f"the broker closed the sender to {self.address}: "
+                                   f"{describe(cond)}")
+        if was == "open":
+            LOG.info("cell %s: sender to %s closed by the broker: %s",
+                     self.loop.cell.name, self.address, describe(cond))
+        for item in waiting:
+            item.finish(error)
+        self.state = "gone"
+        self.on_gone(self)
+
+    def _drop_link(self) -> None:
+        for endpoint in (self.link, self.session):
+            if endpoint is not None:
+                endpoint.rpccore_link = None
+                try:
+                    endpoint.close()
+                except Exception:
+                    pass
+        self.link = self.session = None
+
+    def io_close_idle(self) -> None:
+        """Close the link; only used when it has nothing waiting."""
+        self._drop_link()
+        self.state = "gone"
+        self.on_gone(self)
+
+    def io_lost(self) -> None:
+        self.link = self.session = None
+        if self.state != "gone":
+            self.state = "idle"
+        again = list(self.unsettled.values())
+        self.unsettled.clear()
+        self.pending.extendleft(reversed(again))
+
+    def io_connected(self, conn: Connection) -> None:
+        if self.state == "idle" and self.pending:
+            self._attach(conn)
+
+    def io_closed(self) -> None:
+        waiting = list(self.unsettled.values()) + list(self.pending)
+        self.unsettled.clear()
+        self.pending.clear()
+        self.state = "gone"
+        for item in waiting:
+            item.finish(TransportError("the qpid driver was closed"))
+
+
+Deliver = Callable[["IncomingLink", Delivery, Message], None]
+
+
+class IncomingLink(LinkOwner):
+    """A receiver from one address, re-attached after every reconnect.
+
+    ``credit`` bounds the messages delivered but not yet acknowledged
+    (:meth:`io_ack`); ``auto_accept`` links (replies) accept each message as
+    soon as ``deliver`` returns. ``ready`` is set once the first attach
+    succeeded or failed (then ``error`` holds why).
+    """
+
+    def __init__(self, loop: IoLoop, address: str, credit: int, deliver: Deliver, *,
+                 auto_accept: bool = False, temporary: bool = False) -> None:
+        self.loop = loop
+        self.address = address
+        self.credit = credit
+        self.deliver = deliver
+        self.auto_accept = auto_accept
+        self.temporary = temporary
+        self.link: Link | None = None
+        self.session: Session | None = None
+        self.closing = False
+        self.unacked = 0
+        self.ready = threading.Event()
+        self.error: RPCError | None = None
+
+    def io_start(self) -> None:
+        self.loop.owners.add(self)
+        if self.loop.conn is not None and self.loop.connected:
+            self._attach(self.loop.conn)
+
+    def _attach(self, conn: Connection) -> None:
+        self.session = _open_session(conn, self)
+        link = self.session.receiver(f"rpccore-in-{next(_names)}")
+        link.source.address = self.address
+        if self.temporary:
+            # what AMQP 1.0 offers to say "remove my node when I detach"
+            link.source.durability = Terminus.NONDURABLE
+            link.source.expiry_policy = Terminus.EXPIRE_WITH_LINK
+        link.rpccore_link = self
+        link.open()
+        self.link = link
+        self.unacked = 0
+
+    def io_opened(self, link: Link) -> None:
+        if link != self.link:
+            return
+        if link.remote_source is None or link.remote_source.address is None:
+            return  # refused; the detach with the reason follows
+        link.flow(self.credit)
+        self.ready.set()
+
+    def io_message(self, link: Link, dlv: Delivery, message: Message) -> None:
+        if link != self.link or self.closing:
+            dlv.update(Delivery.RELEASED)
+            dlv.settle()
+            return
+        if self.auto_accept:
+            try:
+                self.deliver(self, dlv, message)
+            finally:
+                dlv.update(Delivery.ACCEPTED)
+                dlv.settle()
+                link.flow(1)
+            return
+        self.unacked += 1
+        self.deliver(self, dlv, message)
+
+    def io_settle(self, dlv: Delivery, generation: int, outcome: Any) -> None:
+        """Accept (``Delivery.ACCEPTED``) or release a delivered message."""
+        if generation != self.loop.generation or self.link is None or dlv.settled:
+            return  # its connection is gone; the broker redelivers it
+        dlv.update(outcome)
+        dlv.settle()
+        self.unacked -= 1
+        if not self.closing:
+            self.link.flow(1)
+        elif self.unacked <= 0:
+            self._end()
+
+    def io_failed(self, cond: Condition | None, endpoint: Link | Session) -> None:
+        if endpoint != self.link and endpoint != self.session:
+            return
+        first = not self.ready.is_set()
+        self.link = self.session = None
+        if self.closing:
+            return
+        if first:
+            self.error = TransportError(f"cannot consume {self.address}: {describe(cond)}")
+            self.ready.set()
+            return
+        LOG.warning("cell %s: the broker closed the receiver of %s (%s); re-attaching",
+                    self.loop.cell.name, self.address, describe(cond))
+        self.loop.schedule(1.0, self._retry)  # a delay keeps a refusal from spinning
+
+    def _retry(self) -> None:
+        if self.link is None and not self.closing and self.loop.conn is not None \
+                and self.loop.connected:
+            self._attach(self.loop.conn)
+
+    def io_close(self) -> None:
+        """Stop receiving; end the session once every delivered message is
+        acknowledged (so in-flight requests are not redelivered elsewhere)."""
+        self.closing = True
+        self.loop.owners.discard(self)
+        if self.link is not None:
+            self.link.close()
+        if self.unacked <= 0:
+            self._end()
+
+    def _end(self) -> None:
+        if self.session is not None:
+            self.session.close()
+        self.link = self.session = None
+
+    def io_lost(self) -> None:
+        self.link = self.session = None
+        self.unacked = 0
+
+    def io_connected(self, conn: Connection) -> None:
+        if not self.closing and self.error is None:
+            self._attach(conn)
+
+    def io_closed(self) -> None:
+        self.closing = True
+        self.ready.set()

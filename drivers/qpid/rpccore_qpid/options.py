@@ -1,0 +1,43 @@
+"""Options the qpid driver adds to its cell's group (``[cell:NAME]``).
+
+Every option can also be given as a query parameter of the transport URL:
+``qpid://u:p@host:5671/?ssl=true&ssl_ca_file=/etc/ca.pem``.
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+QPID_OPTS: list[cfg.Opt] = [
+    cfg.BoolOpt("ssl", default=False,
+                help="Connect with TLS (amqps). The URL's default port becomes 5671."),
+    cfg.StrOpt("ssl_ca_file",
+               help="PEM file of the CA certificates that sign the broker's certificate."),
+    cfg.StrOpt("ssl_cert_file", help="PEM client certificate, for brokers that ask for one."),
+    cfg.StrOpt("ssl_key_file", help="PEM private key of ssl_cert_file."),
+    cfg.StrOpt("ssl_key_password", secret=True, help="Password of ssl_key_file."),
+    cfg.BoolOpt("ssl_verify_hostname", default=True,
+                help="Check that the broker's certificate names the host connected to. "
+                     "False still checks the certificate chain when ssl_ca_file is set."),
+    cfg.FloatOpt("heartbeat", default=30.0, min=0.0,
+                 help="AMQP idle timeout in seconds: both ends send heartbeat frames so a "
+                      "dead peer is noticed within about this time. 0 disables."),
+    cfg.FloatOpt("connect_timeout", default=10.0, min=0.1,
+                 help="Seconds one connection attempt to one host may take."),
+    cfg.FloatOpt("reconnect_delay", default=0.25, min=0.0,
+                 help="First delay before reconnecting after a failed attempt; doubles "
+                      "with every failure up to reconnect_max_delay."),
+    cfg.FloatOpt("reconnect_max_delay", default=10.0, min=0.0,
+                 help="Longest delay between reconnection attempts."),
+    cfg.IntOpt("prefetch", default=64, min=1,
+               help="Messages each server link takes from the broker ahead of "
+                    "acknowledging them."),
+    cfg.IntOpt("max_unsettled", default=2000, min=1,
+               help="Messages sent but not yet acknowledged by the broker; senders "
+                    "block (up to their deadline) beyond it."),
+]
+
+
+def list_opts() -> list[cfg.Opt]:
+    """The options above (for :meth:`QpidDriver.options`)."""
+    return list(QPID_OPTS)
