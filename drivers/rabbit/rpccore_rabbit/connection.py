@@ -136,6 +136,7 @@ class Link:
         self._permits = threading.BoundedSemaphore(params.max_unconfirmed)
         self._host_index = 0
         self._was_connected = False
+        self._failing = False
 
     # -- any thread ----------------------------------------------------------
 
@@ -287,13 +288,17 @@ class Link:
                 hook(self)
         except Exception as exc:
             self.last_error = f"{host}: {_describe(exc)}"
-            LOG.warning("rabbit %s: cannot connect to %s: %s", self.name, host,
-                        _describe(exc))
+            # One line per state change: the first failure, then only debug.
+            log = LOG.debug if self._failing else LOG.warning
+            log("rabbit %s: cannot connect to %s: %s; retrying", self.name, host,
+                _describe(exc))
+            self._failing = True
             self._drop_connection()
             return False
         if self._was_connected:
             self.stats.incr("reconnects")
         self._was_connected = True
+        self._failing = False
         self.last_error = ""
         LOG.info("rabbit %s: connected to %s (vhost %r)", self.name, host,
                  params.virtual_host)
@@ -445,6 +450,7 @@ class Link:
         self.last_error = _describe(exc)
         LOG.warning("rabbit %s: connection lost: %s; reconnecting", self.name,
                     self.last_error)
+        self._failing = True
         self._drop_connection()
         # Publish again, first, whatever the broker has not confirmed.
         unconfirmed = list(self._unconfirmed.values())

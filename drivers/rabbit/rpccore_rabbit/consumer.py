@@ -187,7 +187,7 @@ class SubscriptionRegistry:
         for sub in subs:
             self._activate_one(link, sub)
         if subs:
-            LOG.info("rabbit %s: consuming for %d server(s)", link.name, len(subs))
+            LOG.debug("rabbit %s: consuming for %d server(s)", link.name, len(subs))
 
 
 class ReplyQueue:

@@ -90,6 +90,8 @@ def _ssl_options(options: Any) -> dict[str, Any] | None:
             sslopts["keyfile"] = options.ssl_key_file
     elif options.ssl_key_file:
         raise ConfigError("ssl_key_file is set but ssl_cert_file is not")
+    if options.ssl_verify_hostname:
+        sslopts["server_hostname"] = None  # kombu fills in the host connected to
     return sslopts
 
 

@@ -1,0 +1,197 @@
+"""The rabbit driver when its broker crashes, restarts or hangs.
+
+Runs against a private RabbitMQ node (tests/private_rabbit.py) that this
+module starts once, SIGKILLs and restarts; never the machine's shared broker.
+
+What is asserted (and promised in drivers/rabbit/README.md): with
+``amqp_durable_queues`` on, a cast sent with ``confirm=True`` that returned
+without raising is delivered **at least once** (duplicates are possible: a
+message a server had received but not acknowledged when the broker died is
+delivered again).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from oslo_config import cfg
+
+from private_rabbit import PrivateRabbit
+from rpccore import RPC
+from rpccore.errors import Timeout, TransportError
+
+SENDERS = 4
+CASTS = 5000
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[PrivateRabbit]:
+    with PrivateRabbit() as rabbit:
+        yield rabbit
+
+
+class Sink:
+    """Remembers every value cast to it, and when each arrived."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: list[str] = []
+        self.times: list[float] = []
+        self.arrived = threading.Condition(self.lock)
+
+    def note(self, ctx: dict[str, Any], value: str) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.values.append(value)
+            self.times.append(now)
+            self.arrived.notify_all()
+
+    def add(self, ctx: dict[str, Any], a: int, b: int) -> int:
+        return a + b
+
+    def first_after(self, moment: float) -> float | None:
+        with self.lock:
+            return next((t for t in self.times if t > moment), None)
+
+    def wait_for(self, wanted: set[str], timeout: float) -> set[str]:
+        """Wait until every value in ``wanted`` arrived; return the missing ones."""
+        end = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                missing = wanted - set(self.values)
+                left = end - time.monotonic()
+                if not missing or left <= 0:
+                    return missing
+                self.arrived.wait(min(left, 0.5))
+
+
+def _rpc(node: PrivateRabbit, exchange: str, **options: Any) -> RPC:
+    rpc = RPC(cfg.ConfigOpts())
+    rpc.remove_cell(rpc.default_cell)
+    rpc.add_cell(rpc.default_cell, node.url("rabbit"), control_exchange=exchange,
+                 **options)
+    return rpc
+
+
+def test_confirmed_casts_survive_a_broker_crash(node: PrivateRabbit) -> None:
+    exchange = f"faults-{os.urandom(4).hex()}"
+    topic = "faults.crash"
+    sink = Sink()
+    server_rpc = _rpc(node, exchange, amqp_durable_queues=True)
+    client = _rpc(node, exchange, amqp_durable_queues=True)
+    caller = _rpc(node, exchange, amqp_durable_queues=True)
+    try:
+        server_rpc.serve(server_rpc.make_destination(topic, host="h1"), [sink]).start()
+        assert caller.call({}, topic, {"method": "add", "args": {"a": 1, "b": 2}},
+                           timeout=5) == 3
+
+        confirmed: set[str] = set()
+        failed: list[BaseException] = []
+        lock = threading.Lock()
+        enough = threading.Event()
+
+        def send(sender: int) -> None:
+            for i in range(CASTS // SENDERS):
+                value = f"{sender}-{i}"
+                try:
+                    client.cast({}, topic, {"method": "note", "args": {"value": value}},
+                                confirm=True)
+                except (TransportError, Timeout) as exc:
+                    with lock:
+                        failed.append(exc)
+                    continue
+                with lock:
+                    confirmed.add(value)
+                    if len(confirmed) >= 2000:
+                        enough.set()
+
+        senders = [threading.Thread(target=send, args=(k,)) for k in range(SENDERS)]
+        for thread in senders:
+            thread.start()
+        assert enough.wait(60), "2,000 confirmed casts did not happen in 60 s"
+
+        node.kill()
+        killed_at = time.monotonic()
+        with lock:
+            at_kill = len(confirmed)
+        print(f"broker killed after {at_kill} confirmed casts")
+        assert at_kill < CASTS - 500, "the crash must come in the middle of the stream"
+
+        # A call during the outage fails no later than 0.5 s after its timeout.
+        start = time.monotonic()
+        with pytest.raises((Timeout, TransportError)):
+            caller.call({}, topic, {"method": "add", "args": {"a": 1, "b": 1}}, timeout=1.5)
+        late = time.monotonic() - start - 1.5
+        assert late <= 0.5, f"the call returned {late:.2f} s after its timeout"
+
+        node.restart()
+        while not node.accepts_connections():
+            time.sleep(0.01)
+        accepting_at = time.monotonic()
+        assert accepting_at - killed_at < 60
+
+        # The server consumes again within 2 s of the broker accepting connections.
+        end = accepting_at + 10
+        resumed = sink.first_after(killed_at)
+        while resumed is None and time.monotonic() < end:
+            time.sleep(0.01)
+            resumed = sink.first_after(killed_at)
+        assert resumed is not None, "the server never received anything after the restart"
+        resume_delay = resumed - accepting_at
+        print(f"server resumed {resume_delay:.3f} s after the broker accepted connections")
+        assert resume_delay < 2.0
+
+        for thread in senders:
+            thread.join(120)
+        assert not any(thread.is_alive() for thread in senders)
+        missing = sink.wait_for(confirmed, 60)
+        with sink.lock:
+            received = len(sink.values)
+            duplicates = received - len(set(sink.values))
+        print(f"confirmed {len(confirmed)}, failed {len(failed)}, received {received} "
+              f"({duplicates} duplicates), missing {len(missing)}")
+        assert not missing, f"{len(missing)} confirmed casts lost, e.g. {sorted(missing)[:5]}"
+        assert len(confirmed) + len(failed) == CASTS
+        assert len(confirmed) >= 4000, "too few casts were confirmed to prove anything"
+
+        # Everything works again, and the clients counted their reconnections.
+        assert caller.call({}, topic, {"method": "add", "args": {"a": 2, "b": 2}},
+                           timeout=10) == 4
+        assert client.stats()[client.default_cell]["reconnects"] >= 1
+        assert server_rpc.stats()[server_rpc.default_cell]["reconnects"] >= 1
+    finally:
+        for rpc in (client, caller, server_rpc):
+            rpc.close()
+
+
+def test_call_to_a_hung_broker_fails_in_time(node: PrivateRabbit) -> None:
+    node.wait_ready(30)
+    exchange = f"faults-{os.urandom(4).hex()}"
+    topic = "faults.hang"
+    server_rpc = _rpc(node, exchange)
+    caller = _rpc(node, exchange, heartbeat_interval=2)
+    try:
+        server_rpc.serve(server_rpc.make_destination(topic), [Sink()]).start()
+        assert caller.call({}, topic, {"method": "add", "args": {"a": 1, "b": 2}},
+                           timeout=5) == 3
+        node.pause()
+        try:
+            start = time.monotonic()
+            with pytest.raises((Timeout, TransportError)):
+                caller.call({}, topic, {"method": "add", "args": {"a": 1, "b": 1}}, timeout=1)
+            late = time.monotonic() - start - 1
+            assert late <= 0.5, f"the call returned {late:.2f} s after its timeout"
+        finally:
+            node.resume()
+        # after the broker wakes up the driver works again (reconnecting if
+        # the heartbeat declared the connection dead meanwhile)
+        assert caller.call({}, topic, {"method": "add", "args": {"a": 2, "b": 3}},
+                           timeout=15) == 5
+    finally:
+        caller.close()
+        server_rpc.close()
