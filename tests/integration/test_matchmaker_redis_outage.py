@@ -79,7 +79,7 @@ def test_lookups_answer_last_known_hosts_quickly_while_redis_is_down(
     assert first < 0.5, first
     assert not reader.online
     hosts, later = timed(lambda: reader.lookup("compute"))
-    assert hosts == ["127.0.0.2", "127.0.0.3:9600"] and later < 0.01, later
+    assert hosts == ["127.0.0.2", "127.0.0.3:9600"] and later < 0.05, later
     assert reader.lookup("empty") == []
     with pytest.raises(rpccore.TransportError, match="never-looked-up"):
         reader.lookup("never-looked-up")
@@ -95,7 +95,7 @@ def test_a_hung_redis_blocks_a_lookup_no_longer_than_the_timeout(
         hosts, first = timed(lambda: reader.lookup("t"))
         assert hosts == ["h1"] and first < 1.0, first
         hosts, later = timed(lambda: reader.lookup("t"))
-        assert hosts == ["h1"] and later < 0.01, later
+        assert hosts == ["h1"] and later < 0.05, later
     finally:
         server.resume()
     wait_for(lambda: reader.online)
