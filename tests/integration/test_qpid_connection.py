@@ -1,0 +1,110 @@
+"""How the qpid driver connects: credentials, failover, log hygiene.
+
+Against the shared RabbitMQ (AMQP 1.0 plugin) at 127.0.0.1:5672; nothing
+here breaks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+import pytest
+from oslo_config import cfg
+
+from rpccore import RPC
+from rpccore.errors import TransportError, Undeliverable
+
+BROKER = "127.0.0.1:5672"
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rpc(url: str, **options: Any) -> RPC:
+    rpc = RPC(cfg.ConfigOpts())
+    rpc.remove_cell(rpc.default_cell)
+    options.setdefault("control_exchange", f"qpid-conn-{os.urandom(4).hex()}")
+    rpc.add_cell(rpc.default_cell, url, **options)
+    return rpc
+
+
+class Adder:
+    def add(self, ctx: dict[str, Any], a: int, b: int) -> int:
+        return a + b
+
+
+def test_wrong_password_fails_loudly_and_is_never_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    rpc = _rpc(f"qpid://guest:not-the-pw-4711@{BROKER}/")
+    try:
+        start = time.monotonic()
+        with pytest.raises(TransportError) as info:
+            rpc.cast({}, "t", {"method": "add", "args": {"a": 1, "b": 2}})
+        assert time.monotonic() - start < 5
+        assert "not-the-pw-4711" not in str(info.value)
+        with pytest.raises(TransportError):
+            rpc.cell().driver().connect(5)
+    finally:
+        rpc.close()
+    assert "not-the-pw-4711" not in caplog.text
+    assert "guest:****@" in caplog.text
+
+
+def test_failover_to_the_next_host() -> None:
+    dead = _dead_port()
+    url = f"qpid://guest:guest@127.0.0.1:{dead},guest:guest@{BROKER}/"
+    server = _rpc(url)
+    client = _rpc(url, control_exchange=server.cell().options.control_exchange)
+    try:
+        server.serve("failover", [Adder()]).start()
+        assert client.call({}, "failover", {"method": "add", "args": {"a": 2, "b": 2}},
+                           timeout=10) == 4
+    finally:
+        client.close()
+        server.close()
+
+
+def test_unreachable_broker_is_a_transport_error_not_a_hang() -> None:
+    rpc = _rpc(f"qpid://guest:guest@127.0.0.1:{_dead_port()}/")
+    try:
+        start = time.monotonic()
+        with pytest.raises(TransportError):
+            rpc.call({}, "t", {"method": "add", "args": {"a": 1, "b": 2}}, timeout=10)
+        assert time.monotonic() - start < 5
+    finally:
+        rpc.close()
+
+
+def test_confirmed_cast_to_nobody_is_undeliverable_and_plain_cast_is_counted() -> None:
+    rpc = _rpc(f"qpid://guest:guest@{BROKER}/")
+    try:
+        with pytest.raises(Undeliverable):
+            rpc.cast({}, "nobody-here", {"method": "add", "args": {}}, confirm=True)
+        rpc.cast({}, "nobody-here", {"method": "add", "args": {}})
+        end = time.monotonic() + 5
+        while rpc.cell().stats.get("returned") < 1 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert rpc.cell().stats.get("returned") == 1
+    finally:
+        rpc.close()
+
+
+def test_confirmed_cast_returns_once_the_broker_has_it() -> None:
+    server = _rpc(f"qpid://guest:guest@{BROKER}/")
+    client = _rpc(f"qpid://guest:guest@{BROKER}/",
+                  control_exchange=server.cell().options.control_exchange)
+    try:
+        server.serve("confirm", [Adder()]).start()
+        for _ in range(20):
+            client.cast({}, "confirm", {"method": "add", "args": {"a": 1, "b": 1}}, confirm=True)
+        assert client.cell().stats.get("sent") == 20
+    finally:
+        client.close()
+        server.close()
