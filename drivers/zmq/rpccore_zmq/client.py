@@ -1,0 +1,370 @@
+"""The client side: one DEALER connection per peer host, receipts, failover.
+
+Every request a client sends must be acknowledged by the server's I/O thread
+with a receipt (sent once the request is in a server's queue) within
+``zmq_receipt_timeout``. A peer that misses it, or refuses a message because
+nobody there consumes it, makes the message move on: a topic message goes to
+the next host of the topic, a host-directed one is given up (a waiting caller
+gets the error; a plain cast is reported, see :class:`ClientLoop`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from rpccore.errors import TransportError, Undeliverable
+from rpccore.ratelog import RateLimitedLog
+from rpccore_zmq import protocol
+from rpccore_zmq.loop import SocketLoop
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+    from rpccore.driver import ReplyHandler
+
+LOG = logging.getLogger(__name__)
+_RATELOG = RateLimitedLog(LOG)
+
+#: Seconds between pings to a peer marked dead (any answer revives it).
+PING_INTERVAL = 0.5
+
+
+class Outgoing:
+    """One request on its way, and who (if anyone) waits for its receipt.
+
+    ``candidates`` are the host strings it may go to, in order of preference;
+    a host-directed or fanout message has exactly one.
+    """
+
+    __slots__ = ("kind", "topic", "host", "body", "candidates", "directed", "tried",
+                 "refusals", "why", "error", "sent_at", "_waiter")
+
+    def __init__(self, kind: bytes, topic: bytes, host: bytes, body: bytes,
+                 candidates: list[str], directed: bool, wait: bool) -> None:
+        self.kind = kind
+        self.topic = topic
+        self.host = host
+        self.body = body
+        self.candidates = candidates
+        self.directed = directed
+        self.tried: list[str] = []
+        self.refusals = 0
+        self.why = ""
+        self.error: Exception | None = None
+        self.sent_at = 0.0
+        self._waiter: threading.Lock | None = None
+        if wait:
+            self._waiter = threading.Lock()
+            self._waiter.acquire()
+
+    @property
+    def waited_for(self) -> bool:
+        return self._waiter is not None
+
+    def settle(self, error: Exception | None) -> None:
+        """Record the outcome and wake the waiter (loop thread)."""
+        self.error = error
+        if self._waiter is not None:
+            self._waiter.release()
+
+    def wait(self, deadline: float) -> bool:
+        """Wait for :meth:`settle` until ``deadline``; False when it passed."""
+        assert self._waiter is not None
+        return self._waiter.acquire(timeout=max(0.0, deadline - time.monotonic()))
+
+
+class Peer:
+    """The connection to one peer endpoint."""
+
+    __slots__ = ("endpoint", "host", "socket", "unacked", "dead", "last_used", "last_ping")
+
+    def __init__(self, endpoint: str, host: str) -> None:
+        self.endpoint = endpoint
+        self.host = host
+        self.socket: zmq.Socket[Any] | None = None
+        self.unacked: OrderedDict[int, Outgoing] = OrderedDict()
+        self.dead = False
+        self.last_used = time.monotonic()
+        self.last_ping = 0.0
+
+
+class ClientLoop(SocketLoop):
+    """Owns every client connection of one driver.
+
+    What happens to a message whose host fails (dead, or refusing it):
+
+    - topic call / confirmed cast: sent to the next host of the topic; when
+      none is left, the waiting caller gets :class:`Undeliverable` (every host
+      refused it) or :class:`TransportError` (a host did not answer);
+    - topic cast: the same failover; when none is left it is counted
+      (``returned`` or ``zmq_lost_casts``) and logged;
+    - host-directed or fanout cast: counted (``zmq_lost_casts``) and logged;
+      a host-directed one also makes the next plain cast to that host raise
+      :class:`TransportError` (see :meth:`take_losses`).
+    """
+
+    def __init__(self, cell: Cell, context: zmq.Context[Any]) -> None:
+        super().__init__(f"rpccore-zmq-client-{cell.name}", context)
+        options = cell.options
+        self.cell = cell
+        self.port: int = options.zmq_port
+        self.receipt_timeout: float = options.zmq_receipt_timeout
+        self.max_peers: int = options.zmq_max_peers
+        self.queue_size: int = options.zmq_send_queue
+        self.heartbeat_ms = int(options.zmq_heartbeat_interval * 1000)
+        self.max_size: int = cell.max_message_size
+        self.on_reply: ReplyHandler | None = None
+        self.peers: dict[str, Peer] = {}
+        self.dead_endpoints: set[str] = set()
+        self._endpoints: dict[str, str] = {}
+        self._losses: dict[str, tuple[int, str]] = {}
+        self._losses_lock = threading.Lock()
+        self._seq = itertools.count(1)
+
+    # -- any thread -------------------------------------------------------------
+
+    def endpoint_of(self, host: str) -> str:
+        """The endpoint of a host string (cached).
+
+        :raises ValueError: malformed host string.
+        """
+        found = self._endpoints.get(host)
+        if found is None:
+            found = self._endpoints[host] = protocol.endpoint(host, self.port)
+        return found
+
+    def send(self, out: Outgoing) -> None:
+        """Hand ``out`` to the loop; never blocks."""
+        self.submit(lambda: self._dispatch(out))
+
+    def take_losses(self, host: str) -> tuple[int, str] | None:
+        """``(count, why)`` of host-directed casts to ``host`` lost since the
+        last call, or ``None``; resets the count."""
+        with self._losses_lock:
+            return self._losses.pop(host, None)
+
+    def is_dead(self, host: str) -> bool:
+        """Whether ``host`` missed a receipt and has not answered since."""
+        return self.endpoint_of(host) in self.dead_endpoints
+
+    # -- loop thread: sending -----------------------------------------------
+
+    def _next_host(self, out: Outgoing) -> str | None:
+        left = [h for h in out.candidates if h not in out.tried]
+        for host in left:
+            try:
+                if self.endpoint_of(host) not in self.dead_endpoints:
+                    return host
+            except ValueError:
+                continue
+        return left[0] if left else None
+
+    def _dispatch(self, out: Outgoing) -> None:
+        while True:
+            host = self._next_host(out)
+            if host is None:
+                self._give_up(out)
+                return
+            if out.tried:
+                self.cell.stats.incr("zmq_rerouted")
+            out.tried.append(host)
+            try:
+                peer = self._peer(host)
+            except (TransportError, ValueError) as exc:
+                out.why = str(exc)
+                continue
+            seq = next(self._seq)
+            assert peer.socket is not None
+            try:
+                peer.socket.send_multipart(
+                    [protocol.MAGIC, out.kind, protocol.pack_seq(seq), out.topic, out.host,
+                     out.body], zmq.NOBLOCK)
+            except zmq.Again:
+                out.why = f"the send queue to {host} is full ({self.queue_size} messages)"
+                continue
+            except zmq.ZMQError as exc:
+                out.why = f"sending to {host} failed: {exc}"
+                continue
+            now = time.monotonic()
+            out.sent_at = peer.last_used = now
+            peer.unacked[seq] = out
+            return
+
+    def _give_up(self, out: Outgoing) -> None:
+        topic = out.topic.decode("utf-8", "replace")
+        where = ", ".join(out.tried) or "no host"
+        error: Exception
+        if out.tried and out.refusals == len(out.tried):
+            error = Undeliverable(f"nobody consumes topic {topic!r} on {where}")
+        else:
+            error = TransportError(f"message to topic {topic!r} not delivered to {where}: "
+                                   f"{out.why or 'no receipt'}")
+        if out.waited_for:
+            out.settle(error)
+            return
+        stats = self.cell.stats
+        if isinstance(error, Undeliverable):
+            stats.incr("returned")
+        else:
+            stats.incr("zmq_lost_casts")
+        _RATELOG.warning("lost:" + where, "cell %s: cast dropped: %s", self.cell.name, error)
+        if out.directed and out.kind == protocol.CAST:
+            host = out.candidates[0]
+            with self._losses_lock:
+                count, _ = self._losses.get(host, (0, ""))
+                self._losses[host] = (count + 1, str(error))
+
+    def _peer(self, host: str) -> Peer:
+        endpoint = self.endpoint_of(host)
+        peer = self.peers.get(endpoint)
+        if peer is None:
+            if len(self.peers) >= self.max_peers:
+                self._evict_one()
+            peer = self.peers[endpoint] = Peer(endpoint, host)
+            self._connect(peer)
+            LOG.info("cell %s: connecting to %s", self.cell.name, endpoint)
+        return peer
+
+    def _evict_one(self) -> None:
+        idle = [p for p in self.peers.values() if not p.unacked]
+        if not idle:
+            raise TransportError(f"cell {self.cell.name}: {len(self.peers)} peer connections "
+                                 f"are busy (zmq_max_peers = {self.max_peers})")
+        victim = min(idle, key=lambda p: p.last_used)
+        self._disconnect(victim)
+        del self.peers[victim.endpoint]
+        self.dead_endpoints.discard(victim.endpoint)
+        LOG.info("cell %s: closed idle connection to %s (zmq_max_peers reached)",
+                 self.cell.name, victim.endpoint)
+
+    def _connect(self, peer: Peer) -> None:
+        sock = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, self.queue_size)
+        sock.setsockopt(zmq.RCVHWM, self.queue_size)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_size + 4096)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, self.heartbeat_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self.heartbeat_ms * 3)
+        if peer.endpoint.startswith("tcp://["):
+            sock.setsockopt(zmq.IPV6, 1)
+        sock.connect(peer.endpoint)
+        peer.socket = sock
+        self.watch(sock, lambda: self._on_readable(peer))
+
+    def _disconnect(self, peer: Peer) -> None:
+        if peer.socket is not None:
+            self.unwatch(peer.socket)
+            peer.socket.close(linger=0)
+            peer.socket = None
+
+    # -- loop thread: receiving ---------------------------------------------
+
+    def _on_readable(self, peer: Peer) -> None:
+        sock = peer.socket
+        for _ in range(1000):
+            if sock is None or peer.socket is not sock:
+                return
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._on_frames(peer, frames)
+
+    def _on_frames(self, peer: Peer, frames: list[bytes]) -> None:
+        if len(frames) < 3 or frames[0] != protocol.MAGIC:
+            self._malformed(peer, f"{len(frames)} frames without the protocol header")
+            return
+        kind = frames[1]
+        if kind == protocol.REPLY:
+            handler = self.on_reply
+            if handler is not None and len(frames) == 3:
+                try:
+                    handler(frames[2])
+                except Exception:
+                    LOG.exception("cell %s: the reply handler failed", self.cell.name)
+            return
+        try:
+            seq = protocol.unpack_seq(frames[2])
+        except protocol.Malformed as exc:
+            self._malformed(peer, str(exc))
+            return
+        self._alive(peer)
+        if kind == protocol.RECEIPT:
+            unacked = peer.unacked
+            while unacked:
+                first = next(iter(unacked))
+                if first > seq:
+                    break
+                unacked.popitem(last=False)[1].settle(None)
+        elif kind == protocol.REFUSED:
+            out = peer.unacked.pop(seq, None)
+            if out is not None:
+                out.refusals += 1
+                out.why = f"nobody consumes it on {peer.host}"
+                self._dispatch(out)
+        elif kind != protocol.PONG:
+            self._malformed(peer, f"unknown kind {kind[:8]!r}")
+
+    def _malformed(self, peer: Peer, why: str) -> None:
+        self.cell.stats.incr("dropped_malformed")
+        _RATELOG.warning("malformed-reply", "cell %s: dropped a malformed message from %s: %s",
+                         self.cell.name, peer.endpoint, why)
+
+    def _alive(self, peer: Peer) -> None:
+        if peer.dead:
+            peer.dead = False
+            self.dead_endpoints.discard(peer.endpoint)
+            LOG.info("cell %s: %s answers again", self.cell.name, peer.endpoint)
+
+    # -- loop thread: liveness ------------------------------------------------
+
+    def on_tick(self, now: float) -> None:
+        limit = now - self.receipt_timeout
+        for peer in list(self.peers.values()):
+            if peer.unacked:
+                oldest = next(iter(peer.unacked.values()))
+                if oldest.sent_at < limit:
+                    self._peer_failed(peer, f"no receipt from {peer.host} within "
+                                            f"{self.receipt_timeout:g} s")
+            elif peer.dead and now - peer.last_ping >= PING_INTERVAL and peer.socket is not None:
+                peer.last_ping = now
+                try:
+                    peer.socket.send_multipart(
+                        [protocol.MAGIC, protocol.PING, protocol.pack_seq(next(self._seq))],
+                        zmq.NOBLOCK)
+                except zmq.ZMQError:
+                    pass
+
+    def _peer_failed(self, peer: Peer, why: str) -> None:
+        """Mark ``peer`` dead, drop what its connection still queues (a fresh
+        socket replaces it), and move its unacknowledged messages on."""
+        if not peer.dead:
+            peer.dead = True
+            self.dead_endpoints.add(peer.endpoint)
+            LOG.warning("cell %s: %s is not answering: %s", self.cell.name, peer.endpoint, why)
+        self.cell.stats.incr("zmq_peer_failures")
+        pending = list(peer.unacked.values())
+        peer.unacked.clear()
+        self._disconnect(peer)
+        self._connect(peer)
+        peer.last_ping = time.monotonic()
+        for out in pending:
+            out.why = why
+            self._dispatch(out)
+
+    def on_stop(self) -> None:
+        for peer in self.peers.values():
+            for out in peer.unacked.values():
+                if out.waited_for:
+                    out.settle(TransportError(f"cell {self.cell.name}: the zmq driver was closed"))
+            peer.unacked.clear()
+            self._disconnect(peer)
+        self.peers.clear()

@@ -1,0 +1,283 @@
+"""``ZmqDriver``: brokerless cells on ZeroMQ (``transport_url = zmq://``).
+
+Where things live:
+
+- :mod:`rpccore_zmq.protocol`: frames on the wire, host strings;
+- :mod:`rpccore_zmq.client`: connections to peers, receipts, failover;
+- :mod:`rpccore_zmq.server`: the bound socket and its subscriptions;
+- :mod:`rpccore_zmq.registry`: the matchmaker (registration, look-ups);
+- :mod:`rpccore_zmq.loop`: the I/O threads that own the sockets.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import zmq
+from oslo_config import cfg
+
+from rpccore.destination import Destination
+from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
+from rpccore.errors import InvalidDestination, TransportError, Undeliverable
+from rpccore_zmq import protocol
+from rpccore_zmq.client import ClientLoop, Outgoing
+from rpccore_zmq.options import OPTIONS
+from rpccore_zmq.registry import Registry
+from rpccore_zmq.loop import LoopStopped
+from rpccore_zmq.server import BindError, ServerLoop, ZmqSubscription, listener_for
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds a server start keeps retrying a bind refused with EADDRINUSE (a
+#: socket on the same address is still closing).
+BIND_PATIENCE = 5.0
+_ANY_ADDRESS = ("*", "0.0.0.0", "::", "[::]", "")
+
+
+class _Subscription(Subscription):
+    def __init__(self, driver: ZmqDriver, sub: ZmqSubscription) -> None:
+        self._driver = driver
+        self._sub = sub
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._driver._unsubscribe(self._sub)
+
+
+class ZmqDriver(Driver):
+    """Brokerless transport: servers bind, clients connect to them directly.
+
+    Topic destinations are resolved with the cell's matchmaker (option
+    ``matchmaker``); host destinations go straight to the host. See the
+    distribution's README for the exact delivery guarantees.
+    """
+
+    #: A call or confirmed cast raises Undeliverable when the matchmaker knows
+    #: no host of the topic, or every host it names refuses the message.
+    detects_undeliverable: ClassVar[bool] = True
+
+    def __init__(self, cell: Cell) -> None:
+        super().__init__(cell)
+        self._lock = threading.Lock()
+        self._context: zmq.Context[Any] | None = None
+        self._client: ClientLoop | None = None
+        self._subs: dict[ZmqSubscription, ServerLoop] = {}
+        self._registry = Registry(cell)
+        self._turn = itertools.count()
+        self._closed = False
+
+    @classmethod
+    def options(cls) -> list[cfg.Opt]:
+        """``zmq_port``, ``zmq_bind_address``, ``zmq_host``, ``matchmaker``,
+        heartbeat, receipt, look-up cache and connection limits."""
+        return OPTIONS
+
+    # -- lazily built parts -------------------------------------------------
+
+    def _zmq_context(self) -> zmq.Context[Any]:
+        if self._context is None:
+            self._context = zmq.Context()
+        return self._context
+
+    def _client_loop(self) -> ClientLoop:
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            self._check_open()
+            if self._client is None:
+                self._client = ClientLoop(self.cell, self._zmq_context())
+                self._client.start()
+            return self._client
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TransportError(f"cell {self.cell.name}: the zmq driver is closed")
+
+    def connect(self, timeout: float) -> None:
+        """Build the matchmaker, so that a missing or misconfigured one shows.
+
+        :raises ConfigError: the matchmaker is not installed or misconfigured.
+        """
+        self._registry.matchmaker()
+
+    # -- sending --------------------------------------------------------------
+
+    def send(self, dest: Destination, body: bytes, *,
+             on_reply: ReplyHandler | None = None,
+             confirm: bool = False,
+             deadline: float | None = None) -> None:
+        """Deliver ``body``; see the README for what happens when hosts fail.
+
+        :raises InvalidDestination: ``dest.host`` is not a usable address.
+        :raises Undeliverable: (calls, confirmed casts) no host of the topic is
+            known, or every one refused the message.
+        :raises TransportError: (calls, confirmed casts) no host acknowledged
+            the message; (plain host-directed casts) the host is known dead, or
+            earlier casts to it were lost; the driver is closed.
+        """
+        self._check_open()
+        client = self._client_loop()
+        if deadline is None:
+            deadline = time.monotonic() + self.cell.options.rpc_response_timeout
+        wait = on_reply is not None or confirm
+        if on_reply is not None:
+            client.on_reply = on_reply
+            kind = protocol.CALL
+        else:
+            kind = protocol.FANOUT if dest.fanout else protocol.CAST
+        topic = dest.topic.encode("utf-8")
+        if dest.host is not None:
+            outs = [self._directed(client, dest.host, kind, topic, body, wait)]
+        else:
+            hosts = self._registry.lookup(dest.topic)
+            if not hosts:
+                return self._nobody(dest, wait)
+            if dest.fanout:
+                outs = [Outgoing(kind, topic, h.encode("utf-8"), body, [h], True, wait)
+                        for h in hosts]
+            else:
+                start = next(self._turn) % len(hosts)
+                order = hosts[start:] + hosts[:start]
+                outs = [Outgoing(kind, topic, b"", body, order, False, wait)]
+        for out in outs:
+            client.send(out)
+        if not wait:
+            return
+        for out in outs:
+            if not out.wait(deadline):
+                if on_reply is not None:
+                    return  # the core raises Timeout right away
+                raise TransportError(f"no host acknowledged the cast to {dest} in time")
+            if out.error is not None:
+                if dest.host is None and isinstance(out.error, Undeliverable):
+                    self._registry.forget(dest.topic)
+                raise out.error
+
+    def _directed(self, client: ClientLoop, host: str, kind: bytes, topic: bytes,
+                  body: bytes, wait: bool) -> Outgoing:
+        try:
+            client.endpoint_of(host)
+        except ValueError as exc:
+            raise InvalidDestination(str(exc)) from None
+        if kind == protocol.CAST and not wait:
+            lost = client.take_losses(host)
+            if lost is not None:
+                raise TransportError(f"{lost[0]} earlier cast(s) to host {host!r} were lost "
+                                     f"({lost[1]}); this cast was not sent")
+            if client.is_dead(host):
+                raise TransportError(f"host {host!r} is not answering; this cast was not sent")
+        return Outgoing(kind, topic, host.encode("utf-8"), body, [host], True, wait)
+
+    def _nobody(self, dest: Destination, wait: bool) -> None:
+        if wait:
+            raise Undeliverable(f"no host consumes {dest} in cell {self.cell.name} "
+                                f"(matchmaker {self.cell.options.matchmaker})")
+        self.cell.stats.incr("returned")
+        LOG.warning("cell %s: cast to %s dropped: the matchmaker knows no host of it",
+                    self.cell.name, dest)
+
+    # -- serving --------------------------------------------------------------
+
+    def _default_host(self) -> str:
+        options = self.cell.options
+        if options.zmq_host:
+            return str(options.zmq_host)
+        if options.zmq_bind_address not in _ANY_ADDRESS:
+            return str(options.zmq_bind_address)
+        return socket.gethostname()
+
+    def subscribe(self, dest: Destination,
+                  on_message: Callable[[Incoming], None]) -> Subscription:
+        """Bind (first server only), start delivering, register with the
+        matchmaker.
+
+        :raises TransportError: the address cannot be bound (in use by another
+            process for longer than a few seconds, or not an address of this
+            machine).
+        :raises ConfigError: the matchmaker is not installed.
+        """
+        self._check_open()
+        host = dest.host if dest.host is not None else self._default_host()
+        self._registry.matchmaker()
+        sub = ZmqSubscription(self.cell, dest, host, on_message)
+        give_up = time.monotonic() + BIND_PATIENCE
+        while True:
+            server = listener_for(self.cell)
+            try:
+                server.run_sync(lambda: server.add(sub), timeout=BIND_PATIENCE)
+                break
+            except LoopStopped:
+                continue  # it closed just now: the next one binds afresh
+            except BindError as exc:
+                if exc.errno != errno.EADDRINUSE or time.monotonic() > give_up:
+                    raise
+                time.sleep(0.05)
+            except TimeoutError:
+                raise TransportError(f"cell {self.cell.name}: the server I/O thread did not "
+                                     f"answer in {BIND_PATIENCE:g} s") from None
+        with self._lock:
+            self._subs[sub] = server
+        self._warn_if_unreachable(host)
+        self._registry.register(dest.topic, host)
+        return _Subscription(self, sub)
+
+    def _warn_if_unreachable(self, host: str) -> None:
+        try:
+            wanted = protocol.endpoint(host, self.cell.options.zmq_port)
+        except ValueError:
+            LOG.warning("cell %s: server host %r is not an address clients can connect to",
+                        self.cell.name, host)
+            return
+        if not wanted.endswith(f":{self.cell.options.zmq_port}"):
+            LOG.warning("cell %s: server host %r names a port other than zmq_port %s, "
+                        "which this process listens on", self.cell.name, host,
+                        self.cell.options.zmq_port)
+
+    def _unsubscribe(self, sub: ZmqSubscription) -> None:
+        with self._lock:
+            server = self._subs.pop(sub, None)
+        if server is None:
+            return
+        try:
+            server.run_sync(lambda: server.remove(sub), timeout=BIND_PATIENCE)
+        except LoopStopped:
+            pass
+        except TimeoutError:
+            sub.closed = True
+            LOG.warning("cell %s: the server I/O thread is busy; %s closes late",
+                        self.cell.name, sub.dest)
+        self._registry.unregister(sub.topic, sub.host)
+
+    # -- closing --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Unregister, stop both I/O threads, close every socket. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            subs = list(self._subs)
+            client, context = self._client, self._context
+        for sub in subs:
+            self._unsubscribe(sub)
+        self._registry.close()
+        if client is not None:
+            client.stop()
+            if context is not None and not client.alive:
+                context.term()

@@ -1,0 +1,358 @@
+"""The serving side: one bound ROUTER socket per driver, demultiplexed by
+(topic, host) to the subscriptions of the servers of this process.
+
+One socket (and its I/O thread) serves every subscription of the process on
+that address and port, whichever ``RPC`` object or cell made it: get it with
+:func:`listener_for`. It is bound when the first subscription starts and
+closed when the last one has stopped and every message it delivered has been
+acknowledged (so replies of requests in flight still go out over it).
+
+Hostile input never stops the loop: frames that do not parse are counted
+(``dropped_malformed``, and ``dropped_oversize`` for envelopes over
+``max_message_size``) and dropped; libzmq itself disconnects a peer sending a
+frame over the socket's ``MAXMSGSIZE`` and drops connections that fail the
+ZMTP handshake (raw TCP noise), which are counted as ``zmq_bad_handshakes``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+from rpccore.driver import Incoming
+from rpccore.errors import TransportError
+from rpccore.ratelog import RateLimitedLog
+from rpccore_zmq import protocol
+from rpccore_zmq.loop import LoopStopped, SocketLoop
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+    from rpccore.destination import Destination
+
+LOG = logging.getLogger(__name__)
+_RATELOG = RateLimitedLog(LOG)
+
+_HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                       | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+#: Requests read from the socket before receipts go out.
+_BATCH = 128
+
+
+class BindError(TransportError):
+    """The server socket could not be bound (``errno`` says why)."""
+
+    def __init__(self, message: str, errno_value: int) -> None:
+        super().__init__(message)
+        self.errno = errno_value
+
+
+class ZmqIncoming(Incoming):
+    """A request delivered to one subscription."""
+
+    __slots__ = ("body", "_identity", "_server", "_call", "_acked")
+
+    def __init__(self, body: bytes, identity: bytes, server: ServerLoop, call: bool) -> None:
+        self.body = body
+        self._identity = identity
+        self._server = server
+        self._call = call
+        self._acked = False
+
+    @property
+    def can_reply(self) -> bool:
+        return self._call
+
+    def reply(self, body: bytes) -> None:
+        """Queue the reply on the connection the request came in on; a caller
+        that has gone away is ignored (libzmq drops it)."""
+        if self._call:
+            self._server.send_reply(self._identity, body)
+
+    def ack(self) -> None:
+        if not self._acked:
+            self._acked = True
+            self._server.done()
+
+
+class ZmqSubscription:
+    """One server's consumers: its topic, its (topic, host) and fanout."""
+
+    def __init__(self, cell: Cell, dest: Destination, host: str,
+                 on_message: Callable[[Incoming], None]) -> None:
+        self.cell = cell
+        self.dest = dest
+        self.topic = dest.topic
+        self.host = host
+        self.on_message = on_message
+        self.closed = False
+
+
+class ServerLoop(SocketLoop):
+    """The I/O thread of the bound socket of one driver."""
+
+    def __init__(self, cell: Cell, endpoint: str) -> None:
+        super().__init__(f"rpccore-zmq-server-{endpoint}", zmq.Context())
+        options = cell.options
+        self.cell = cell
+        self.endpoint = endpoint
+        self.finished = False
+        self.max_size: int = cell.max_message_size
+        self.queue_size: int = options.zmq_send_queue
+        self.heartbeat_ms = int(options.zmq_heartbeat_interval * 1000)
+        self.drain_limit: float = options.rpc_response_timeout
+        self.socket: zmq.Socket[Any] | None = None
+        self._monitor: zmq.Socket[Any] | None = None
+        self._by_topic: dict[str, list[ZmqSubscription]] = {}
+        self._by_host: dict[tuple[str, str], list[ZmqSubscription]] = {}
+        self._turn = itertools.count()
+        self._outstanding = 0
+        self._outstanding_lock = threading.Lock()
+        self._idle_since: float | None = None
+
+    # -- any thread -------------------------------------------------------------
+
+    def send_reply(self, identity: bytes, body: bytes) -> None:
+        self.submit(lambda: self._send([identity, protocol.MAGIC, protocol.REPLY, body]))
+
+    def done(self) -> None:
+        """A delivered message was acknowledged by its server."""
+        with self._outstanding_lock:
+            self._outstanding -= 1
+            last = self._outstanding == 0
+        if last and not self._by_topic:
+            self.submit(self._close_if_idle)
+
+    # -- loop thread: subscriptions ------------------------------------------
+
+    def add(self, sub: ZmqSubscription) -> None:
+        """Start delivering to ``sub``, binding the socket first if needed.
+
+        :raises BindError: the address is in use or cannot be bound.
+        :raises LoopStopped: this listener has closed for good.
+        """
+        if self.finished:
+            raise LoopStopped(f"the listener on {self.endpoint} has closed")
+        if self.socket is None:
+            try:
+                self._bind()
+            except BindError:
+                if not self._by_topic:
+                    self._finish()
+                raise
+        self._by_topic.setdefault(sub.topic, []).append(sub)
+        self._by_host.setdefault((sub.topic, sub.host), []).append(sub)
+        self._idle_since = None
+
+    def remove(self, sub: ZmqSubscription) -> None:
+        """Stop delivering to ``sub``; after this it gets nothing more."""
+        sub.closed = True
+        for table, key in ((self._by_topic, sub.topic), (self._by_host, (sub.topic, sub.host))):
+            subs: list[ZmqSubscription] = table.get(key, [])  # type: ignore[attr-defined]
+            if sub in subs:
+                subs.remove(sub)
+                if not subs:
+                    del table[key]  # type: ignore[attr-defined]
+        if not self._by_topic:
+            self._idle_since = time.monotonic()
+            self._close_if_idle()
+
+    def _bind(self) -> None:
+        sock = self.context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, self.queue_size)
+        sock.setsockopt(zmq.RCVHWM, self.queue_size)
+        # Envelopes a little over the limit reach parse_request() and are
+        # counted; far larger frames make libzmq drop the connection.
+        sock.setsockopt(zmq.MAXMSGSIZE, self.max_size + 4096)
+        sock.setsockopt(zmq.HANDSHAKE_IVL, 5000)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, self.heartbeat_ms)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self.heartbeat_ms * 3)
+        if "[" in self.endpoint or "*" in self.endpoint:
+            sock.setsockopt(zmq.IPV6, 1 if "[" in self.endpoint else 0)
+        try:
+            sock.bind(self.endpoint)
+        except zmq.ZMQError as exc:
+            sock.close(linger=0)
+            raise BindError(f"cell {self.cell.name}: cannot bind {self.endpoint}: {exc}",
+                            exc.errno) from None
+        self.socket = sock
+        self.watch(sock, self._on_readable)
+        self._monitor = sock.get_monitor_socket(_HANDSHAKE_FAILURES)
+        self.watch(self._monitor, self._on_monitor)
+        LOG.info("cell %s: listening on %s", self.cell.name, self.endpoint)
+
+    def _close_if_idle(self) -> None:
+        if self.socket is None or self._by_topic:
+            return
+        with self._outstanding_lock:
+            busy = self._outstanding
+        waited = time.monotonic() - (self._idle_since or time.monotonic())
+        if busy and waited < self.drain_limit:
+            return
+        self._close_socket()
+        LOG.info("cell %s: stopped listening on %s%s", self.cell.name, self.endpoint,
+                 f" ({busy} requests never acknowledged)" if busy else "")
+        self._finish()
+
+    def _finish(self) -> None:
+        """Leave the process's listeners and stop the thread."""
+        with _listeners_lock:
+            self.finished = True
+            if _listeners.get(self.endpoint) is self:
+                del _listeners[self.endpoint]
+        self._running = False
+
+    def _close_socket(self) -> None:
+        for sock in (self._monitor, self.socket):
+            if sock is not None:
+                self.unwatch(sock)
+                if sock is self.socket:
+                    try:
+                        sock.disable_monitor()
+                    except zmq.ZMQError:
+                        pass
+                sock.close(linger=0)
+        self.socket = self._monitor = None
+
+    # -- loop thread: traffic ------------------------------------------------
+
+    def _send(self, frames: list[bytes]) -> None:
+        if self.socket is None:
+            self.cell.stats.incr("zmq_replies_dropped")
+            return
+        try:
+            self.socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.ZMQError:  # the peer's queue is full
+            self.cell.stats.incr("zmq_replies_dropped")
+
+    def _on_readable(self) -> None:
+        receipts: dict[bytes, int] = {}
+        sock = self.socket
+        for _ in range(_BATCH):
+            if sock is None or self.socket is not sock:
+                break
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                req = protocol.parse_request(frames, self.max_size)
+            except protocol.Malformed as exc:
+                self._malformed(frames, str(exc))
+                continue
+            if req.kind == protocol.PING:
+                self._send([req.identity, protocol.MAGIC, protocol.PONG, frames[3]])
+            elif self._deliver(req):
+                receipts[req.identity] = req.seq
+            else:
+                self.cell.stats.incr("zmq_refused")
+                self._send([req.identity, protocol.MAGIC, protocol.REFUSED, frames[3]])
+        for identity, seq in receipts.items():
+            self._send([identity, protocol.MAGIC, protocol.RECEIPT, protocol.pack_seq(seq)])
+
+    def _cells(self) -> list[Cell]:
+        """Every cell with a subscription here (they share the counts of
+        what nobody can attribute to one of them)."""
+        cells = {id(sub.cell): sub.cell for subs in self._by_topic.values() for sub in subs}
+        return list(cells.values()) or [self.cell]
+
+    def _malformed(self, frames: list[bytes], why: str) -> None:
+        for cell in self._cells():
+            if why.startswith("envelope of"):
+                cell.stats.incr("dropped_oversize")
+            cell.stats.incr("dropped_malformed")
+        _RATELOG.warning("malformed", "cell %s: dropped malformed input on %s: %s",
+                         self.cell.name, self.endpoint, why)
+
+    def _deliver(self, req: protocol.Request) -> bool:
+        if req.kind == protocol.FANOUT:
+            subs = self._by_host.get((req.topic, req.host)) or self._by_topic.get(req.topic)
+            if not subs:
+                return False
+            targets = list(subs)
+        else:
+            subs = (self._by_host.get((req.topic, req.host)) if req.host
+                    else self._by_topic.get(req.topic))
+            if not subs:
+                return False
+            targets = [subs[next(self._turn) % len(subs)] if len(subs) > 1 else subs[0]]
+        call = req.kind == protocol.CALL
+        for sub in targets:
+            if sub.closed:
+                continue
+            with self._outstanding_lock:
+                self._outstanding += 1
+            # may block while the server's queue is full: that stops reading
+            # the socket, which is the back-pressure we want
+            sub.on_message(ZmqIncoming(req.body, req.identity, self, call))
+        return True
+
+    def _on_monitor(self) -> None:
+        monitor = self._monitor
+        for _ in range(100):
+            if monitor is None:
+                return
+            try:
+                frames = monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                event = parse_monitor_message(frames)
+            except Exception:
+                continue
+            if event["event"] & _HANDSHAKE_FAILURES:
+                for cell in self._cells():
+                    cell.stats.incr("zmq_bad_handshakes")
+                _RATELOG.warning("handshake", "cell %s: a connection to %s failed the ZMTP "
+                                 "handshake (not an rpccore client?)", self.cell.name,
+                                 self.endpoint)
+
+    def on_tick(self, now: float) -> None:
+        if self.socket is not None and not self._by_topic:
+            self._close_if_idle()
+
+    def on_stop(self) -> None:
+        for subs in self._by_topic.values():
+            for sub in subs:
+                sub.closed = True
+        self._by_topic.clear()
+        self._by_host.clear()
+        self._close_socket()
+        with _listeners_lock:
+            self.finished = True
+            if _listeners.get(self.endpoint) is self:
+                del _listeners[self.endpoint]
+        self.context.term()
+
+
+_listeners: dict[str, ServerLoop] = {}
+_listeners_lock = threading.Lock()
+
+
+def listener_for(cell: Cell) -> ServerLoop:
+    """The running listener of this process on the cell's
+    ``zmq_bind_address:zmq_port`` (started, not necessarily bound yet)."""
+    options = cell.options
+    endpoint = protocol.bind_endpoint(options.zmq_bind_address, options.zmq_port)
+    with _listeners_lock:
+        loop = _listeners.get(endpoint)
+        if loop is None or loop.finished:
+            loop = _listeners[endpoint] = ServerLoop(cell, endpoint)
+            loop.start()
+        return loop
+
+
+def _forget_listeners_after_fork() -> None:
+    # a forked child has none of the parent's threads: its listeners are gone
+    _listeners.clear()
+
+
+os.register_at_fork(after_in_child=_forget_listeners_after_fork)

@@ -1,0 +1,34 @@
+"""Helpers for tests of applications (and of this driver) on zmq cells."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from oslo_config import cfg
+
+from rpccore.rpc import RPC
+
+
+def free_port(address: str = "0.0.0.0") -> int:
+    """A TCP port that nothing listens on right now (on ``address``)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((address, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def zmq_rpc(port: int, cell: str | None = None, **options: Any) -> RPC:
+    """An ``RPC`` whose default cell is a zmq cell on ``port``.
+
+    :param cell: the cell's name (default: a fresh random one, which also
+        gives the cell its own key namespace in a redis matchmaker).
+    :param options: more cell options (``zmq_bind_address``, ``matchmaker``...).
+    """
+    rpc = RPC(cfg.ConfigOpts())
+    rpc.remove_cell(rpc.default_cell)
+    name = cell or "zmq-" + os.urandom(4).hex()
+    rpc.add_cell(name, "zmq://", zmq_port=port, **options)
+    rpc.default_cell = name
+    return rpc
