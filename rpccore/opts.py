@@ -97,8 +97,8 @@ def _plugin_opts() -> list[cfg.Opt]:
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     """Every option of the core and of every installed plugin.
 
-    The cell options are listed under ``[cell:NAME]``: copy that section once
+    The cell options are listed under ``[cell:name]``: copy that section once
     per cell.
     """
     return [(CORE_GROUP, list(core_opts)),
-            ("cell:NAME", list(cell_opts) + _plugin_opts())]
+            ("cell:name", list(cell_opts) + _plugin_opts())]

@@ -57,7 +57,7 @@ def demo_driver(driver: str, url: str) -> None:
     servers_rpc, managers = [], []
     extra: dict[str, Any] = {}
     if port is not None:
-        extra = {"zmq_port": port, "static_hosts": hosts and {topic: ",".join(hosts)}}
+        extra = {"zmq_port": port, "static_hosts": {topic: hosts}}
     for host in hosts:
         rpc = RPC(cfg.ConfigOpts())
         rpc.remove_cell(rpc.default_cell)

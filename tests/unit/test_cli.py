@@ -70,5 +70,5 @@ def test_demo_runs_on_memory(capsys: pytest.CaptureFixture[str]) -> None:
 def test_sample_config_generator_covers_core_options() -> None:
     out = subprocess.run([sys.executable, "-m", "oslo_config.generator", "--namespace",
                           "rpccore"], capture_output=True, text=True, check=True).stdout
-    assert "[cell:NAME]" in out and "#transport_url = memory://" in out
+    assert "[cell:name]" in out and "#transport_url = memory://" in out
     assert "#default_cell = default" in out

@@ -104,11 +104,11 @@ def test_known_plugin_names_the_distribution_to_install() -> None:
 
 def test_list_opts_covers_core_and_plugins() -> None:
     groups = dict(list_opts())
-    names = {opt.name for opt in groups["cell:NAME"]}
+    names = {opt.name for opt in groups["cell:name"]}
     assert {"transport_url", "control_exchange", "rpc_response_timeout", "secret_key",
             "max_message_size"} <= names
     assert {opt.name for opt in groups["rpccore"]} == {"default_cell", "cells"}
-    secret = {opt.name for opt in groups["cell:NAME"] if opt.secret}
+    secret = {opt.name for opt in groups["cell:name"] if opt.secret}
     assert {"transport_url", "secret_key"} <= secret
 
 

@@ -1,0 +1,1 @@
+"""An example third-party matchmaker for rpccore (see the plugin author guide)."""

@@ -1,0 +1,29 @@
+"""The example matchmaker passes rpccore's matchmaker conformance kit."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+from oslo_config import cfg
+
+from rpccore.testing import MatchMakerConformance
+from rpccore_mm_sqlite.matchmaker import SQLiteMatchMaker
+
+_DB = os.path.join(tempfile.mkdtemp(prefix="mm-sqlite-"), "hosts.sqlite")
+
+
+class TestSQLiteMatchMaker(MatchMakerConformance):
+    def make_matchmaker(self, conf: cfg.ConfigOpts, group: str) -> SQLiteMatchMaker:
+        conf.register_opts(SQLiteMatchMaker.options(), group=group)
+        conf.set_override("sqlite_path", _DB, group=group)
+        conf.set_override("sqlite_ttl", 0.5, group=group)
+        return SQLiteMatchMaker(conf, group)
+
+    def test_registrations_expire_unless_refreshed(self) -> None:
+        mm = self.matchmaker()
+        mm.register("compute", "127.0.0.2")
+        assert mm.lookup("compute") == ["127.0.0.2"]
+        time.sleep(0.6)
+        assert mm.lookup("compute") == []
