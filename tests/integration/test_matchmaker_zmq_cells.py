@@ -1,13 +1,14 @@
 """Each matchmaker driving real zmq cells: two servers on 127.0.0.2 and
 127.0.0.3 (each its own RPC, so its own bind address), a client that reaches
 them by topic only. Needs the zmq driver (drivers/zmq) and, for redis, the
-machine's Redis.
+machine's Redis (and a private redis-server for the outage test).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import pytest
 import redis
 from oslo_config import cfg
 
-from private_redis import free_port
+from private_redis import PrivateRedis, free_port
+import rpccore
 from rpccore import RPC, Server
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -116,3 +118,28 @@ def test_redis_registration_and_clean_stop(cells: Callable[..., RPC]) -> None:
     servers[0].wait(10)
     # unregistered at once: every call goes to the remaining server
     assert answers(client) == {"127.0.0.3"}
+
+
+def test_redis_outage_end_to_end(cells: Callable[..., RPC]) -> None:
+    """Redis dies: the client keeps reaching the servers by topic from the
+    hosts it last knew. Redis returns empty: the servers' registrations come
+    back (their heartbeat failed during the outage, so their matchmakers
+    re-register in the background) and a new client finds them."""
+    with PrivateRedis() as redis_server:
+        options = {"matchmaker": "redis", "matchmaker_url": redis_server.url,
+                   "matchmaker_timeout": 0.3, "zmq_heartbeat_interval": 0.1}
+        client, _servers = run_two_servers(cells, **options)
+        assert answers(client) == {"127.0.0.2", "127.0.0.3"}
+        redis_server.kill()
+        assert answers(client) == {"127.0.0.2", "127.0.0.3"}
+        redis_server.restart()
+        fresh = cells(**options)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if answers(fresh, 4) == {"127.0.0.2", "127.0.0.3"}:
+                    break
+            except (rpccore.Undeliverable, rpccore.TransportError):
+                pass  # not re-registered yet
+            assert time.monotonic() < deadline, "registrations did not come back"
+            time.sleep(0.05)
