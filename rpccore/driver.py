@@ -107,6 +107,15 @@ class Driver(abc.ABC):
             which, without passwords.
         """
 
+    def local_host(self) -> str | None:
+        """The host string under which this process's servers are reached.
+
+        Brokerless drivers return the address peers connect to (``rpccore
+        check`` sends a host-directed call to it, needing no matchmaker).
+        ``None`` (the default): hosts are plain names and any will do.
+        """
+        return None
+
     @abc.abstractmethod
     def send(self, dest: Destination, body: bytes, *,
              on_reply: ReplyHandler | None = None,

@@ -42,7 +42,9 @@ class MatchMaker(abc.ABC):
         matchmaker whose records expire keeps them fresh. Idempotent.
 
         :raises rpccore.TransportError: the registry is unreachable. The driver
-            logs it and tries again at the next heartbeat.
+            logs it and tries again at the next heartbeat. A matchmaker may
+            instead keep the registration and write it once the registry is
+            back, provided it does not block.
         """
 
     @abc.abstractmethod

@@ -9,11 +9,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 from rpccore.rpc import RPC
+
+if TYPE_CHECKING:  # the real names for type checkers; loaded lazily at run time
+    from rpccore.testing.driver_conformance import (BrokerDriverConformance,
+                                                    DriverConformance)
+    from rpccore.testing.matchmaker_conformance import MatchMakerConformance
 
 
 def memory_rpc(namespace: str | None = None, **cell_options: Any) -> RPC:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -26,6 +27,12 @@ from rpccore.matchmaker import MatchMaker
 
 class MatchMakerConformance:
     """Subclass and implement :meth:`make_matchmaker`."""
+
+    #: Seconds a look-up through another matchmaker object may lag behind a
+    #: registration (a matchmaker that caches look-ups sets its cache time).
+    #: ``None``: another object never sees the change before its cache expires,
+    #: so that check is left out.
+    lookup_staleness: float | None = 0.0
 
     #: Whether register() adds hosts (False for read-only matchmakers such
     #: as static or ring, whose hosts come from configuration).
@@ -101,6 +108,34 @@ class MatchMakerConformance:
         one.register(topic, "127.0.0.2")
         assert two.lookup(topic) == []
         assert one.lookup(topic) == ["127.0.0.2"]
+
+    def test_another_instance_of_the_cell_sees_registrations(self) -> None:
+        # Servers and clients are separate processes: a registration must be
+        # visible through a second matchmaker object of the same cell.
+        if not self.writable or self.lookup_staleness is None:
+            return
+        group = f"cell:shared-{os.urandom(4).hex()}"
+        topic = self.topic("shared")
+        writer, reader = self.matchmaker(group), self.matchmaker(group)
+        writer.register(topic, "127.0.0.5")
+        assert reader.lookup(topic) == ["127.0.0.5"]  # nothing cached yet
+        writer.unregister(topic, "127.0.0.5")
+        end = time.monotonic() + self.lookup_staleness + 1.0
+        while reader.lookup(topic) != [] and time.monotonic() < end:
+            time.sleep(0.05)
+        assert reader.lookup(topic) == []
+
+    def test_cell_and_topic_boundaries_never_blur(self) -> None:
+        if not self.writable:
+            return
+        tag = os.urandom(3).hex()
+        one = self.matchmaker(f"cell:a-{tag}:x")
+        two = self.matchmaker(f"cell:a-{tag}")
+        one.register("b:c", "127.0.0.6")
+        assert two.lookup("x:b:c") == [] and two.lookup("b:c") == []
+        two.register("x:b:c%0A\n", "127.0.0.7")
+        assert one.lookup("b:c") == ["127.0.0.6"]
+        assert two.lookup("x:b:c%0A\n") == ["127.0.0.7"]
 
     def test_concurrent_use(self) -> None:
         mm = self.matchmaker()

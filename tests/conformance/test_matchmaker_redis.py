@@ -54,6 +54,8 @@ class TestRedisConformance(MatchMakerConformance):
 
 
 class TestRedisConformanceCached(MatchMakerConformance):
+    lookup_staleness = None  # a 30 s cache: other objects see changes only after it
+
     def make_matchmaker(self, conf: cfg.ConfigOpts, group: str) -> MatchMaker:
         return make(conf, group, matchmaker_cache_seconds=30)
 
