@@ -36,17 +36,20 @@ PING_INTERVAL = 0.5
 
 
 class Outgoing:
-    """One request on its way, and who (if anyone) waits for its receipt.
+    """One request on its way, and who (if anyone) waits for it: a call's
+    caller is woken by its reply (or failure), a confirmed cast's by its
+    receipt.
 
     ``candidates`` are the host strings it may go to, in order of preference;
     a host-directed or fanout message has exactly one.
     """
 
     __slots__ = ("kind", "topic", "host", "body", "candidates", "directed", "tried",
-                 "refusals", "why", "error", "sent_at", "_waiter")
+                 "refusals", "why", "error", "sent_at", "deadline", "peer", "_waiter")
 
     def __init__(self, kind: bytes, topic: bytes, host: bytes, body: bytes,
-                 candidates: list[str], directed: bool, wait: bool) -> None:
+                 candidates: list[str], directed: bool, wait: bool,
+                 deadline: float = 0.0) -> None:
         self.kind = kind
         self.topic = topic
         self.host = host
@@ -58,6 +61,8 @@ class Outgoing:
         self.why = ""
         self.error: Exception | None = None
         self.sent_at = 0.0
+        self.deadline = deadline
+        self.peer: Peer | None = None
         self._waiter: threading.Lock | None = None
         if wait:
             self._waiter = threading.Lock()
@@ -126,6 +131,8 @@ class ClientLoop(SocketLoop):
         self._losses: dict[str, tuple[int, str]] = {}
         self._losses_lock = threading.Lock()
         self._seq = itertools.count(1)
+        #: calls a server has taken, waiting for their reply, by sequence number
+        self._calls: dict[int, Outgoing] = {}
 
     # -- any thread -------------------------------------------------------------
 
@@ -183,8 +190,8 @@ class ClientLoop(SocketLoop):
             assert peer.socket is not None
             try:
                 peer.socket.send_multipart(
-                    [protocol.MAGIC, out.kind, protocol.pack_seq(seq), out.topic, out.host,
-                     out.body], zmq.NOBLOCK)
+                    [protocol.request_header(out.kind, seq, out.topic, out.host), out.body],
+                    zmq.NOBLOCK)
             except zmq.Again:
                 out.why = f"the send queue to {host} is full ({self.queue_size} messages)"
                 continue
@@ -193,6 +200,7 @@ class ClientLoop(SocketLoop):
                 continue
             now = time.monotonic()
             out.sent_at = peer.last_used = now
+            out.peer = peer
             peer.unacked[seq] = out
             return
 
@@ -279,22 +287,19 @@ class ClientLoop(SocketLoop):
             self._on_frames(peer, frames)
 
     def _on_frames(self, peer: Peer, frames: list[bytes]) -> None:
-        if len(frames) < 3 or frames[0] != protocol.MAGIC:
-            self._malformed(peer, f"{len(frames)} frames without the protocol header")
-            return
-        kind = frames[1]
-        if kind == protocol.REPLY:
-            handler = self.on_reply
-            if handler is not None and len(frames) == 3:
-                try:
-                    handler(frames[2])
-                except Exception:
-                    LOG.exception("cell %s: the reply handler failed", self.cell.name)
-            return
         try:
-            seq = protocol.unpack_seq(frames[2])
+            kind, seq = protocol.parse_header(frames[0])
         except protocol.Malformed as exc:
             self._malformed(peer, str(exc))
+            return
+        if kind == protocol.REPLY:
+            if len(frames) != 2:
+                self._malformed(peer, f"reply of {len(frames)} frames")
+                return
+            self._on_reply(peer, seq, frames[1])
+            return
+        if len(frames) != 1:
+            self._malformed(peer, f"{len(frames)} frames after a header of kind {kind!r}")
             return
         self._alive(peer)
         if kind == protocol.RECEIPT:
@@ -303,7 +308,7 @@ class ClientLoop(SocketLoop):
                 first = next(iter(unacked))
                 if first > seq:
                     break
-                unacked.popitem(last=False)[1].settle(None)
+                self._received(first, unacked.popitem(last=False)[1])
         elif kind == protocol.REFUSED:
             out = peer.unacked.pop(seq, None)
             if out is not None:
@@ -312,6 +317,23 @@ class ClientLoop(SocketLoop):
                 self._dispatch(out)
         elif kind != protocol.PONG:
             self._malformed(peer, f"unknown kind {kind[:8]!r}")
+
+    def _received(self, seq: int, out: Outgoing) -> None:
+        if out.kind == protocol.CALL and out.waited_for:
+            self._calls[seq] = out  # its caller waits for the reply
+        else:
+            out.settle(None)
+
+    def _on_reply(self, peer: Peer, seq: int, body: bytes) -> None:
+        handler = self.on_reply
+        if handler is not None:
+            try:
+                handler(body)
+            except Exception:
+                LOG.exception("cell %s: the reply handler failed", self.cell.name)
+        out = self._calls.pop(seq, None) or peer.unacked.pop(seq, None)
+        if out is not None:
+            out.settle(None)
 
     def _malformed(self, peer: Peer, why: str) -> None:
         self.cell.stats.incr("dropped_malformed")
@@ -337,11 +359,14 @@ class ClientLoop(SocketLoop):
             elif peer.dead and now - peer.last_ping >= PING_INTERVAL and peer.socket is not None:
                 peer.last_ping = now
                 try:
-                    peer.socket.send_multipart(
-                        [protocol.MAGIC, protocol.PING, protocol.pack_seq(next(self._seq))],
-                        zmq.NOBLOCK)
+                    peer.socket.send(protocol.header(protocol.PING, next(self._seq)),
+                                     zmq.NOBLOCK)
                 except zmq.ZMQError:
                     pass
+        if self._calls:
+            for seq, out in list(self._calls.items()):
+                if out.deadline < now:  # its caller has given up
+                    del self._calls[seq]
 
     def _peer_failed(self, peer: Peer, why: str) -> None:
         """Mark ``peer`` dead, drop what its connection still queues (a fresh
@@ -356,6 +381,11 @@ class ClientLoop(SocketLoop):
         self._disconnect(peer)
         self._connect(peer)
         peer.last_ping = time.monotonic()
+        for seq, out in list(self._calls.items()):
+            if out.peer is peer:  # taken, but the host stopped answering
+                del self._calls[seq]
+                out.settle(TransportError(f"{peer.host} stopped answering while the call "
+                                          f"was in flight: {why}"))
         for out in pending:
             out.why = why
             self._dispatch(out)
@@ -368,3 +398,6 @@ class ClientLoop(SocketLoop):
             peer.unacked.clear()
             self._disconnect(peer)
         self.peers.clear()
+        for out in self._calls.values():
+            out.settle(TransportError(f"cell {self.cell.name}: the zmq driver was closed"))
+        self._calls.clear()

@@ -143,18 +143,18 @@ class ZmqDriver(Driver):
             kind = protocol.FANOUT if dest.fanout else protocol.CAST
         topic = dest.topic.encode("utf-8")
         if dest.host is not None:
-            outs = [self._directed(client, dest.host, kind, topic, body, wait)]
+            outs = [self._directed(client, dest.host, kind, topic, body, wait, deadline)]
         else:
             hosts = self._registry.lookup(dest.topic)
             if not hosts:
                 return self._nobody(dest, wait)
             if dest.fanout:
-                outs = [Outgoing(kind, topic, h.encode("utf-8"), body, [h], True, wait)
+                outs = [Outgoing(kind, topic, h.encode("utf-8"), body, [h], True, wait, deadline)
                         for h in hosts]
             else:
                 start = next(self._turn) % len(hosts)
                 order = hosts[start:] + hosts[:start]
-                outs = [Outgoing(kind, topic, b"", body, order, False, wait)]
+                outs = [Outgoing(kind, topic, b"", body, order, False, wait, deadline)]
         for out in outs:
             client.send(out)
         if not wait:
@@ -170,7 +170,7 @@ class ZmqDriver(Driver):
                 raise out.error
 
     def _directed(self, client: ClientLoop, host: str, kind: bytes, topic: bytes,
-                  body: bytes, wait: bool) -> Outgoing:
+                  body: bytes, wait: bool, deadline: float) -> Outgoing:
         try:
             client.endpoint_of(host)
         except ValueError as exc:
@@ -182,7 +182,7 @@ class ZmqDriver(Driver):
                                      f"({lost[1]}); this cast was not sent")
             if client.is_dead(host):
                 raise TransportError(f"host {host!r} is not answering; this cast was not sent")
-        return Outgoing(kind, topic, host.encode("utf-8"), body, [host], True, wait)
+        return Outgoing(kind, topic, host.encode("utf-8"), body, [host], True, wait, deadline)
 
     def _nobody(self, dest: Destination, wait: bool) -> None:
         if wait:

@@ -1,18 +1,22 @@
 """Frames on the wire and host strings.
 
-A client's DEALER talks to a server's ROUTER. Every message starts with the
-frame :data:`MAGIC` and a one-byte kind; addressing travels in frames of its
-own, so the envelope (the last frame of a request) stays opaque::
+A client's DEALER talks to a server's ROUTER. Every message is one header
+frame, plus the envelope as a frame of its own where there is one, so the
+envelope stays opaque and no frame is ever split or joined on a delimiter.
+A header starts with :data:`MAGIC`, a one-byte kind and an 8-byte sequence
+number (big-endian, increasing per connection)::
 
-    client -> server   MAGIC, CALL|CAST|FANOUT, seq, topic, host, envelope
-                       MAGIC, PING, seq
-    server -> client   MAGIC, RECEIPT, seq     every message up to seq was taken
-                       MAGIC, REFUSED, seq     nobody here consumes that message
-                       MAGIC, REPLY, envelope  the reply to a call
-                       MAGIC, PONG, seq
+    client -> server   [MAGIC kind seq topic-length(4) topic host] [envelope]
+                           kind: CALL, CAST or FANOUT; host empty when any
+                           server of the topic may take it
+                       [MAGIC PING seq]
+    server -> client   [MAGIC RECEIPT seq]   every request up to seq was taken
+                       [MAGIC REFUSED seq]   nobody here consumes request seq
+                       [MAGIC REPLY seq] [envelope]   the reply to call seq
+                       [MAGIC PONG seq]
 
-``seq`` is 8 bytes, big-endian, increasing per connection. ``host`` is empty
-for a message any server of the topic may take. Topic and host are UTF-8.
+Topic and host are UTF-8. Few frames matter for speed: pyzmq releases the
+GIL around every frame it sends or receives.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ PONG = b"o"
 
 REQUEST_KINDS = (CALL, CAST, FANOUT)
 
-_SEQ = struct.Struct(">Q")
-pack_seq = _SEQ.pack
+_HEAD = struct.Struct(">5scQ")
+_REQUEST_HEAD = struct.Struct(">5scQI")
+HEAD_SIZE = _HEAD.size
+REQUEST_HEAD_SIZE = _REQUEST_HEAD.size
 
 
 class Malformed(ValueError):
@@ -52,46 +58,64 @@ class Request(NamedTuple):
     body: bytes
 
 
-def unpack_seq(frame: bytes) -> int:
-    """The sequence number in ``frame``.
+def header(kind: bytes, seq: int) -> bytes:
+    """A header without addressing (receipts, replies, pings)."""
+    return _HEAD.pack(MAGIC, kind, seq)
 
-    :raises Malformed: not 8 bytes.
+
+def request_header(kind: bytes, seq: int, topic: bytes, host: bytes) -> bytes:
+    """The header of a request to ``topic`` (and ``host``, or ``b""``)."""
+    return _REQUEST_HEAD.pack(MAGIC, kind, seq, len(topic)) + topic + host
+
+
+def parse_header(frame: bytes) -> tuple[bytes, int]:
+    """``(kind, seq)`` of a header without addressing.
+
+    :raises Malformed: wrong size or magic.
     """
-    if len(frame) != 8:
-        raise Malformed(f"sequence frame of {len(frame)} bytes, not 8")
-    value: int = _SEQ.unpack(frame)[0]
-    return value
+    if len(frame) != HEAD_SIZE:
+        raise Malformed(f"header of {len(frame)} bytes, not {HEAD_SIZE}")
+    magic, kind, seq = _HEAD.unpack(frame)
+    if magic != MAGIC:
+        raise Malformed("not an rpccore zmq header")
+    return kind, seq
 
 
 def parse_request(frames: list[bytes], max_size: int) -> Request:
-    """Check what a ROUTER received: ``[identity, MAGIC, kind, ...]``.
+    """Check what a ROUTER received: ``[identity, header(, envelope)]``.
 
-    :raises Malformed: wrong magic, kind or frame count, empty topic, topic or
-        host not UTF-8, a bad sequence frame, or an envelope over ``max_size``
-        bytes (or empty).
+    :raises Malformed: wrong magic, kind or frame count, a header too short
+        for its topic, an empty topic, topic or host not UTF-8, or an envelope
+        that is empty or over ``max_size`` bytes.
     """
-    if len(frames) < 4 or frames[1] != MAGIC:
-        raise Malformed(f"{len(frames)} frames without the protocol header")
-    kind = frames[2]
+    if len(frames) < 2 or len(frames[1]) < HEAD_SIZE:
+        raise Malformed(f"{len(frames)} frames without a protocol header")
+    head = frames[1]
+    if head[:5] != MAGIC:
+        raise Malformed("not an rpccore zmq header")
+    kind = head[5:6]
     if kind == PING:
-        if len(frames) != 4:
-            raise Malformed(f"ping of {len(frames)} frames, not 4")
-        return Request(frames[0], PING, unpack_seq(frames[3]), "", "", b"")
+        if len(frames) != 2 or len(head) != HEAD_SIZE:
+            raise Malformed("malformed ping")
+        return Request(frames[0], PING, _HEAD.unpack(head)[2], "", "", b"")
     if kind not in REQUEST_KINDS:
-        raise Malformed(f"unknown kind {kind[:8]!r}")
-    if len(frames) != 7:
-        raise Malformed(f"request of {len(frames)} frames, not 7")
-    seq = unpack_seq(frames[3])
-    body = frames[6]
+        raise Malformed(f"unknown kind {kind!r}")
+    if len(frames) != 3:
+        raise Malformed(f"request of {len(frames)} frames, not 3")
+    if len(head) < REQUEST_HEAD_SIZE:
+        raise Malformed(f"request header of {len(head)} bytes")
+    _, _, seq, topic_len = _REQUEST_HEAD.unpack_from(head)
+    if topic_len == 0 or REQUEST_HEAD_SIZE + topic_len > len(head):
+        raise Malformed(f"topic length {topic_len} does not fit the header")
+    body = frames[2]
     if not body:
         raise Malformed("empty envelope")
     if len(body) > max_size:
         raise Malformed(f"envelope of {len(body)} bytes over the limit of {max_size}")
-    if not frames[4] or len(frames[4]) > max_size or len(frames[5]) > max_size:
-        raise Malformed("empty or oversized topic or host")
+    cut = REQUEST_HEAD_SIZE + topic_len
     try:
-        topic = frames[4].decode("utf-8")
-        host = frames[5].decode("utf-8")
+        topic = head[REQUEST_HEAD_SIZE:cut].decode("utf-8")
+        host = head[cut:].decode("utf-8")
     except UnicodeDecodeError:
         raise Malformed("topic or host is not UTF-8") from None
     return Request(frames[0], kind, seq, topic, host, body)

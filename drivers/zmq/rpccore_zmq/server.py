@@ -44,6 +44,8 @@ _HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAK
                        | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 #: Requests read from the socket before receipts go out.
 _BATCH = 128
+#: Seconds a call's receipt waits for its reply, which stands in for it.
+_CALL_RECEIPT_DELAY = 0.05
 
 
 class BindError(TransportError):
@@ -57,11 +59,13 @@ class BindError(TransportError):
 class ZmqIncoming(Incoming):
     """A request delivered to one subscription."""
 
-    __slots__ = ("body", "_identity", "_server", "_call", "_acked")
+    __slots__ = ("body", "_identity", "_seq", "_server", "_call", "_acked")
 
-    def __init__(self, body: bytes, identity: bytes, server: ServerLoop, call: bool) -> None:
+    def __init__(self, body: bytes, identity: bytes, seq: int, server: ServerLoop,
+                 call: bool) -> None:
         self.body = body
         self._identity = identity
+        self._seq = seq
         self._server = server
         self._call = call
         self._acked = False
@@ -74,7 +78,7 @@ class ZmqIncoming(Incoming):
         """Queue the reply on the connection the request came in on; a caller
         that has gone away is ignored (libzmq drops it)."""
         if self._call:
-            self._server.send_reply(self._identity, body)
+            self._server.send_reply(self._identity, self._seq, body)
 
     def ack(self) -> None:
         if not self._acked:
@@ -116,11 +120,19 @@ class ServerLoop(SocketLoop):
         self._outstanding = 0
         self._outstanding_lock = threading.Lock()
         self._idle_since: float | None = None
+        #: calls received and not yet answered, with when: their receipt is
+        #: sent only if the reply is slow (the reply is the receipt)
+        self._unanswered: dict[tuple[bytes, int], float] = {}
 
     # -- any thread -------------------------------------------------------------
 
-    def send_reply(self, identity: bytes, body: bytes) -> None:
-        self.submit(lambda: self._send([identity, protocol.MAGIC, protocol.REPLY, body]))
+    def send_reply(self, identity: bytes, seq: int, body: bytes) -> None:
+        head = protocol.header(protocol.REPLY, seq)
+
+        def send() -> None:
+            self._unanswered.pop((identity, seq), None)
+            self._send([identity, head, body])
+        self.submit(send)
 
     def done(self) -> None:
         """A delivered message was acknowledged by its server."""
@@ -249,14 +261,17 @@ class ServerLoop(SocketLoop):
                 self._malformed(frames, str(exc))
                 continue
             if req.kind == protocol.PING:
-                self._send([req.identity, protocol.MAGIC, protocol.PONG, frames[3]])
+                self._send([req.identity, protocol.header(protocol.PONG, req.seq)])
             elif self._deliver(req):
-                receipts[req.identity] = req.seq
+                if req.kind == protocol.CALL:
+                    self._unanswered[(req.identity, req.seq)] = time.monotonic()
+                else:
+                    receipts[req.identity] = req.seq
             else:
                 self.cell.stats.incr("zmq_refused")
-                self._send([req.identity, protocol.MAGIC, protocol.REFUSED, frames[3]])
+                self._send([req.identity, protocol.header(protocol.REFUSED, req.seq)])
         for identity, seq in receipts.items():
-            self._send([identity, protocol.MAGIC, protocol.RECEIPT, protocol.pack_seq(seq)])
+            self._send([identity, protocol.header(protocol.RECEIPT, seq)])
 
     def _cells(self) -> list[Cell]:
         """Every cell with a subscription here (they share the counts of
@@ -292,7 +307,7 @@ class ServerLoop(SocketLoop):
                 self._outstanding += 1
             # may block while the server's queue is full: that stops reading
             # the socket, which is the back-pressure we want
-            sub.on_message(ZmqIncoming(req.body, req.identity, self, call))
+            sub.on_message(ZmqIncoming(req.body, req.identity, req.seq, self, call))
         return True
 
     def _on_monitor(self) -> None:
@@ -316,6 +331,12 @@ class ServerLoop(SocketLoop):
                                  self.endpoint)
 
     def on_tick(self, now: float) -> None:
+        if self._unanswered:
+            limit = now - _CALL_RECEIPT_DELAY
+            for key, when in list(self._unanswered.items()):
+                if when < limit:
+                    del self._unanswered[key]
+                    self._send([key[0], protocol.header(protocol.RECEIPT, key[1])])
         if self.socket is not None and not self._by_topic:
             self._close_if_idle()
 

@@ -1,0 +1,248 @@
+"""The zmq driver against raw pyzmq on loopback, in one run.
+
+Servers run in a separate process (one for raw pyzmq, one for rpccore), the
+clients here. Scenarios, interleaved, median of 3 repeats:
+
+- raw REQ/REP round trips, and raw PUSH/PULL messages/s (counted at the receiver);
+- rpccore sequential calls, casts/s (counted at the server), calls from 8 threads.
+
+Targets (issue 4): sequential calls >= 40% of raw REQ/REP; casts >= 20,000/s;
+8-thread calls >= 2x sequential calls.
+
+    python benchmarks/bench_zmq.py [--quick] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.measure import Result, interleave, report  # noqa: E402
+from rpccore_zmq.testing import free_port, zmq_rpc  # noqa: E402
+
+PAYLOAD = "x" * 100
+RAW_BODY = b'{"v":1,"kind":"call","method":"work","args":{"i":1,"payload":"' + b"x" * 100 + b'"}}'
+TOPIC = "bench"
+
+
+# -- servers (run in a child process) ------------------------------------------
+
+def serve_raw(port: int) -> None:
+    """REP on ``port``, PULL on ``port + 1`` (reporting counts on REP)."""
+    ctx = zmq.Context()
+    rep = ctx.socket(zmq.REP)
+    rep.bind(f"tcp://127.0.0.1:{port}")
+    pull = ctx.socket(zmq.PULL)
+    pull.bind(f"tcp://127.0.0.1:{port + 1}")
+    poller = zmq.Poller()
+    poller.register(rep, zmq.POLLIN)
+    poller.register(pull, zmq.POLLIN)
+    pulled = 0
+    print("ready", flush=True)
+    while True:
+        for sock, _ in poller.poll():
+            if sock is pull:
+                pull.recv()
+                pulled += 1
+            else:
+                msg = rep.recv()
+                if msg == b"count":
+                    rep.send(str(pulled).encode())
+                elif msg == b"quit":
+                    rep.send(b"bye")
+                    return
+                else:
+                    rep.send(msg)
+
+
+class Endpoint:
+    """The rpccore server's endpoints."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def work(self, ctx: dict[str, Any], i: int, payload: str) -> int:
+        return i
+
+    def note(self, ctx: dict[str, Any], i: int, payload: str) -> None:
+        with self.cond:
+            self.count += 1
+            self.cond.notify_all()
+
+    def wait_count(self, ctx: dict[str, Any], n: int) -> int:
+        with self.cond:
+            self.cond.wait_for(lambda: self.count >= n, timeout=60)
+            return self.count
+
+
+def serve_rpccore(port: int) -> None:
+    rpc = zmq_rpc(port, cell="bench", zmq_bind_address="127.0.0.1",
+                  static_hosts={TOPIC: ["127.0.0.1"]})
+    rpc.serve(rpc.make_destination(TOPIC, host="127.0.0.1"), [Endpoint()]).start()
+    print("ready", flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    rpc.close()
+
+
+def start_server(kind: str, port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError(f"{kind} server did not start")
+    return proc
+
+
+# -- trials (this process) --------------------------------------------------------
+
+class Raw:
+    def __init__(self, port: int) -> None:
+        self.ctx = zmq.Context()
+        self.req = self.ctx.socket(zmq.REQ)
+        self.req.connect(f"tcp://127.0.0.1:{port}")
+        self.push = self.ctx.socket(zmq.PUSH)
+        self.push.setsockopt(zmq.SNDHWM, 0)
+        self.push.connect(f"tcp://127.0.0.1:{port + 1}")
+
+    def roundtrips(self, n: int) -> tuple[float, list[float]]:
+        latencies = []
+        start = time.perf_counter()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            self.req.send(RAW_BODY)
+            self.req.recv()
+            latencies.append(time.perf_counter() - t0)
+        return n / (time.perf_counter() - start), latencies
+
+    def pushes(self, n: int) -> tuple[float, list[float]]:
+        self.req.send(b"count")
+        base = int(self.req.recv())
+        start = time.perf_counter()
+        for _ in range(n):
+            self.push.send(RAW_BODY)
+        while True:
+            self.req.send(b"count")
+            if int(self.req.recv()) >= base + n:
+                break
+            time.sleep(0.001)
+        return n / (time.perf_counter() - start), []
+
+
+class Rpc:
+    def __init__(self, port: int) -> None:
+        self.rpc = zmq_rpc(port, cell="bench", static_hosts={TOPIC: ["127.0.0.1"]})
+        self.sent_casts = 0
+        self.call(0)  # connect
+
+    def call(self, i: int) -> Any:
+        return self.rpc.call({}, TOPIC, {"method": "work", "args": {"i": i, "payload": PAYLOAD}},
+                             timeout=30)
+
+    def calls(self, n: int, threads: int = 1) -> tuple[float, list[float]]:
+        latencies: list[float] = []
+
+        def caller(count: int) -> None:
+            own = []
+            for i in range(count):
+                t0 = time.perf_counter()
+                self.call(i)
+                own.append(time.perf_counter() - t0)
+            latencies.extend(own)
+
+        workers = [threading.Thread(target=caller, args=(n // threads,)) for _ in range(threads)]
+        start = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return (n // threads) * threads / (time.perf_counter() - start), latencies
+
+    def casts(self, n: int) -> tuple[float, list[float]]:
+        start = time.perf_counter()
+        for i in range(n):
+            self.rpc.cast({}, TOPIC, {"method": "note", "args": {"i": i, "payload": PAYLOAD}})
+        self.sent_casts += n
+        got = self.rpc.call({}, TOPIC, {"method": "wait_count", "args": {"n": self.sent_casts}},
+                            timeout=60)
+        assert got >= self.sent_casts, (got, self.sent_casts)
+        return n / (time.perf_counter() - start), []
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages (CI guard)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one repeat of each rpccore scenario (cProfile)")
+    parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        kind, port = args.serve
+        (serve_raw if kind == "raw" else serve_rpccore)(int(port))
+        return []
+    casts, calls = (5000, 1000) if args.quick else (40000, 6000)
+    raw_port, rpc_port = free_port("127.0.0.1"), free_port("127.0.0.1")
+    servers = [start_server("raw", raw_port), start_server("rpccore", rpc_port)]
+    raw, rpc = Raw(raw_port), Rpc(rpc_port)
+    try:
+        print(f"zmq on loopback, servers in another process, ~200-byte messages, median of 3 "
+              f"interleaved repeats ({casts} casts, {calls} calls per repeat)")
+        r = interleave([("raw REQ/REP", lambda: raw.roundtrips(calls)),
+                        ("raw PUSH/PULL", lambda: raw.pushes(casts)),
+                        ("rpccore calls", lambda: rpc.calls(calls)),
+                        ("rpccore casts", lambda: rpc.casts(casts)),
+                        ("rpccore calls, 8 threads", lambda: rpc.calls(calls, 8))])
+        target = Result("20,000/s", rates=[20000.0])
+        rows = [report("raw pyzmq REQ/REP round trips", r["raw REQ/REP"]),
+                report("raw pyzmq PUSH/PULL", r["raw PUSH/PULL"]),
+                report("zmq: sequential calls", r["rpccore calls"], r["raw REQ/REP"], 0.40),
+                report("zmq: casts", r["rpccore casts"], target, 1.0),
+                report("zmq: calls from 8 threads", r["rpccore calls, 8 threads"],
+                       r["rpccore calls"], 2.0)]
+        if args.profile:
+            profile(rpc, casts, calls)
+        return rows
+    finally:
+        raw.req.send(b"quit")
+        raw.req.recv()
+        raw.ctx.destroy(linger=0)
+        rpc.rpc.close()
+        for proc in servers:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def profile(rpc: Rpc, casts: int, calls: int) -> None:
+    """Where the client process spends its time (all threads)."""
+    import cProfile
+    import pstats
+
+    for name, trial in (("sequential calls", lambda: rpc.calls(calls)),
+                        ("casts", lambda: rpc.casts(casts))):
+        prof = cProfile.Profile()
+        threading.setprofile_all_threads(lambda *a: None) if False else None
+        prof.enable()
+        trial()
+        prof.disable()
+        print(f"\n--- cProfile, client side, {name} (calling thread) ---")
+        pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+
+
+if __name__ == "__main__":
+    main()
+    os._exit(0)

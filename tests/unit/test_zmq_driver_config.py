@@ -1,0 +1,105 @@
+"""The zmq driver's options, matchmaker use and refusals (no network)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import rpccore
+from rpccore import InvalidDestination, Undeliverable
+from rpccore_zmq import ZmqDriver, server
+from rpccore_zmq.registry import LOCAL_HOST
+from rpccore_zmq.testing import zmq_rpc
+
+
+def test_loaded_through_its_entry_point_with_documented_defaults() -> None:
+    rpc = rpccore.RPC()
+    rpc.add_cell("edge", "zmq://")
+    try:
+        cell = rpc.cell("edge")
+        assert isinstance(cell.driver(), ZmqDriver)
+        assert cell.options.zmq_port == 9501
+        assert cell.options.zmq_bind_address == "*"
+        assert cell.options.matchmaker == "static"
+        assert cell.options.zmq_receipt_timeout == 2.0
+    finally:
+        rpc.close()
+
+
+def test_url_query_overrides_options() -> None:
+    rpc = rpccore.RPC()
+    rpc.add_cell("edge", "zmq://?zmq_port=9700&zmq_receipt_timeout=0.5")
+    try:
+        cell = rpc.cell("edge")
+        cell.driver()
+        assert cell.options.zmq_port == 9700
+        assert cell.options.zmq_receipt_timeout == 0.5
+    finally:
+        rpc.close()
+
+
+def test_empty_static_matchmaker_means_this_machine() -> None:
+    rpc = zmq_rpc(9501)
+    try:
+        driver = rpc.cell().driver()
+        assert driver._registry.lookup("anything") == [LOCAL_HOST]
+    finally:
+        rpc.close()
+
+
+def test_configured_static_matchmaker_is_used_as_is() -> None:
+    rpc = zmq_rpc(9501, static_hosts={"compute": ["10.0.0.2", "10.0.0.3:9600"], "none": []},
+                  default_hosts=["10.0.0.9"])
+    try:
+        registry = rpc.cell().driver()._registry
+        assert registry.lookup("compute") == ["10.0.0.2", "10.0.0.3:9600"]
+        assert registry.lookup("other") == ["10.0.0.9"]
+        assert registry.lookup("none") == []
+    finally:
+        rpc.close()
+
+
+def test_topic_without_hosts_is_undeliverable_for_calls_and_counted_for_casts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    rpc = zmq_rpc(9501, static_hosts={"nobody": []})
+    try:
+        with pytest.raises(Undeliverable):
+            rpc.call({}, "nobody", {"method": "m", "args": {}}, timeout=5)
+        with pytest.raises(Undeliverable):
+            rpc.cast({}, "nobody", {"method": "m", "args": {}}, confirm=True)
+        with caplog.at_level(logging.WARNING):
+            rpc.cast({}, "nobody", {"method": "m", "args": {}})
+        assert rpc.cell().stats.get("returned") == 1
+        assert "knows no host" in caplog.text
+    finally:
+        rpc.close()
+
+
+@pytest.mark.parametrize("host", ["h:0", "[::1", "h:99999"])
+def test_unusable_host_is_an_invalid_destination(host: str) -> None:
+    rpc = zmq_rpc(9501)
+    try:
+        with pytest.raises(InvalidDestination):
+            rpc.cast({}, rpc.make_destination("t", host=host), {"method": "m", "args": {}})
+    finally:
+        rpc.close()
+
+
+def test_a_process_that_only_sends_binds_nothing() -> None:
+    rpc = zmq_rpc(9501, static_hosts={"nobody": []})
+    try:
+        rpc.cast({}, "nobody", {"method": "m", "args": {}})
+        assert server._listeners == {}
+    finally:
+        rpc.close()
+
+
+def test_closed_driver_refuses_to_send() -> None:
+    rpc = zmq_rpc(9501)
+    driver = rpc.cell().driver()
+    driver.close()
+    driver.close()  # idempotent
+    with pytest.raises(rpccore.TransportError):
+        driver.send(rpc.make_destination("t", host="127.0.0.1"), b"{}")
+    rpc.close()
