@@ -24,6 +24,8 @@ import collections
 import logging
 import os
 import select
+import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -34,12 +36,16 @@ import kombu
 
 from rpccore.errors import TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
+from rpccore_rabbit import framing
 from rpccore_rabbit.options import ConnectionParams
 
 LOG = logging.getLogger(__name__)
 _RATELOG = RateLimitedLog(LOG)
 
 Hook = Callable[["Link"], None]
+
+_READ_SIZE = 256 * 1024
+_FRAME_HEADER = struct.Struct(">BHI")
 
 
 class Waiter:
@@ -131,6 +137,7 @@ class Link:
         self._closing = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._out: list[bytes] = []  # frames built by this thread, written in batches
         self._unconfirmed: dict[int, Publish] = {}
         self._next_tag = 1
         self._permits = threading.BoundedSemaphore(params.max_unconfirmed)
@@ -273,6 +280,11 @@ class Link:
             conn.connect()
             raw = conn.connection
             raw.transport.sock.settimeout(max(params.connect_timeout, 1.0))
+            # py-amqp polls the socket before every publish when it told the
+            # broker it handles connection.blocked; this thread reads anyway.
+            caps = dict(raw.client_properties.get("capabilities", {}))
+            caps["connection.blocked"] = False
+            raw.client_properties = {**raw.client_properties, "capabilities": caps}
             self._kombu, self._amqp = conn, raw
             self.publisher = raw.channel()
             self.publisher.confirm_select()
@@ -283,6 +295,7 @@ class Link:
             self.consumer.basic_qos(0, params.prefetch_count, False)
             self.declarer = raw.channel()
             self._next_tag = 1
+            self._out.clear()
             self.generation += 1
             for hook in list(self.hooks):
                 hook(self)
@@ -317,6 +330,8 @@ class Link:
                 self._execute(commands.popleft())
                 if self._closing:
                     return
+            if self._out:
+                self._flush()
             self._sleeping = True
             if commands:
                 self._sleeping = False
@@ -335,12 +350,42 @@ class Link:
                 next_tick = now + tick
 
     def _read_all(self) -> None:
-        drain = self._amqp.drain_events
-        while True:
-            try:
-                drain(timeout=0)
-            except TimeoutError:
-                return
+        """Read what the socket has and dispatch every complete frame.
+
+        py-amqp's own reader makes three ``recv`` calls per frame and ends
+        each drain with a failed read; this one makes one ``recv`` per wake-up.
+        Unparsed bytes go back to py-amqp's read buffer, which its own
+        synchronous calls (queue declarations...) read first, so both readers
+        stay in step.
+        """
+        transport = self._amqp.transport
+        sock = transport.sock
+        try:
+            data = sock.recv(_READ_SIZE)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return
+        if not data:
+            raise ConnectionResetError("the broker closed the connection")
+        pending = getattr(sock, "pending", None)
+        if pending is not None:
+            while (more := pending()) > 0:
+                data += sock.recv(more)
+        buf = transport._read_buffer + data if transport._read_buffer else data
+        frames = []
+        pos, size_all = 0, len(buf)
+        while size_all - pos >= 8:
+            frame_type, channel, size = _FRAME_HEADER.unpack_from(buf, pos)
+            end = pos + 7 + size
+            if end >= size_all:
+                break
+            if buf[end] != 0xCE:
+                raise amqp.exceptions.UnexpectedFrame(f"bad frame end {buf[end]:#04x}")
+            frames.append((frame_type, channel, buf[pos + 7:end]))
+            pos = end + 1
+        transport._read_buffer = buf[pos:]
+        on_frame = self._amqp.on_inbound_frame
+        for frame in frames:
+            on_frame(frame)
 
     def _execute(self, item: Any) -> None:
         if isinstance(item, Publish):
@@ -348,6 +393,8 @@ class Link:
         elif isinstance(item, Task):
             if item.waiter is not None and item.waiter.abandoned:
                 return
+            if self._out:
+                self._flush()
             try:
                 result = item.fn(self)
             except (amqp.exceptions.ChannelError, amqp.exceptions.ConnectionError,
@@ -364,8 +411,9 @@ class Link:
             _, generation, tag, requeue = item
             if generation == self.generation:
                 if requeue is None:
-                    self.consumer.basic_ack(tag)
+                    self._out.append(framing.ack_frame(self.consumer.channel_id, tag))
                 else:
+                    self._flush()
                     self.consumer.basic_reject(tag, requeue=requeue)
 
     def reopen_declarer(self) -> None:
@@ -387,11 +435,26 @@ class Link:
         tag = self._next_tag
         props = item.properties
         props["message_id"] = str(tag)
-        self.publisher.basic_publish(amqp.Message(item.body, **props), item.exchange,
-                                     item.routing_key, item.mandatory)
+        try:
+            frames = framing.publish_frames(self.publisher.channel_id, item.exchange,
+                                            item.routing_key, item.mandatory, item.body,
+                                            props, self._amqp.frame_max)
+        except ValueError as exc:
+            self._forget(item, TransportError(f"cannot send to {item.label}: {exc}"))
+            return
+        self._out.append(frames)
         self._next_tag = tag + 1
+        if len(self._out) >= 128:
+            self._flush()
         item.returned = False
         self._unconfirmed[tag] = item
+
+    def _flush(self) -> None:
+        """Write the frames built so far in one call."""
+        data = b"".join(self._out)
+        self._out.clear()
+        self._amqp.transport.write(data)
+        self._amqp.bytes_sent += 1
 
     def _forget(self, item: Publish, error: BaseException | None) -> None:
         if item.gated:
@@ -451,6 +514,7 @@ class Link:
         LOG.warning("rabbit %s: connection lost: %s; reconnecting", self.name,
                     self.last_error)
         self._failing = True
+        self._out.clear()
         self._drop_connection()
         # Publish again, first, whatever the broker has not confirmed.
         unconfirmed = list(self._unconfirmed.values())

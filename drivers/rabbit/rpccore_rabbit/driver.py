@@ -99,7 +99,7 @@ class RabbitDriver(Driver):
             properties["reply_to"] = self._replies.name
             # Requests that outlive their caller need not wait in a queue.
             properties["expiration"] = str(max(1, int((deadline - time.monotonic()) * 1000)))
-            waiter = Waiter()
+            waiter = None if os.environ.get("NOWAIT") else Waiter()
         elif confirm:
             waiter = Waiter()
         item = Publish(self.exchange, addressing.routing_key(dest), body, properties, True,
