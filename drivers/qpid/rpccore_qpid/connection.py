@@ -226,10 +226,14 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
     def _io_shutdown(self) -> None:
         for owner in list(self.owners):
             owner.io_closed()
-        if self.conn is not None:
-            self.conn.close()
         self._injector.close()
-        self._container.stop()
+        if self.conn is None:
+            self._container.stop()
+            return
+        # stop once the broker saw the close (on_disconnected), so that its
+        # consumers go away now, not when this process exits; 2 s at most
+        self.conn.close()
+        self.schedule(2.0, self._container.stop)
 
     @property
     def generation(self) -> int:
@@ -372,7 +376,13 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
     def on_link_closing(self, event: Event) -> None:
         self.on_link_error(event)
 
+    def on_transport_closed(self, event: Event) -> None:
+        if self.state == "closed":
+            self._container.stop()
+
     def on_disconnected(self, event: Event) -> None:
+        if self.state == "closed":
+            return
         if event.connection != self.conn:
             return
         self.conn = None

@@ -1,0 +1,151 @@
+"""The qpid driver when its broker is killed and restarted, and what is left
+on the broker afterwards.
+
+Runs against a private RabbitMQ node with the AMQP 1.0 plugin
+(tests/private_rabbit.py), started once for this module, SIGKILLed and
+restarted; never the machine's shared broker.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from oslo_config import cfg
+
+from private_rabbit import PrivateRabbit
+from rpccore import RPC
+from rpccore.errors import RPCError
+
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+
+
+@pytest.fixture(scope="module")
+def node() -> Iterator[PrivateRabbit]:
+    with PrivateRabbit() as rabbit:
+        yield rabbit
+
+
+def _ctl(node: PrivateRabbit, *args: str) -> str:
+    done = subprocess.run([RABBITMQCTL, "-n", node.nodename, "-q", *args],
+                          env=node._env(), capture_output=True, text=True, timeout=60,
+                          check=True)
+    return done.stdout
+
+
+def _rpc(node: PrivateRabbit, namespace: str, **options: Any) -> RPC:
+    rpc = RPC(cfg.ConfigOpts())
+    rpc.remove_cell(rpc.default_cell)
+    rpc.add_cell(rpc.default_cell, node.url("qpid"), control_exchange=namespace,
+                 reconnect_delay=0.1, reconnect_max_delay=1.0, heartbeat=5, **options)
+    return rpc
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.notes: set[int] = set()
+
+    def add(self, ctx: dict[str, Any], a: int, b: int) -> int:
+        return a + b
+
+    def note(self, ctx: dict[str, Any], value: int) -> None:
+        with self.lock:
+            self.notes.add(value)
+
+
+def test_server_and_client_survive_a_broker_crash(node: PrivateRabbit) -> None:
+    namespace = f"faults-{os.urandom(4).hex()}"
+    server_rpc = _rpc(node, namespace)
+    client = _rpc(node, namespace)
+    counter = Counter()
+    try:
+        server_rpc.serve(server_rpc.make_destination("crash", host="h1"), [counter]).start()
+        assert client.call({}, "crash", {"method": "add", "args": {"a": 1, "b": 1}},
+                           timeout=5) == 2
+        outcomes: list[tuple[float, str]] = []
+        stop = threading.Event()
+
+        def keep_calling() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                start = time.monotonic()
+                try:
+                    ok = client.call({}, "crash", {"method": "add", "args": {"a": i, "b": 1}},
+                                     timeout=2) == i + 1
+                    outcomes.append((time.monotonic(), "ok" if ok else "wrong"))
+                except RPCError as exc:
+                    took = time.monotonic() - start
+                    assert took < 3.5, f"{type(exc).__name__} took {took:.1f} s"
+                    outcomes.append((time.monotonic(), type(exc).__name__))
+                    time.sleep(0.05)
+
+        caller = threading.Thread(target=keep_calling)
+        caller.start()
+        time.sleep(0.5)
+        node.kill()
+        killed = time.monotonic()
+        time.sleep(1.0)
+        node.restart()
+        ready = node.wait_ready(40)
+        # calls work again soon after the broker is back, on the same objects
+        end = ready + 20
+        while time.monotonic() < end and not any(
+                t > ready and what == "ok" for t, what in outcomes):
+            time.sleep(0.1)
+        stop.set()
+        caller.join(10)
+        after = [what for t, what in outcomes if t > ready]
+        assert "ok" in after, outcomes[-20:]
+        assert "wrong" not in (what for _, what in outcomes)
+        during = {what for t, what in outcomes if killed < t < ready}
+        assert during <= {"TransportError", "Timeout", "Undeliverable"}, during
+        assert server_rpc.cell().stats.get("reconnects") >= 1
+        assert client.cell().stats.get("reconnects") >= 1
+        # every route of the server works again: direct and fanout too
+        assert client.call({}, client.make_destination("crash", host="h1"),
+                           {"method": "add", "args": {"a": 3, "b": 4}}, timeout=5) == 7
+        client.cast({}, client.make_destination("crash", fanout=True),
+                    {"method": "note", "args": {"value": -1}})
+        end = time.monotonic() + 5
+        while -1 not in counter.notes and time.monotonic() < end:
+            time.sleep(0.02)
+        assert -1 in counter.notes
+    finally:
+        client.close()
+        server_rpc.close()
+
+
+def test_reply_and_fanout_queues_do_not_pile_up(node: PrivateRabbit) -> None:
+    """With the documented policy (here with a 1 s expiry), the server-named
+    fanout queues and the reply queue of closed drivers go away."""
+    _ctl(node, "set_policy", "--apply-to", "queues", "rpccore-expire",
+         r"^(amq\.gen-|reply_)", '{"expires":1000}')
+    namespace = f"leftovers-{os.urandom(4).hex()}"
+    server_rpc = _rpc(node, namespace)
+    client = _rpc(node, namespace)
+    try:
+        server_rpc.serve("left", [Counter()]).start()
+        assert client.call({}, "left", {"method": "add", "args": {"a": 1, "b": 2}},
+                           timeout=5) == 3
+        names = _ctl(node, "list_queues", "name").split()
+        assert any(n.startswith("reply_") for n in names)
+        assert any(n.startswith("amq.gen-") for n in names)
+    finally:
+        client.close()
+        server_rpc.close()
+    end = time.monotonic() + 20
+    left = ["?"]
+    while time.monotonic() < end:
+        left = [n for n in _ctl(node, "list_queues", "name").split()
+                if n.startswith(("reply_", "amq.gen-"))]
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left
