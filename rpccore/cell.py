@@ -100,10 +100,15 @@ class Cell:
             if self._driver is None:
                 cls = plugins.load_driver(self.driver_name)
                 self.register_plugin_options(cls.options())
-                for name in self._pending:
-                    LOG.warning("cell %s: option %r (from the transport URL or add_cell) "
-                                "is not an option of driver %s; ignored",
-                                self.name, name, self.driver_name)
+                if self._pending:
+                    # What is left may belong to a matchmaker the driver loads
+                    # later; warn only about names no installed plugin knows.
+                    known = {opt.name for plugin in plugins.installed_plugin_classes()
+                             for opt in plugin.options()}
+                    for name in sorted(set(self._pending) - known):
+                        LOG.warning("cell %s: %r (from the transport URL or add_cell) is "
+                                    "not an option of any installed plugin; ignored",
+                                    self.name, name)
                 self._driver = cls(self)
                 LOG.info("cell %s: loaded driver %s for %s", self.name,
                          self.driver_name, self.url)

@@ -84,6 +84,14 @@ class Driver(abc.ABC):
     (or by :meth:`connect`), so building an ``RPC`` never blocks.
     """
 
+    #: True when this driver calls ``on_message`` on a thread that may wait
+    #: (the sender's, as the memory driver does): a server whose queue is full
+    #: then blocks it, pushing back on senders. False (the default, for
+    #: drivers that deliver on their I/O thread): the server never blocks in
+    #: ``on_message``, and the driver bounds what is in flight with its
+    #: backend's flow control (prefetch, link credit, high-water marks).
+    on_message_may_block: ClassVar[bool] = False
+
     #: True when :meth:`send` can tell that nobody consumes a destination and
     #: raises :class:`~rpccore.Undeliverable` for it (AMQP mandatory flag).
     detects_undeliverable: ClassVar[bool] = False
@@ -152,8 +160,11 @@ class Driver(abc.ABC):
         That is ``dest.topic`` shared with every other server of the topic,
         ``(dest.topic, dest.host)`` when ``dest.host`` is set, and the topic's
         fanout. Returns once consuming, so that a message sent after it returns
-        reaches this subscription. ``on_message`` may block (the server's queue
-        is full): the driver then stops taking messages from the backend.
+        reaches this subscription. ``on_message`` returns at once unless
+        :attr:`on_message_may_block` is set. Messages are acknowledged
+        (:meth:`Incoming.ack`) only once run, so a driver bounds what a slow
+        server holds by limiting unacknowledged deliveries (for example to
+        ``cell.options.server_queue_size``).
 
         :raises TransportError: the backend could not be reached.
         """

@@ -52,8 +52,9 @@ cell_opts: list[cfg.Opt] = [
     cfg.IntOpt("server_workers", default=16, min=1,
                help="Threads per server that run endpoint methods."),
     cfg.IntOpt("server_queue_size", default=256, min=1,
-               help="Requests a server holds waiting for a worker; when full, "
-                    "the server stops taking more from the transport."),
+               help="Requests a server holds waiting for a worker. In-process "
+                    "senders wait when it is full; network drivers limit "
+                    "unacknowledged deliveries to it."),
 ]
 
 

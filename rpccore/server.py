@@ -62,7 +62,11 @@ class Server:
                 thread.start()
                 self._threads.append(thread)
             try:
-                self._subscription = driver.subscribe(self.destination, self._queue.put)
+                # Never block a driver's I/O thread: only drivers that deliver
+                # on the sender's thread get the pushing-back put.
+                put = (self._queue.put if driver.on_message_may_block
+                       else self._queue.put_nowait_unbounded)
+                self._subscription = driver.subscribe(self.destination, put)
             except BaseException:
                 self._stop_workers()
                 self._state = "stopped"

@@ -109,6 +109,7 @@ class MemoryDriver(Driver):
     """In-process transport; see the module docstring."""
 
     detects_undeliverable = True
+    on_message_may_block = True  # delivery runs on the sender's thread
 
     def __init__(self, cell: Cell) -> None:
         super().__init__(cell)

@@ -319,6 +319,42 @@ class DriverConformance:
         assert client.call({}, topic, {"method": "add", "args": {"a": 1, "b": 1}},
                            timeout=self.patience) == 2
 
+    def test_slow_server_honours_deadlines_without_pile_up(self) -> None:
+        topic = self.topic("slow")
+        recorder, server = self.serve(topic, self.hosts[0], server_workers=1,
+                                      server_queue_size=2)
+        client = self.rpc()
+        outcomes: list[tuple[str, float]] = []
+        lock = threading.Lock()
+
+        def slow_call() -> None:
+            start = time.monotonic()
+            try:
+                client.call({}, topic, {"method": "slow", "args": {"seconds": 0.4}},
+                            timeout=1.0)
+                result = "ok"
+            except Timeout:
+                result = "timeout"
+            with lock:
+                outcomes.append((result, time.monotonic() - start))
+
+        callers = [threading.Thread(target=slow_call) for _ in range(10)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(self.patience)
+        assert len(outcomes) == 10
+        assert all(elapsed < 1.5 for _, elapsed in outcomes), outcomes
+        assert 1 <= sum(r == "ok" for r, _ in outcomes) <= 4, outcomes
+        # Requests whose callers gave up are skipped (by the server, or expired
+        # by the backend), not run late: with one worker, running the seven or
+        # so stale ones (0.4 s each) would hold a fresh call up for seconds.
+        start = time.monotonic()
+        assert client.call({}, topic, {"method": "add", "args": {"a": 1, "b": 1}},
+                           timeout=self.patience) == 2
+        assert time.monotonic() - start < 1.0
+        assert len(recorder.seen) <= 5, recorder.seen
+
     # -- signing -------------------------------------------------------------
 
     def test_signed_cell_refuses_unsigned_and_wrongly_signed_messages(self) -> None:
