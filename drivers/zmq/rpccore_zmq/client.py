@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -22,7 +23,7 @@ import zmq
 from rpccore.errors import TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
-from rpccore_zmq.loop import SocketLoop
+from rpccore_zmq.loop import LockedSocket, SocketLoop
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -85,14 +86,21 @@ class Outgoing:
 
 
 class Peer:
-    """The connection to one peer endpoint."""
+    """The connection to one peer endpoint.
 
-    __slots__ = ("endpoint", "host", "socket", "unacked", "dead", "last_used", "last_ping")
+    ``conn`` and ``unacked`` change only with ``lock`` held (callers send on
+    the connection directly, the loop reads it).
+    """
+
+    __slots__ = ("endpoint", "host", "conn", "lock", "unacked", "dead", "last_used",
+                 "last_ping", "handler")
 
     def __init__(self, endpoint: str, host: str) -> None:
         self.endpoint = endpoint
         self.host = host
-        self.socket: zmq.Socket[Any] | None = None
+        self.lock = threading.RLock()
+        self.conn: LockedSocket | None = None
+        self.handler: Callable[[], bool] | None = None
         self.unacked: OrderedDict[int, Outgoing] = OrderedDict()
         self.dead = False
         self.last_used = time.monotonic()
@@ -147,8 +155,43 @@ class ClientLoop(SocketLoop):
         return found
 
     def send(self, out: Outgoing) -> None:
-        """Hand ``out`` to the loop; never blocks."""
-        self.submit(lambda: self._dispatch(out))
+        """Send ``out``: from the calling thread when its first host is
+        connected and alive, else through the loop. Never blocks."""
+        if not self._send_now(out):
+            self.submit(lambda: self._dispatch(out))
+
+    def _send_now(self, out: Outgoing) -> bool:
+        host = self._next_host(out)
+        if host is None:
+            return False
+        peer = self.peers.get(self.endpoint_of(host))
+        if peer is None or peer.dead:
+            return False
+        with peer.lock:
+            if peer.conn is None or peer.dead:
+                return False
+            try:
+                readable = self._put(peer, out)
+            except zmq.ZMQError:
+                return False  # the loop retries, and fails over or reports
+            out.tried.append(host)
+        if readable and peer.handler is not None:
+            self.poke(peer.handler)
+        return True
+
+    def _put(self, peer: Peer, out: Outgoing) -> bool:
+        """Send ``out`` on ``peer`` (lock held); True when input is waiting.
+
+        :raises zmq.ZMQError: the send failed (queue full, socket closed).
+        """
+        assert peer.conn is not None
+        seq = next(self._seq)
+        readable = peer.conn.send(
+            [protocol.request_header(out.kind, seq, out.topic, out.host), out.body])
+        out.sent_at = peer.last_used = time.monotonic()
+        out.peer = peer
+        peer.unacked[seq] = out
+        return readable
 
     def take_losses(self, host: str) -> tuple[int, str] | None:
         """``(count, why)`` of host-directed casts to ``host`` lost since the
@@ -186,22 +229,17 @@ class ClientLoop(SocketLoop):
             except (TransportError, ValueError) as exc:
                 out.why = str(exc)
                 continue
-            seq = next(self._seq)
-            assert peer.socket is not None
-            try:
-                peer.socket.send_multipart(
-                    [protocol.request_header(out.kind, seq, out.topic, out.host), out.body],
-                    zmq.NOBLOCK)
-            except zmq.Again:
-                out.why = f"the send queue to {host} is full ({self.queue_size} messages)"
-                continue
-            except zmq.ZMQError as exc:
-                out.why = f"sending to {host} failed: {exc}"
-                continue
-            now = time.monotonic()
-            out.sent_at = peer.last_used = now
-            out.peer = peer
-            peer.unacked[seq] = out
+            with peer.lock:
+                try:
+                    readable = self._put(peer, out)
+                except zmq.Again:
+                    out.why = f"the send queue to {host} is full ({self.queue_size} messages)"
+                    continue
+                except zmq.ZMQError as exc:
+                    out.why = f"sending to {host} failed: {exc}"
+                    continue
+            if readable and peer.handler is not None:
+                self.mark_hot(peer.handler)
             return
 
     def _give_up(self, out: Outgoing) -> None:
@@ -240,7 +278,7 @@ class ClientLoop(SocketLoop):
         return peer
 
     def _evict_one(self) -> None:
-        idle = [p for p in self.peers.values() if not p.unacked]
+        idle = [p for p in self.peers.values() if not p.unacked and not self._in_flight(p)]
         if not idle:
             raise TransportError(f"cell {self.cell.name}: {len(self.peers)} peer connections "
                                  f"are busy (zmq_max_peers = {self.max_peers})")
@@ -250,6 +288,9 @@ class ClientLoop(SocketLoop):
         self.dead_endpoints.discard(victim.endpoint)
         LOG.info("cell %s: closed idle connection to %s (zmq_max_peers reached)",
                  self.cell.name, victim.endpoint)
+
+    def _in_flight(self, peer: Peer) -> bool:
+        return any(out.peer is peer for out in self._calls.values())
 
     def _connect(self, peer: Peer) -> None:
         sock = self.context.socket(zmq.DEALER)
@@ -264,27 +305,31 @@ class ClientLoop(SocketLoop):
         if peer.endpoint.startswith("tcp://["):
             sock.setsockopt(zmq.IPV6, 1)
         sock.connect(peer.endpoint)
-        peer.socket = sock
-        self.watch(sock, lambda: self._on_readable(peer))
+        with peer.lock:
+            peer.conn = LockedSocket(sock)
+            handler = peer.handler = lambda: self._on_readable(peer)
+            self.watch(peer.conn.fd, handler)
+        self.mark_hot(handler)
 
     def _disconnect(self, peer: Peer) -> None:
-        if peer.socket is not None:
-            self.unwatch(peer.socket)
-            peer.socket.close(linger=0)
-            peer.socket = None
+        with peer.lock:
+            conn, peer.conn, peer.handler = peer.conn, None, None
+            if conn is not None:
+                self.unwatch(conn.fd)
+                conn.socket.close(linger=0)
 
     # -- loop thread: receiving ---------------------------------------------
 
-    def _on_readable(self, peer: Peer) -> None:
-        sock = peer.socket
-        for _ in range(1000):
-            if sock is None or peer.socket is not sock:
-                return
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._on_frames(peer, frames)
+    def _on_readable(self, peer: Peer) -> bool:
+        """Handle what ``peer`` sent; True if more is waiting."""
+        with peer.lock:
+            conn = peer.conn
+            for _ in range(256):
+                if conn is None or peer.conn is not conn or not conn.readable():
+                    return False
+                frames = conn.socket.recv_multipart(zmq.NOBLOCK)
+                self._on_frames(peer, frames)
+            return True
 
     def _on_frames(self, peer: Peer, frames: list[bytes]) -> None:
         try:
@@ -351,16 +396,17 @@ class ClientLoop(SocketLoop):
     def on_tick(self, now: float) -> None:
         limit = now - self.receipt_timeout
         for peer in list(self.peers.values()):
-            if peer.unacked:
-                oldest = next(iter(peer.unacked.values()))
+            with peer.lock:
+                oldest = next(iter(peer.unacked.values())) if peer.unacked else None
+            if oldest is not None:
                 if oldest.sent_at < limit:
                     self._peer_failed(peer, f"no receipt from {peer.host} within "
                                             f"{self.receipt_timeout:g} s")
-            elif peer.dead and now - peer.last_ping >= PING_INTERVAL and peer.socket is not None:
+            elif peer.dead and now - peer.last_ping >= PING_INTERVAL and peer.conn is not None:
                 peer.last_ping = now
                 try:
-                    peer.socket.send(protocol.header(protocol.PING, next(self._seq)),
-                                     zmq.NOBLOCK)
+                    if peer.conn.send([protocol.header(protocol.PING, next(self._seq))]):
+                        self.mark_hot(peer.handler)  # type: ignore[arg-type]
                 except zmq.ZMQError:
                     pass
         if self._calls:
@@ -376,9 +422,10 @@ class ClientLoop(SocketLoop):
             self.dead_endpoints.add(peer.endpoint)
             LOG.warning("cell %s: %s is not answering: %s", self.cell.name, peer.endpoint, why)
         self.cell.stats.incr("zmq_peer_failures")
-        pending = list(peer.unacked.values())
-        peer.unacked.clear()
-        self._disconnect(peer)
+        with peer.lock:
+            pending = list(peer.unacked.values())
+            peer.unacked.clear()
+            self._disconnect(peer)
         self._connect(peer)
         peer.last_ping = time.monotonic()
         for seq, out in list(self._calls.items()):

@@ -1,11 +1,18 @@
-"""An I/O thread that owns ZMQ sockets.
+"""The I/O threads that drive ZMQ sockets.
 
-pyzmq sockets must not be used from two threads at once, so each side of the
-driver (client connections, the server's bound socket) runs one
-:class:`SocketLoop`: a thread polling its sockets plus a wake-up pipe. Other
-threads never touch the sockets; they hand work over with :meth:`submit`,
-which appends to a queue and writes one byte to the pipe if the loop may be
-asleep.
+Each side of the driver (client connections, the server's bound socket) runs
+one :class:`SocketLoop`: a thread that waits for input, runs commands other
+threads hand it with :meth:`SocketLoop.submit` (a queue plus one byte written
+to a wake-up pipe) and does periodic work.
+
+ZMQ sockets must not be used by two threads at once. A :class:`LockedSocket`
+lets other threads *send* on a socket without waking the loop (a thread
+hand-off costs more than the send): every use of the socket holds its lock,
+and the loop never waits on the socket itself, only on its ``ZMQ_FD``, a
+plain file descriptor. That descriptor is edge-triggered (any use of the
+socket may consume the signal), so after each use the user checks
+``ZMQ_EVENTS``: a thread that finds input waiting pokes the loop, and the
+loop keeps reading a socket until ``ZMQ_EVENTS`` shows none.
 """
 
 from __future__ import annotations
@@ -27,7 +34,46 @@ from rpccore.errors import TransportError
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SocketHandler = Callable[[], None]
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
+_LAST = int(zmq.NOBLOCK)
+
+#: Reads what a socket has; returns True when more input is still waiting.
+SocketHandler = Callable[[], bool]
+
+
+class LockedSocket:
+    """A ZMQ socket shared by threads under a (re-entrant) lock.
+
+    :ivar fd: the socket's ``ZMQ_FD``, which the loop waits on
+    """
+
+    __slots__ = ("socket", "lock", "fd")
+
+    def __init__(self, sock: zmq.Socket[Any]) -> None:
+        self.socket = sock
+        self.lock = threading.RLock()
+        self.fd: int = sock.getsockopt(zmq.FD)
+
+    def send(self, frames: list[bytes]) -> bool:
+        """Send without blocking; True when input is waiting afterwards.
+
+        :raises zmq.Again: the peer's queue is full.
+        :raises zmq.ZMQError: the socket is closed or failed.
+        """
+        sock = self.socket
+        with self.lock:
+            # frame by frame: a failure can only come at the first one, as
+            # libzmq takes a multipart message whole or not at all
+            for frame in frames[:-1]:
+                sock.send(frame, _MORE)
+            sock.send(frames[-1], _LAST)
+            return bool(sock.getsockopt(_EVENTS) & _POLLIN)
+
+    def readable(self) -> bool:
+        """Whether input is waiting (call with the lock held)."""
+        return bool(self.socket.getsockopt(_EVENTS) & _POLLIN)
 
 
 class LoopStopped(TransportError):
@@ -56,6 +102,7 @@ class SocketLoop:
         self._poller = zmq.Poller()
         self._poller.register(self._read_fd, zmq.POLLIN)
         self._handlers: dict[Any, SocketHandler] = {}
+        self._hot: list[SocketHandler] = []
         self._running = True
         self._thread = threading.Thread(target=self._run, daemon=True, name=name)
         self._started = False
@@ -132,14 +179,23 @@ class SocketLoop:
 
     # -- loop thread ----------------------------------------------------------
 
-    def watch(self, sock: zmq.Socket[Any], handler: SocketHandler) -> None:
-        """Call ``handler`` whenever ``sock`` is readable."""
+    def poke(self, handler: SocketHandler) -> None:
+        """(Any thread) run ``handler`` on the loop soon: input is waiting."""
+        self.submit(lambda: self.mark_hot(handler))
+
+    def watch(self, sock: zmq.Socket[Any] | int, handler: SocketHandler) -> None:
+        """Call ``handler`` whenever ``sock`` (a socket only the loop uses, or
+        a :class:`LockedSocket`'s ``fd``) is readable."""
         self._poller.register(sock, zmq.POLLIN)
         self._handlers[sock] = handler
 
-    def unwatch(self, sock: zmq.Socket[Any]) -> None:
+    def unwatch(self, sock: zmq.Socket[Any] | int) -> None:
         if self._handlers.pop(sock, None) is not None:
             self._poller.unregister(sock)
+
+    def mark_hot(self, handler: SocketHandler) -> None:
+        """(Loop thread) run ``handler`` again before sleeping."""
+        self._hot.append(handler)
 
     def on_tick(self, now: float) -> None:
         """Called about every :attr:`tick_interval` seconds."""
@@ -163,7 +219,8 @@ class SocketLoop:
         read_fd = self._read_fd
         try:
             while self._running:
-                timeout = max(0.0, next_tick - time.monotonic())
+                timeout = 0.0 if self._hot else max(0.0, next_tick - time.monotonic())
+                ready, self._hot = self._hot, []
                 for sock, _ in poll(timeout * 1000.0):
                     if sock == read_fd:
                         try:
@@ -174,10 +231,13 @@ class SocketLoop:
                         continue
                     handler = handlers.get(sock)
                     if handler is not None:
-                        try:
-                            handler()
-                        except Exception:
-                            LOG.exception("%s: handling a socket failed", self.name)
+                        ready.append(handler)
+                for handler in dict.fromkeys(ready):
+                    try:
+                        if handler():
+                            self._hot.append(handler)
+                    except Exception:
+                        LOG.exception("%s: handling a socket failed", self.name)
                 self._drain_commands()
                 now = time.monotonic()
                 if now >= next_tick:

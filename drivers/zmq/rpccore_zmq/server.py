@@ -31,7 +31,7 @@ from rpccore.driver import Incoming
 from rpccore.errors import TransportError
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
-from rpccore_zmq.loop import LoopStopped, SocketLoop
+from rpccore_zmq.loop import LockedSocket, LoopStopped, SocketLoop
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -112,7 +112,7 @@ class ServerLoop(SocketLoop):
         self.queue_size: int = options.zmq_send_queue
         self.heartbeat_ms = int(options.zmq_heartbeat_interval * 1000)
         self.drain_limit: float = options.rpc_response_timeout
-        self.socket: zmq.Socket[Any] | None = None
+        self.conn: LockedSocket | None = None
         self._monitor: zmq.Socket[Any] | None = None
         self._by_topic: dict[str, list[ZmqSubscription]] = {}
         self._by_host: dict[tuple[str, str], list[ZmqSubscription]] = {}
@@ -127,12 +127,12 @@ class ServerLoop(SocketLoop):
     # -- any thread -------------------------------------------------------------
 
     def send_reply(self, identity: bytes, seq: int, body: bytes) -> None:
+        """Send a reply now, from the calling thread (the socket's lock makes
+        that safe), over the connection the request came in on."""
         head = protocol.header(protocol.REPLY, seq)
 
-        def send() -> None:
-            self._unanswered.pop((identity, seq), None)
-            self._send([identity, head, body])
-        self.submit(send)
+        self._unanswered.pop((identity, seq), None)
+        self._send([identity, head, body])
 
     def done(self) -> None:
         """A delivered message was acknowledged by its server."""
@@ -152,7 +152,7 @@ class ServerLoop(SocketLoop):
         """
         if self.finished:
             raise LoopStopped(f"the listener on {self.endpoint} has closed")
-        if self.socket is None:
+        if self.conn is None:
             try:
                 self._bind()
             except BindError:
@@ -195,14 +195,15 @@ class ServerLoop(SocketLoop):
             sock.close(linger=0)
             raise BindError(f"cell {self.cell.name}: cannot bind {self.endpoint}: {exc}",
                             exc.errno) from None
-        self.socket = sock
-        self.watch(sock, self._on_readable)
+        self.conn = LockedSocket(sock)
+        self.watch(self.conn.fd, self._on_readable)
+        self.mark_hot(self._on_readable)
         self._monitor = sock.get_monitor_socket(_HANDSHAKE_FAILURES)
         self.watch(self._monitor, self._on_monitor)
         LOG.info("cell %s: listening on %s", self.cell.name, self.endpoint)
 
     def _close_if_idle(self) -> None:
-        if self.socket is None or self._by_topic:
+        if self.conn is None or self._by_topic:
             return
         with self._outstanding_lock:
             busy = self._outstanding
@@ -223,38 +224,51 @@ class ServerLoop(SocketLoop):
         self._running = False
 
     def _close_socket(self) -> None:
-        for sock in (self._monitor, self.socket):
-            if sock is not None:
-                self.unwatch(sock)
-                if sock is self.socket:
-                    try:
-                        sock.disable_monitor()
-                    except zmq.ZMQError:
-                        pass
-                sock.close(linger=0)
-        self.socket = self._monitor = None
+        if self._monitor is not None:
+            self.unwatch(self._monitor)
+        conn = self.conn
+        if conn is not None:
+            with conn.lock:
+                self.unwatch(conn.fd)
+                try:
+                    conn.socket.disable_monitor()
+                except zmq.ZMQError:
+                    pass
+                conn.socket.close(linger=0)
+                self.conn = None
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
 
     # -- loop thread: traffic ------------------------------------------------
 
     def _send(self, frames: list[bytes]) -> None:
-        if self.socket is None:
+        """(Any thread) send on the bound socket; dropped (and counted) when
+        it is closed or the peer's queue is full."""
+        conn = self.conn
+        try:
+            if conn is None:
+                raise zmq.ZMQError(zmq.ENOTSOCK)
+            readable = conn.send(frames)
+        except zmq.ZMQError:
             self.cell.stats.incr("zmq_replies_dropped")
             return
-        try:
-            self.socket.send_multipart(frames, zmq.NOBLOCK)
-        except zmq.ZMQError:  # the peer's queue is full
-            self.cell.stats.incr("zmq_replies_dropped")
+        if readable:  # our send may have consumed the descriptor's signal
+            if self.in_loop:
+                self.mark_hot(self._on_readable)
+            else:
+                self.poke(self._on_readable)
 
-    def _on_readable(self) -> None:
+    def _on_readable(self) -> bool:
+        conn = self.conn
+        if conn is None:
+            return False
+        batch: list[list[bytes]] = []
+        with conn.lock:
+            while len(batch) < _BATCH and self.conn is conn and conn.readable():
+                batch.append(conn.socket.recv_multipart(zmq.NOBLOCK))
         receipts: dict[bytes, int] = {}
-        sock = self.socket
-        for _ in range(_BATCH):
-            if sock is None or self.socket is not sock:
-                break
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
+        for frames in batch:
             try:
                 req = protocol.parse_request(frames, self.max_size)
             except protocol.Malformed as exc:
@@ -272,6 +286,7 @@ class ServerLoop(SocketLoop):
                 self._send([req.identity, protocol.header(protocol.REFUSED, req.seq)])
         for identity, seq in receipts.items():
             self._send([identity, protocol.header(protocol.RECEIPT, seq)])
+        return len(batch) == _BATCH
 
     def _cells(self) -> list[Cell]:
         """Every cell with a subscription here (they share the counts of
@@ -310,15 +325,15 @@ class ServerLoop(SocketLoop):
             sub.on_message(ZmqIncoming(req.body, req.identity, req.seq, self, call))
         return True
 
-    def _on_monitor(self) -> None:
+    def _on_monitor(self) -> bool:
         monitor = self._monitor
         for _ in range(100):
             if monitor is None:
-                return
+                return False
             try:
                 frames = monitor.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                return
+                return False
             try:
                 event = parse_monitor_message(frames)
             except Exception:
@@ -329,6 +344,7 @@ class ServerLoop(SocketLoop):
                 _RATELOG.warning("handshake", "cell %s: a connection to %s failed the ZMTP "
                                  "handshake (not an rpccore client?)", self.cell.name,
                                  self.endpoint)
+        return True
 
     def on_tick(self, now: float) -> None:
         if self._unanswered:
@@ -337,7 +353,7 @@ class ServerLoop(SocketLoop):
                 if when < limit:
                     del self._unanswered[key]
                     self._send([key[0], protocol.header(protocol.RECEIPT, key[1])])
-        if self.socket is not None and not self._by_topic:
+        if self.conn is not None and not self._by_topic:
             self._close_if_idle()
 
     def on_stop(self) -> None:
