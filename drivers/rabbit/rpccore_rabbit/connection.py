@@ -3,19 +3,14 @@
 A kombu/py-amqp connection and its channels must be used by one thread only.
 :class:`Link` runs that thread. Other threads never touch the connection: they
 put work on a queue (publishes, acknowledgements, tasks) and wake the thread
-through a pipe. The thread publishes, reads what the broker sends (deliveries,
-publisher confirms, returns), sends heartbeats and reconnects.
+through a pipe. The thread writes frames in batches, reads what the broker
+sends (deliveries, publisher confirms, returns: :class:`~.framing.FrameReader`),
+sends heartbeats and reconnects.
 
-Publishing never waits for a round trip unless asked to: every message goes
-out with the mandatory flag on a channel in confirm mode, and the thread
-matches the broker's ``basic.ack``/``basic.nack``/``basic.return`` to the
-message afterwards. A sender that must know (calls, confirmed casts) waits on
-a :class:`Waiter`; a plain cast that comes back is only logged and counted.
-
-When the connection drops, the thread reconnects with backoff across the URL's
-hosts, runs the ``on_connected`` hooks (which re-declare queues and resume
-consuming) and publishes again every message not yet confirmed whose deadline
-has not passed (so confirmed sends are at-least-once).
+When the connection drops, the thread reconnects with backoff across the
+URL's hosts, runs the ``hooks`` (which declare the exchange, the reply queue
+and servers' queues, and consume again) and publishes again every message not
+yet confirmed whose deadline has not passed (:mod:`.confirms`).
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ import logging
 import os
 import select
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -34,69 +28,19 @@ from typing import Any
 import amqp
 import kombu
 
-from rpccore.errors import TransportError, Undeliverable
-from rpccore.ratelog import RateLimitedLog
+from rpccore.errors import TransportError
 from rpccore_rabbit import framing
+from rpccore_rabbit.confirms import ConfirmTracker, Publish, Waiter
 from rpccore_rabbit.options import ConnectionParams
 
 LOG = logging.getLogger(__name__)
-_RATELOG = RateLimitedLog(LOG)
 
 Hook = Callable[["Link"], None]
+#: ``handler(delivery_tag, body, properties)`` for one consumer tag
+Consumer = Callable[[int, bytes, dict[str, Any]], None]
 
 _READ_SIZE = 256 * 1024
-_FRAME_HEADER = struct.Struct(">BHI")
-
-
-class Waiter:
-    """Completion of one confirmed publish or task, waited on by a caller."""
-
-    __slots__ = ("event", "error", "result", "abandoned")
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.error: BaseException | None = None
-        self.result: Any = None
-        self.abandoned = False
-
-    def finish(self, error: BaseException | None = None, result: Any = None) -> None:
-        self.error = error
-        self.result = result
-        self.event.set()
-
-    def wait(self, deadline: float | None, what: str) -> Any:
-        """Wait until finished; re-raise its error.
-
-        :raises TransportError: not finished by ``deadline``.
-        """
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self.event.wait(timeout):
-            self.abandoned = True
-            raise TransportError(f"{what}: not done before the deadline")
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
-class Publish:
-    """A message to publish, with what to do once the broker answers."""
-
-    __slots__ = ("exchange", "routing_key", "body", "properties", "mandatory",
-                 "waiter", "deadline", "label", "returned", "gated")
-
-    def __init__(self, exchange: str, routing_key: str, body: bytes,
-                 properties: dict[str, Any], mandatory: bool, waiter: Waiter | None,
-                 deadline: float | None, label: str, gated: bool) -> None:
-        self.exchange = exchange
-        self.routing_key = routing_key
-        self.body = body
-        self.properties = properties
-        self.mandatory = mandatory
-        self.waiter = waiter
-        self.deadline = deadline
-        self.label = label
-        self.returned = False
-        self.gated = gated  # holds a permit of the unconfirmed-message limit
+_BATCH = 128  # frames built before a write even if more work is queued
 
 
 class Task:
@@ -115,6 +59,9 @@ class Link:
     apart because a failed declaration closes its channel).
 
     :param stats: the cell's counters (``reconnects``, ``returned``, ``nacked``).
+    :ivar generation: counts connections; deliveries remember theirs so that
+        acknowledgements for a dead channel are dropped.
+    :ivar consumers: handlers by consumer tag (I/O thread only).
     """
 
     def __init__(self, params: ConnectionParams, stats: Any, name: str) -> None:
@@ -126,21 +73,21 @@ class Link:
         self.publisher: Any = None
         self.consumer: Any = None
         self.declarer: Any = None
+        self.consumers: dict[str, Consumer] = {}
         self.ready = threading.Event()
         self.last_error = "not connected yet"
+        self.confirms = ConfirmTracker(params.max_unconfirmed, stats, name)
         self._kombu: kombu.Connection | None = None
         self._amqp: Any = None
+        self._reader: framing.FrameReader | None = None
         self._commands: collections.deque[Any] = collections.deque()
+        self._out: list[bytes] = []  # frames built by this thread, written in batches
         self._sleeping = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._closing = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
-        self._out: list[bytes] = []  # frames built by this thread, written in batches
-        self._unconfirmed: dict[int, Publish] = {}
-        self._next_tag = 1
-        self._permits = threading.BoundedSemaphore(params.max_unconfirmed)
         self._host_index = 0
         self._was_connected = False
         self._failing = False
@@ -184,22 +131,19 @@ class Link:
         """Queue ``item``; with ``gate``, first take a permit of the
         unconfirmed-message limit (waiting until ``item.deadline``).
 
-        :raises TransportError: closed, or the limit stayed full.
+        :raises TransportError: closed, or the limit stayed reached.
         """
         if self._closing:
             raise TransportError("the rabbit driver is closed")
         if gate:
-            timeout = None if item.deadline is None else max(0.0, item.deadline - time.monotonic())
-            if not self._permits.acquire(timeout=timeout):
-                raise TransportError(f"{self.params.max_unconfirmed} messages still wait "
-                                     "for the broker's confirmation")
-            item.gated = True
+            self.confirms.gate(item)
         self.submit(item)
 
     def run(self, fn: Callable[[Link], Any], deadline: float | None, what: str) -> Any:
         """Run ``fn(link)`` on the I/O thread once connected; return its result.
 
-        :raises TransportError: not done by ``deadline``.
+        :raises TransportError: not done by ``deadline``, or ``fn`` failed on
+            a channel or connection error.
         """
         waiter = Waiter()
         self.start()
@@ -222,7 +166,7 @@ class Link:
             except OSError:
                 pass
 
-    # -- I/O thread ----------------------------------------------------------
+    # -- I/O thread: connecting ----------------------------------------------
 
     def _run(self) -> None:
         delay = 0.0
@@ -248,12 +192,11 @@ class Link:
         self._shutdown()
 
     def _pause(self, seconds: float) -> None:
-        self._sleeping = True
-        try:
-            select.select([self._wake_r], [], [], seconds)
+        """Sleep ``seconds`` unless closing (work queued meanwhile waits)."""
+        end = time.monotonic() + seconds
+        while not self._closing and (left := end - time.monotonic()) > 0:
+            select.select([self._wake_r], [], [], left)
             self._drain_wake()
-        finally:
-            self._sleeping = False
 
     def _drain_wake(self) -> None:
         try:
@@ -266,35 +209,41 @@ class Link:
         params = self.params
         host = params.hosts[self._host_index % len(params.hosts)]
         self._host_index += 1
-        sslopts = None
-        if params.ssl_options is not None:
-            sslopts = dict(params.ssl_options)
         try:
             conn = kombu.Connection(
                 hostname=host.hostname, port=params.port_of(host),
                 userid=host.username if host.username is not None else "guest",
                 password=host.password if host.password is not None else "guest",
-                virtual_host=params.virtual_host, ssl=sslopts or False,
+                virtual_host=params.virtual_host,
+                ssl=dict(params.ssl_options) if params.ssl_options is not None else False,
                 heartbeat=params.heartbeat, connect_timeout=params.connect_timeout,
                 transport="pyamqp")
+            self._kombu = conn
             conn.connect()
-            raw = conn.connection
+            raw = self._amqp = conn.connection
+            # Synchronous calls and writes give up on a silent broker.
             raw.transport.sock.settimeout(max(params.connect_timeout, 1.0))
             # py-amqp polls the socket before every publish when it told the
             # broker it handles connection.blocked; this thread reads anyway.
             caps = dict(raw.client_properties.get("capabilities", {}))
             caps["connection.blocked"] = False
             raw.client_properties = {**raw.client_properties, "capabilities": caps}
-            self._kombu, self._amqp = conn, raw
             self.publisher = raw.channel()
             self.publisher.confirm_select()
-            self.publisher.events["basic_ack"].add(self._on_ack)
-            self.publisher.events["basic_nack"].add(self._on_nack)
-            self.publisher.events["basic_return"].add(self._on_return)
             self.consumer = raw.channel()
             self.consumer.basic_qos(0, params.prefetch_count, False)
             self.declarer = raw.channel()
-            self._next_tag = 1
+            self._reader = framing.FrameReader(
+                raw, self.publisher.channel_id, self.consumer.channel_id, self._deliver,
+                self.confirms.on_ack, self.confirms.on_nack, self.confirms.on_return)
+            # py-amqp's own reader (during synchronous calls) ends up here too.
+            self.publisher.events["basic_ack"].add(self.confirms.on_ack)
+            self.publisher.events["basic_nack"].add(lambda tag, multiple, *_: (
+                self.confirms.on_nack(tag, multiple)))
+            self.publisher.events["basic_return"].add(lambda exc, ex, key, msg: (
+                self.confirms.on_return(msg.properties.get("message_id"))))
+            self.confirms.restart()
+            self.consumers.clear()
             self._out.clear()
             self.generation += 1
             for hook in list(self.hooks):
@@ -317,6 +266,28 @@ class Link:
                  params.virtual_host)
         self.ready.set()
         return True
+
+    def consume(self, queue: str, handler: Consumer, no_ack: bool = False) -> str:
+        """Start consuming ``queue`` on the consumer channel (I/O thread)."""
+
+        def from_amqp(message: Any) -> None:  # deliveries py-amqp reads itself
+            handler(message.delivery_info["delivery_tag"], message.body, message.properties)
+
+        tag: str = self.consumer.basic_consume(queue, callback=from_amqp, no_ack=no_ack)
+        self.consumers[tag] = handler
+        return tag
+
+    def cancel(self, tag: str) -> None:
+        """Stop consuming ``tag`` (I/O thread); later deliveries are requeued."""
+        self.consumers.pop(tag, None)
+        self.consumer.basic_cancel(tag)
+
+    def reopen_declarer(self) -> None:
+        """Replace the declaring channel if a failed declaration closed it."""
+        if self.declarer is None or not self.declarer.is_open:
+            self.declarer = self._amqp.channel()
+
+    # -- I/O thread: serving -------------------------------------------------
 
     def _serve(self) -> None:
         amqp_conn = self._amqp
@@ -342,50 +313,35 @@ class Link:
             if self._wake_r in readable:
                 self._drain_wake()
             if sock in readable:
-                self._read_all()
+                self._read(sock)
             now = time.monotonic()
             if now >= next_tick:
                 if hb:
                     amqp_conn.heartbeat_tick(rate=2)
                 next_tick = now + tick
 
-    def _read_all(self) -> None:
-        """Read what the socket has and dispatch every complete frame.
-
-        py-amqp's own reader makes three ``recv`` calls per frame and ends
-        each drain with a failed read; this one makes one ``recv`` per wake-up.
-        Unparsed bytes go back to py-amqp's read buffer, which its own
-        synchronous calls (queue declarations...) read first, so both readers
-        stay in step.
-        """
-        transport = self._amqp.transport
-        sock = transport.sock
+    def _read(self, sock: Any) -> None:
         try:
             data = sock.recv(_READ_SIZE)
         except (ssl.SSLWantReadError, BlockingIOError):
             return
         if not data:
             raise ConnectionResetError("the broker closed the connection")
-        pending = getattr(sock, "pending", None)
+        pending = getattr(sock, "pending", None)  # TLS: decrypted but not read
         if pending is not None:
             while (more := pending()) > 0:
                 data += sock.recv(more)
-        buf = transport._read_buffer + data if transport._read_buffer else data
-        frames = []
-        pos, size_all = 0, len(buf)
-        while size_all - pos >= 8:
-            frame_type, channel, size = _FRAME_HEADER.unpack_from(buf, pos)
-            end = pos + 7 + size
-            if end >= size_all:
-                break
-            if buf[end] != 0xCE:
-                raise amqp.exceptions.UnexpectedFrame(f"bad frame end {buf[end]:#04x}")
-            frames.append((frame_type, channel, buf[pos + 7:end]))
-            pos = end + 1
-        transport._read_buffer = buf[pos:]
-        on_frame = self._amqp.on_inbound_frame
-        for frame in frames:
-            on_frame(frame)
+        assert self._reader is not None
+        self._reader.feed(data)
+
+    def _deliver(self, consumer_tag: str, delivery_tag: int, body: bytes,
+                 properties: dict[str, Any]) -> None:
+        handler = self.consumers.get(consumer_tag)
+        if handler is None:  # cancelled meanwhile: back to the queue
+            self._flush()
+            self.consumer.basic_reject(delivery_tag, requeue=True)
+            return
+        handler(delivery_tag, body, properties)
 
     def _execute(self, item: Any) -> None:
         if isinstance(item, Publish):
@@ -393,8 +349,7 @@ class Link:
         elif isinstance(item, Task):
             if item.waiter is not None and item.waiter.abandoned:
                 return
-            if self._out:
-                self._flush()
+            self._flush()
             try:
                 result = item.fn(self)
             except (amqp.exceptions.ChannelError, amqp.exceptions.ConnectionError,
@@ -416,97 +371,38 @@ class Link:
                     self._flush()
                     self.consumer.basic_reject(tag, requeue=requeue)
 
-    def reopen_declarer(self) -> None:
-        """Replace the declaring channel if a failed declaration closed it."""
-        try:
-            if self.declarer is not None and self.declarer.is_open:
-                return
-        except Exception:
-            pass
-        self.declarer = self._amqp.channel()
-
     def _publish(self, item: Publish) -> None:
+        confirms = self.confirms
         if item.deadline is not None and time.monotonic() > item.deadline:
-            self._forget(item, TransportError(f"{item.label}: deadline passed before publish"))
+            confirms.forget(item, TransportError(f"{item.label}: deadline passed before publish"))
             return
         if item.waiter is not None and item.waiter.abandoned:
-            self._forget(item, None)
+            confirms.forget(item, None)
             return
-        tag = self._next_tag
         props = item.properties
-        props["message_id"] = str(tag)
+        props["message_id"] = str(confirms.next_tag)
         try:
             frames = framing.publish_frames(self.publisher.channel_id, item.exchange,
                                             item.routing_key, item.mandatory, item.body,
                                             props, self._amqp.frame_max)
         except ValueError as exc:
-            self._forget(item, TransportError(f"cannot send to {item.label}: {exc}"))
+            confirms.forget(item, TransportError(f"cannot send to {item.label}: {exc}"))
             return
         self._out.append(frames)
-        self._next_tag = tag + 1
-        if len(self._out) >= 128:
+        confirms.sent(item)
+        if len(self._out) >= _BATCH:
             self._flush()
-        item.returned = False
-        self._unconfirmed[tag] = item
 
     def _flush(self) -> None:
         """Write the frames built so far in one call."""
+        if not self._out:
+            return
         data = b"".join(self._out)
         self._out.clear()
         self._amqp.transport.write(data)
         self._amqp.bytes_sent += 1
 
-    def _forget(self, item: Publish, error: BaseException | None) -> None:
-        if item.gated:
-            item.gated = False
-            self._permits.release()
-        if item.waiter is not None and error is not None:
-            item.waiter.finish(error)
-
-    def _confirmed(self, tag: int, multiple: bool) -> list[Publish]:
-        pending = self._unconfirmed
-        if not multiple:
-            item = pending.pop(tag, None)
-            return [] if item is None else [item]
-        done = []
-        while pending:
-            first = next(iter(pending))
-            if first > tag:
-                break
-            done.append(pending.pop(first))
-        return done
-
-    def _on_ack(self, tag: int, multiple: bool) -> None:
-        for item in self._confirmed(tag, multiple):
-            if item.returned:
-                self._forget(item, None)
-                if item.waiter is not None:
-                    item.waiter.finish(Undeliverable(f"nobody consumes {item.label}"))
-                else:
-                    self.stats.incr("returned")
-                    _RATELOG.warning("returned", "rabbit %s: cast to %s dropped: nobody "
-                                     "consumes it", self.name, item.label)
-            else:
-                self._forget(item, None)
-                if item.waiter is not None:
-                    item.waiter.finish()
-
-    def _on_nack(self, tag: int, multiple: bool, *_: Any) -> None:
-        for item in self._confirmed(tag, multiple):
-            self.stats.incr("nacked")
-            self._forget(item, TransportError(f"the broker refused a message for {item.label}"))
-            if item.waiter is None:
-                _RATELOG.warning("nacked", "rabbit %s: the broker refused a cast to %s",
-                                 self.name, item.label)
-
-    def _on_return(self, exc: Any, exchange: str, routing_key: str, message: Any) -> None:
-        try:
-            tag = int(message.properties.get("message_id", ""))
-        except ValueError:
-            return
-        item = self._unconfirmed.get(tag)
-        if item is not None:
-            item.returned = True
+    # -- I/O thread: losing and closing --------------------------------------
 
     def _lost(self, exc: BaseException) -> None:
         self.ready.clear()
@@ -517,13 +413,12 @@ class Link:
         self._out.clear()
         self._drop_connection()
         # Publish again, first, whatever the broker has not confirmed.
-        unconfirmed = list(self._unconfirmed.values())
-        self._unconfirmed.clear()
-        self._commands.extendleft(reversed(unconfirmed))
+        self._commands.extendleft(reversed(self.confirms.take_unconfirmed()))
 
     def _drop_connection(self) -> None:
         conn, self._kombu, self._amqp = self._kombu, None, None
         self.publisher = self.consumer = self.declarer = None
+        self._reader = None
         if conn is not None:
             try:
                 conn.collect()
@@ -540,13 +435,12 @@ class Link:
                 pass
         self._drop_connection()
         error = TransportError("the rabbit driver is closed")
-        for item in list(self._unconfirmed.values()):
-            self._forget(item, error)
-        self._unconfirmed.clear()
+        for item in self.confirms.take_unconfirmed():
+            self.confirms.forget(item, error)
         while self._commands:
             item = self._commands.popleft()
             if isinstance(item, Publish):
-                self._forget(item, error)
+                self.confirms.forget(item, error)
             elif isinstance(item, Task) and item.waiter is not None:
                 item.waiter.finish(error)
         LOG.info("rabbit %s: closed", self.name)

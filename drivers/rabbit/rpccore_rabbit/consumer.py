@@ -16,7 +16,8 @@ from typing import Any
 from rpccore.destination import Destination
 from rpccore.driver import Incoming, ReplyHandler, Subscription
 from rpccore_rabbit import addressing
-from rpccore_rabbit.connection import Link, Publish, Task
+from rpccore_rabbit.confirms import Publish
+from rpccore_rabbit.connection import Link, Task
 
 LOG = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class RabbitIncoming(Incoming):
         if self._reply_to is None:
             return
         self._link.submit(Publish("", self._reply_to, bytes(body), {"delivery_mode": 1},
-                                  False, None, None, "a reply", False))
+                                  False, None, None, "a reply"))
 
     def ack(self) -> None:
         """Acknowledge on the channel it came from; after a reconnection the
@@ -107,22 +108,20 @@ class RabbitSubscription(Subscription):
             link.declarer.queue_bind(spec.name, exchange, spec.key)
         generation = link.generation
         for spec in self.queues:
-            self.tags.append(link.consumer.basic_consume(
-                spec.name, callback=self._deliverer(link, generation)))
+            self.tags.append(link.consume(spec.name, self._deliverer(link, generation)))
         self.generation = generation
         self.active.set()
 
-    def _deliverer(self, link: Link, generation: int) -> Callable[[Any], None]:
-        def deliver(message: Any) -> None:
-            tag = message.delivery_info["delivery_tag"]
+    def _deliverer(self, link: Link, generation: int) -> Callable[[int, bytes, dict[str, Any]],
+                                                                  None]:
+        def deliver(tag: int, body: bytes, properties: dict[str, Any]) -> None:
             if self.closed:
-                link.consumer.basic_reject(tag, requeue=True)
+                link.submit(("ack", generation, tag, True))  # requeue
                 return
-            body = message.body
             if isinstance(body, str):
                 body = body.encode("utf-8")
             self.on_message(RabbitIncoming(link, generation, tag, body,
-                                           message.properties.get("reply_to")))
+                                           properties.get("reply_to")))
         return deliver
 
     def close(self) -> None:
@@ -139,7 +138,7 @@ class RabbitSubscription(Subscription):
             if self.generation != link.generation:
                 return
             for tag in self.tags:
-                link.consumer.basic_cancel(tag)
+                link.cancel(tag)
 
         try:
             link.run(cancel, _deadline(5.0), "cancelling consumers")
@@ -222,11 +221,10 @@ class ReplyQueue:
         handler = self.handler
         assert handler is not None
 
-        def deliver(message: Any) -> None:
-            body = message.body
+        def deliver(tag: int, body: bytes, properties: dict[str, Any]) -> None:
             handler(body.encode("utf-8") if isinstance(body, str) else body)
 
-        link.consumer.basic_consume(self.name, callback=deliver, no_ack=True)
+        link.consume(self.name, deliver, no_ack=True)
 
 
 def _deadline(seconds: float) -> float:

@@ -27,7 +27,8 @@ from rpccore.destination import Destination
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
 from rpccore.errors import TransportError
 from rpccore_rabbit import addressing
-from rpccore_rabbit.connection import Link, Publish, Waiter
+from rpccore_rabbit.confirms import Publish, Waiter
+from rpccore_rabbit.connection import Link
 from rpccore_rabbit.consumer import (QueueSpec, RabbitSubscription, ReplyQueue,
                                      SubscriptionRegistry, declare_exchange)
 from rpccore_rabbit.options import connection_params, rabbit_opts
@@ -99,11 +100,11 @@ class RabbitDriver(Driver):
             properties["reply_to"] = self._replies.name
             # Requests that outlive their caller need not wait in a queue.
             properties["expiration"] = str(max(1, int((deadline - time.monotonic()) * 1000)))
-            waiter = None if os.environ.get("NOWAIT") else Waiter()
+            waiter = Waiter()
         elif confirm:
             waiter = Waiter()
         item = Publish(self.exchange, addressing.routing_key(dest), body, properties, True,
-                       waiter, deadline, str(dest), False)
+                       waiter, deadline, str(dest))
         link.publish(item, gate=True)
         if waiter is not None:
             waiter.wait(deadline, f"sending to {dest}")

@@ -12,6 +12,7 @@ are supported: ``delivery_mode``, ``reply_to``, ``expiration``,
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any
 
 _FRAME_END = b"\xce"
@@ -72,3 +73,171 @@ def publish_frames(channel: int, exchange: str, routing_key: str, mandatory: boo
 def ack_frame(channel: int, delivery_tag: int, multiple: bool = False) -> bytes:
     """One ``basic.ack`` method frame."""
     return _ACK.pack(1, channel, 13, 60, 80, delivery_tag, 1 if multiple else 0) + _FRAME_END
+
+
+# -- reading -----------------------------------------------------------------
+
+_U16 = struct.Struct(">H")
+_U64 = struct.Struct(">Q")
+_METHOD_ID = struct.Struct(">HH")
+_BODY_SIZE = struct.Struct(">Q")
+_DELIVER = (60, 60)
+_RETURN = (60, 50)
+_ACK_ID = (60, 80)
+_NACK_ID = (60, 120)
+# Property flags this reader decodes itself; with any other the generic
+# py-amqp decoder is used.
+_SIMPLE_FLAGS = (_FLAG_DELIVERY_MODE | 1 << 11 | _FLAG_CORRELATION_ID | _FLAG_REPLY_TO
+                 | _FLAG_EXPIRATION | _FLAG_MESSAGE_ID)
+
+#: ``deliver(consumer_tag, delivery_tag, body, properties)``
+DeliverHandler = Callable[[str, int, bytes, dict[str, Any]], None]
+
+
+def _read_shortstr(buf: bytes, pos: int) -> tuple[str, int]:
+    size = buf[pos]
+    return buf[pos + 1:pos + 1 + size].decode("utf-8", "replace"), pos + 1 + size
+
+
+def _properties(buf: bytes) -> dict[str, Any]:
+    """The basic properties of a content header frame payload."""
+    (flags,) = _U16.unpack_from(buf, 12)
+    if flags & ~_SIMPLE_FLAGS:
+        from amqp.serialization import decode_properties_basic
+        props: dict[str, Any] = decode_properties_basic(buf, 12)[0]
+        return props
+    props = {}
+    pos = 14
+    if flags & _FLAG_DELIVERY_MODE:
+        props["delivery_mode"] = buf[pos]
+        pos += 1
+    if flags & 1 << 11:
+        props["priority"] = buf[pos]
+        pos += 1
+    for key, flag in (("correlation_id", _FLAG_CORRELATION_ID), ("reply_to", _FLAG_REPLY_TO),
+                      ("expiration", _FLAG_EXPIRATION), ("message_id", _FLAG_MESSAGE_ID)):
+        if flags & flag:
+            props[key], pos = _read_shortstr(buf, pos)
+    return props
+
+
+class FrameReader:
+    """Splits what the socket delivers into frames and dispatches them.
+
+    Deliveries on the consumer channel and acks, nacks and returns on the
+    publisher channel are decoded here and handed to the given callbacks;
+    every other frame goes to py-amqp's own handler. A content message
+    (method, header, body frames) is consumed only once all of it is in the
+    buffer, so py-amqp never sees half of one; bytes not consumed go back to
+    py-amqp's read buffer, which its own synchronous calls read first.
+    """
+
+    def __init__(self, connection: Any, publisher: int, consumer: int,
+                 deliver: DeliverHandler, ack: Callable[[int, bool], None],
+                 nack: Callable[[int, bool], None], returned: Callable[[str | None], None],
+                 ) -> None:
+        self.connection = connection
+        self.publisher = publisher
+        self.consumer = consumer
+        self.deliver = deliver
+        self.ack = ack
+        self.nack = nack
+        self.returned = returned
+
+    def feed(self, data: bytes) -> None:
+        """Dispatch every complete frame of the read buffer plus ``data``.
+
+        :raises amqp.exceptions.UnexpectedFrame: a corrupt stream.
+        """
+        conn = self.connection
+        transport = conn.transport
+        buf = transport._read_buffer + data if transport._read_buffer else data
+        events: list[tuple[Any, ...]] = []
+        pos, total = 0, len(buf)
+        unpack = _HEADER.unpack_from
+        while total - pos >= 8:
+            frame_type, channel, size = unpack(buf, pos)
+            end = pos + 7 + size
+            if end >= total:
+                break
+            if buf[end] != 0xCE:
+                import amqp
+                raise amqp.exceptions.UnexpectedFrame(f"bad frame end {buf[end]:#04x}")
+            if frame_type == 1 and (channel == self.consumer or channel == self.publisher):
+                method = _METHOD_ID.unpack_from(buf, pos + 7)
+                if method == _DELIVER and channel == self.consumer or \
+                        method == _RETURN and channel == self.publisher:
+                    content = self._content(buf, end + 1, total, channel)
+                    if content is None:
+                        break  # wait for the rest of this message
+                    props, body, next_pos = content
+                    events.append((method, buf[pos + 11:end], props, body))
+                    pos = next_pos
+                    continue
+                if (method == _ACK_ID or method == _NACK_ID) and channel == self.publisher:
+                    (tag,) = _U64.unpack_from(buf, pos + 11)
+                    events.append((method, tag, bool(buf[pos + 19] & 1)))
+                    pos = end + 1
+                    continue
+            events.append((None, (frame_type, channel, buf[pos + 7:end])))
+            pos = end + 1
+        transport._read_buffer = buf[pos:]
+        on_frame = conn.on_inbound_frame
+        for event in events:
+            kind = event[0]
+            if kind is None:
+                on_frame(event[1])
+            elif kind == _ACK_ID:
+                conn.bytes_recv += 1
+                self.ack(event[1], event[2])
+            elif kind == _NACK_ID:
+                conn.bytes_recv += 1
+                self.nack(event[1], event[2])
+            elif kind == _DELIVER:
+                conn.bytes_recv += 1
+                args = event[1]
+                consumer_tag, at = _read_shortstr(args, 0)
+                (delivery_tag,) = _U64.unpack_from(args, at)
+                self.deliver(consumer_tag, delivery_tag, event[3], event[2])
+            else:  # returned
+                conn.bytes_recv += 1
+                self.returned(event[2].get("message_id"))
+
+    @staticmethod
+    def _content(buf: bytes, pos: int, total: int,
+                 channel: int) -> tuple[dict[str, Any], bytes, int] | None:
+        """Header and body frames starting at ``pos``: (properties, body,
+        position after them), or None when not all there yet."""
+        if total - pos < 8:
+            return None
+        frame_type, frame_channel, size = _HEADER.unpack_from(buf, pos)
+        end = pos + 7 + size
+        if end >= total:
+            return None
+        if frame_type != 2 or frame_channel != channel:
+            import amqp
+            raise amqp.exceptions.UnexpectedFrame(
+                f"frame type {frame_type} on channel {frame_channel} where a content "
+                f"header for channel {channel} was due")
+        header = buf[pos + 7:end]
+        (body_size,) = _BODY_SIZE.unpack_from(header, 4)
+        props = _properties(header)
+        pos = end + 1
+        parts = []
+        got = 0
+        while got < body_size:
+            if total - pos < 8:
+                return None
+            frame_type, frame_channel, size = _HEADER.unpack_from(buf, pos)
+            end = pos + 7 + size
+            if end >= total:
+                return None
+            if frame_type != 3 or frame_channel != channel:
+                import amqp
+                raise amqp.exceptions.UnexpectedFrame(
+                    f"frame type {frame_type} where a content body was due")
+            parts.append(buf[pos + 7:end])
+            got += size
+            pos = end + 1
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        return props, body, pos

@@ -1,0 +1,178 @@
+"""Publisher confirms: which published message the broker has acknowledged,
+returned or refused, and who waits for it.
+
+Every message goes out with the mandatory flag on a channel in confirm mode,
+numbered 1, 2, 3... in publishing order (the broker numbers its
+``basic.ack``/``basic.nack`` the same way). A ``basic.return`` (nobody's queue
+is bound to the routing key) comes before the ack of the same message and
+names it through the ``message_id`` property this driver sets to the number.
+
+All methods except :class:`Waiter`'s and :meth:`ConfirmTracker.gate` run on
+the connection's I/O thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from rpccore.errors import TransportError, Undeliverable
+from rpccore.ratelog import RateLimitedLog
+
+LOG = logging.getLogger(__name__)
+_RATELOG = RateLimitedLog(LOG)
+
+
+class Waiter:
+    """Completion of one confirmed publish or task, waited on by a caller."""
+
+    __slots__ = ("event", "error", "result", "abandoned")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.error: BaseException | None = None
+        self.result: Any = None
+        self.abandoned = False
+
+    def finish(self, error: BaseException | None = None, result: Any = None) -> None:
+        self.error = error
+        self.result = result
+        self.event.set()
+
+    def wait(self, deadline: float | None, what: str) -> Any:
+        """Wait until finished; re-raise its error.
+
+        :raises TransportError: not finished by ``deadline``.
+        """
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self.event.wait(timeout):
+            self.abandoned = True
+            raise TransportError(f"{what}: not done before the deadline")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class Publish:
+    """A message to publish, with what to do once the broker answers.
+
+    :ivar waiter: set for calls and confirmed casts (the sender waits)
+    :ivar deadline: ``time.monotonic()`` after which the message is not sent
+        (or sent again) any more
+    :ivar label: the destination, for log lines and errors
+    """
+
+    __slots__ = ("exchange", "routing_key", "body", "properties", "mandatory",
+                 "waiter", "deadline", "label", "returned", "gated")
+
+    def __init__(self, exchange: str, routing_key: str, body: bytes,
+                 properties: dict[str, Any], mandatory: bool, waiter: Waiter | None,
+                 deadline: float | None, label: str) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.body = body
+        self.properties = properties
+        self.mandatory = mandatory
+        self.waiter = waiter
+        self.deadline = deadline
+        self.label = label
+        self.returned = False
+        self.gated = False  # holds a permit of the unconfirmed-message limit
+
+
+class ConfirmTracker:
+    """Messages published on the current channel and not yet confirmed.
+
+    :param limit: most messages queued or unconfirmed at once; senders wait
+        (:meth:`gate`) beyond it.
+    :param stats: the cell's counters (``returned``, ``nacked``).
+    """
+
+    def __init__(self, limit: int, stats: Any, name: str) -> None:
+        self.limit = limit
+        self.stats = stats
+        self.name = name
+        self.next_tag = 1
+        self._pending: dict[int, Publish] = {}
+        self._permits = threading.BoundedSemaphore(limit)
+
+    def gate(self, item: Publish) -> None:
+        """Take a permit for ``item`` (any thread), waiting until its deadline.
+
+        :raises TransportError: the limit stayed reached.
+        """
+        timeout = None if item.deadline is None else max(0.0, item.deadline - time.monotonic())
+        if not self._permits.acquire(timeout=timeout):
+            raise TransportError(f"{self.limit} messages still wait for the broker's "
+                                 "confirmation")
+        item.gated = True
+
+    def restart(self) -> None:
+        """A new channel: numbering starts again."""
+        self.next_tag = 1
+
+    def sent(self, item: Publish) -> int:
+        """Record ``item`` as published; returns its number."""
+        tag = self.next_tag
+        self.next_tag = tag + 1
+        item.returned = False
+        self._pending[tag] = item
+        return tag
+
+    def forget(self, item: Publish, error: BaseException | None) -> None:
+        """Give back the permit of ``item`` and fail its waiter with ``error``."""
+        if item.gated:
+            item.gated = False
+            self._permits.release()
+        if item.waiter is not None and error is not None:
+            item.waiter.finish(error)
+
+    def _confirmed(self, tag: int, multiple: bool) -> list[Publish]:
+        pending = self._pending
+        if not multiple:
+            item = pending.pop(tag, None)
+            return [] if item is None else [item]
+        done = []
+        while pending:
+            first = next(iter(pending))
+            if first > tag:
+                break
+            done.append(pending.pop(first))
+        return done
+
+    def on_ack(self, tag: int, multiple: bool) -> None:
+        for item in self._confirmed(tag, multiple):
+            self.forget(item, None)
+            if not item.returned:
+                if item.waiter is not None:
+                    item.waiter.finish()
+            elif item.waiter is not None:
+                item.waiter.finish(Undeliverable(f"nobody consumes {item.label}"))
+            elif item.mandatory:
+                self.stats.incr("returned")
+                _RATELOG.warning("returned", "rabbit %s: cast to %s dropped: nobody "
+                                 "consumes it", self.name, item.label)
+
+    def on_nack(self, tag: int, multiple: bool) -> None:
+        for item in self._confirmed(tag, multiple):
+            self.stats.incr("nacked")
+            self.forget(item, TransportError(f"the broker refused a message for {item.label}"))
+            if item.waiter is None:
+                _RATELOG.warning("nacked", "rabbit %s: the broker refused a message for %s",
+                                 self.name, item.label)
+
+    def on_return(self, message_id: str | None) -> None:
+        try:
+            item = self._pending.get(int(message_id or ""))
+        except ValueError:
+            return
+        if item is not None:
+            item.returned = True
+
+    def take_unconfirmed(self) -> list[Publish]:
+        """Everything not confirmed, oldest first (the channel is gone)."""
+        items = list(self._pending.values())
+        self._pending.clear()
+        return items
