@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -232,10 +233,10 @@ def profile(rpc: Rpc, casts: int, calls: int) -> None:
     import cProfile
     import pstats
 
-    for name, trial in (("sequential calls", lambda: rpc.calls(calls)),
-                        ("casts", lambda: rpc.casts(casts))):
+    trials: list[tuple[str, Callable[[], tuple[float, list[float]]]]] = [
+        ("sequential calls", lambda: rpc.calls(calls)), ("casts", lambda: rpc.casts(casts))]
+    for name, trial in trials:
         prof = cProfile.Profile()
-        threading.setprofile_all_threads(lambda *a: None) if False else None
         prof.enable()
         trial()
         prof.disable()

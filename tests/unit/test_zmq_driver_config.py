@@ -43,6 +43,7 @@ def test_empty_static_matchmaker_means_this_machine() -> None:
     rpc = zmq_rpc(9501)
     try:
         driver = rpc.cell().driver()
+        assert isinstance(driver, ZmqDriver)
         assert driver._registry.lookup("anything") == [LOCAL_HOST]
     finally:
         rpc.close()
@@ -52,7 +53,9 @@ def test_configured_static_matchmaker_is_used_as_is() -> None:
     rpc = zmq_rpc(9501, static_hosts={"compute": ["10.0.0.2", "10.0.0.3:9600"], "none": []},
                   default_hosts=["10.0.0.9"])
     try:
-        registry = rpc.cell().driver()._registry
+        driver = rpc.cell().driver()
+        assert isinstance(driver, ZmqDriver)
+        registry = driver._registry
         assert registry.lookup("compute") == ["10.0.0.2", "10.0.0.3:9600"]
         assert registry.lookup("other") == ["10.0.0.9"]
         assert registry.lookup("none") == []

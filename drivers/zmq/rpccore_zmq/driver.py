@@ -12,6 +12,7 @@ Where things live:
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import socket
@@ -220,7 +221,7 @@ class ZmqDriver(Driver):
         while True:
             server = listener_for(self.cell)
             try:
-                server.run_sync(lambda: server.add(sub), timeout=BIND_PATIENCE)
+                server.run_sync(functools.partial(server.add, sub), timeout=BIND_PATIENCE)
                 break
             except LoopStopped:
                 continue  # it closed just now: the next one binds afresh

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import threading
 import time
@@ -54,7 +55,7 @@ class LockedSocket:
     def __init__(self, sock: zmq.Socket[Any]) -> None:
         self.socket = sock
         self.lock = threading.RLock()
-        self.fd: int = sock.getsockopt(zmq.FD)
+        self.fd: int = int(sock.getsockopt(zmq.FD))
 
     def send(self, frames: list[bytes]) -> bool:
         """Send without blocking; True when input is waiting afterwards.
@@ -69,11 +70,11 @@ class LockedSocket:
             for frame in frames[:-1]:
                 sock.send(frame, _MORE)
             sock.send(frames[-1], _LAST)
-            return bool(sock.getsockopt(_EVENTS) & _POLLIN)
+            return bool(int(sock.getsockopt(_EVENTS)) & _POLLIN)
 
     def readable(self) -> bool:
         """Whether input is waiting (call with the lock held)."""
-        return bool(self.socket.getsockopt(_EVENTS) & _POLLIN)
+        return bool(int(self.socket.getsockopt(_EVENTS)) & _POLLIN)
 
 
 class LoopStopped(TransportError):
@@ -221,7 +222,7 @@ class SocketLoop:
             while self._running:
                 timeout = 0.0 if self._hot else max(0.0, next_tick - time.monotonic())
                 ready, self._hot = self._hot, []
-                for sock, _ in poll(timeout * 1000.0):
+                for sock, _ in poll(math.ceil(timeout * 1000.0)):
                     if sock == read_fd:
                         try:
                             os.read(read_fd, 4096)

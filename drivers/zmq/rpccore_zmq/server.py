@@ -166,12 +166,8 @@ class ServerLoop(SocketLoop):
     def remove(self, sub: ZmqSubscription) -> None:
         """Stop delivering to ``sub``; after this it gets nothing more."""
         sub.closed = True
-        for table, key in ((self._by_topic, sub.topic), (self._by_host, (sub.topic, sub.host))):
-            subs: list[ZmqSubscription] = table.get(key, [])  # type: ignore[attr-defined]
-            if sub in subs:
-                subs.remove(sub)
-                if not subs:
-                    del table[key]  # type: ignore[attr-defined]
+        _discard(self._by_topic, sub.topic, sub)
+        _discard(self._by_host, (sub.topic, sub.host), sub)
         if not self._by_topic:
             self._idle_since = time.monotonic()
             self._close_if_idle()
@@ -194,7 +190,7 @@ class ServerLoop(SocketLoop):
         except zmq.ZMQError as exc:
             sock.close(linger=0)
             raise BindError(f"cell {self.cell.name}: cannot bind {self.endpoint}: {exc}",
-                            exc.errno) from None
+                            exc.errno or 0) from None
         self.conn = LockedSocket(sock)
         self.watch(self.conn.fd, self._on_readable)
         self.mark_hot(self._on_readable)
@@ -276,12 +272,16 @@ class ServerLoop(SocketLoop):
                 continue
             if req.kind == protocol.PING:
                 self._send([req.identity, protocol.header(protocol.PONG, req.seq)])
-            elif self._deliver(req):
-                if req.kind == protocol.CALL:
-                    self._unanswered[(req.identity, req.seq)] = time.monotonic()
-                else:
+                continue
+            call = req.kind == protocol.CALL
+            if call:  # before delivery: the reply may come back at once
+                self._unanswered[(req.identity, req.seq)] = time.monotonic()
+            if self._deliver(req):
+                if not call:
                     receipts[req.identity] = req.seq
             else:
+                if call:
+                    self._unanswered.pop((req.identity, req.seq), None)
                 self.cell.stats.incr("zmq_refused")
                 self._send([req.identity, protocol.header(protocol.REFUSED, req.seq)])
         for identity, seq in receipts.items():
@@ -368,6 +368,14 @@ class ServerLoop(SocketLoop):
             if _listeners.get(self.endpoint) is self:
                 del _listeners[self.endpoint]
         self.context.term()
+
+
+def _discard(table: dict[Any, list[ZmqSubscription]], key: Any, sub: ZmqSubscription) -> None:
+    subs = table.get(key, [])
+    if sub in subs:
+        subs.remove(sub)
+        if not subs:
+            del table[key]
 
 
 _listeners: dict[str, ServerLoop] = {}
