@@ -18,13 +18,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from proton import Condition, Connection, Event, SSLDomain
+from proton import Condition, Connection, Handler
 from proton.handlers import MessagingHandler
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
 from rpccore.errors import TransportError
+
+from rpccore_qpid.brokers import broker_addresses, connect_options, ssl_domain
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -32,54 +34,13 @@ if TYPE_CHECKING:
     from rpccore_qpid.links import LinkOwner
 
 LOG = logging.getLogger(__name__)
+#: proton's Event types its connection, link, delivery... as Optional; in the
+#: handlers below the one each event is about is always set.
+ProtonEvent: TypeAlias = Any
 
 _WORK = "rpccore_work"
 #: Conditions that another attempt will not cure: fail callers at once.
 _FATAL = ("amqp:unauthorized-access", "amqp:sasl-auth-failed", "amqp:security-failed")
-
-
-class _Target:
-    """One broker address of the URL, with its credentials (never logged)."""
-
-    def __init__(self, url: str, user: str | None, password: str | None, shown: str) -> None:
-        self.url = url
-        self.user = user
-        self.password = password
-        self.shown = shown
-
-
-def _targets(cell: Cell) -> list[_Target]:
-    opts = cell.options
-    scheme = "amqps" if opts.ssl else "amqp"
-    default_port = 5671 if opts.ssl else 5672
-    hosts = cell.url.hosts
-    if not hosts:
-        raise TransportError(f"cell {cell.name}: transport_url {cell.url} names no host")
-    out = []
-    for host in hosts:
-        name = f"[{host.hostname}]" if ":" in host.hostname else host.hostname
-        url = f"{scheme}://{name}:{host.port or default_port}"
-        out.append(_Target(url, host.username, host.password, f"{scheme}://{host}"))
-    return out
-
-
-def _ssl_domain(cell: Cell) -> SSLDomain | None:
-    opts = cell.options
-    if not opts.ssl:
-        return None
-    domain = SSLDomain(SSLDomain.MODE_CLIENT)
-    if opts.ssl_ca_file:
-        domain.set_trusted_ca_db(opts.ssl_ca_file)
-        mode = SSLDomain.VERIFY_PEER_NAME if opts.ssl_verify_hostname else SSLDomain.VERIFY_PEER
-        domain.set_peer_authentication(mode, opts.ssl_ca_file)
-    elif opts.ssl_verify_hostname:
-        domain.set_peer_authentication(SSLDomain.VERIFY_PEER_NAME)
-    else:
-        domain.set_peer_authentication(SSLDomain.ANONYMOUS_PEER)
-    if opts.ssl_cert_file:
-        domain.set_credentials(opts.ssl_cert_file, opts.ssl_key_file or opts.ssl_cert_file,
-                               opts.ssl_key_password)
-    return domain
 
 
 def describe(cond: Condition | None) -> str:
@@ -89,13 +50,14 @@ def describe(cond: Condition | None) -> str:
     return f"{cond.name}: {cond.description}" if cond.description else str(cond.name)
 
 
-class Timer:
+class Timer(Handler):  # type: ignore[misc]
     """A container timer calling ``fn`` on the I/O thread."""
 
     def __init__(self, fn: Callable[[], None]) -> None:
+        super().__init__()
         self.fn = fn
 
-    def on_timer_task(self, event: Event) -> None:
+    def on_timer_task(self, event: ProtonEvent) -> None:
         self.fn()
 
 
@@ -111,8 +73,8 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
                          peer_close_is_error=True)
         self.cell = cell
         self._opts = cell.options
-        self._targets = _targets(cell)
-        self._ssl = _ssl_domain(cell)
+        self._targets = broker_addresses(cell)
+        self._ssl = ssl_domain(cell)
         self._container = Container(self)
         self._container.container_id = f"rpccore-{cell.name}"
         self._injector = EventInjector()
@@ -209,7 +171,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
 
     # -- I/O thread: work and lifecycle ------------------------------------
 
-    def on_rpccore_work(self, event: Event) -> None:
+    def on_rpccore_work(self, event: ProtonEvent) -> None:
         with self._work_lock:
             self._wake_pending = False
             work = list(self._work)
@@ -220,7 +182,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
             except Exception:
                 LOG.exception("cell %s: error in AMQP I/O work", self.cell.name)
 
-    def on_start(self, event: Event) -> None:
+    def on_start(self, event: ProtonEvent) -> None:
         self._connect()
 
     def _io_shutdown(self) -> None:
@@ -244,21 +206,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
         if self.state == "closed":
             return
         target = self._targets[self._attempt % len(self._targets)]
-        kwargs: dict[str, Any] = {"reconnect": False, "sasl_enabled": True,
-                                  "allow_insecure_mechs": True}
-        if target.user is not None:
-            # PLAIN only: proton would otherwise fall back to ANONYMOUS, which
-            # RabbitMQ maps to guest, so a wrong password would go unnoticed.
-            kwargs.update(allowed_mechs="PLAIN", user=target.user,
-                          password=target.password or "")
-        else:
-            kwargs["allowed_mechs"] = "ANONYMOUS"
-        if self._opts.heartbeat:
-            kwargs["heartbeat"] = self._opts.heartbeat
-        if self._ssl is not None:
-            kwargs["ssl_domain"] = self._ssl
-        if self.cell.url.virtual_host:
-            kwargs["virtual_host"] = f"vhost:{self.cell.url.virtual_host}"
+        kwargs = connect_options(self.cell, target, self._ssl)
         LOG.info("cell %s: connecting to %s", self.cell.name, target.shown)
         try:
             conn = self._container.connect(url=target.url, **kwargs)
@@ -281,7 +229,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
                 transport.close_tail()
                 transport.close_head()
 
-    def on_connection_opened(self, event: Event) -> None:
+    def on_connection_opened(self, event: ProtonEvent) -> None:
         if event.connection != self.conn:
             return
         self._generation += 1
@@ -298,7 +246,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
         if again:
             self.cell.stats.incr("reconnects")
         for owner in list(self.owners):
-            owner.io_connected(event.connection)
+            owner.io_connected(self.conn)
 
     def schedule(self, delay: float, fn: Callable[[], None]) -> None:
         """Run ``fn()`` on the I/O thread after ``delay`` seconds (I/O thread only)."""
@@ -306,32 +254,32 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
 
     # -- I/O thread: events routed to the link objects ---------------------
 
-    def on_link_opened(self, event: Event) -> None:
+    def on_link_opened(self, event: ProtonEvent) -> None:
         owner = getattr(event.link, "rpccore_link", None)
         if owner is not None:
             owner.io_opened(event.link)
 
-    def on_sendable(self, event: Event) -> None:
+    def on_sendable(self, event: ProtonEvent) -> None:
         owner = getattr(event.link, "rpccore_link", None)
         if owner is not None:
             owner.io_sendable(event.link)
 
-    def on_accepted(self, event: Event) -> None:
+    def on_accepted(self, event: ProtonEvent) -> None:
         owner = getattr(event.link, "rpccore_link", None)
         if owner is not None:
             owner.io_outcome(event.delivery, True)
 
-    def on_rejected(self, event: Event) -> None:
+    def on_rejected(self, event: ProtonEvent) -> None:
         owner = getattr(event.link, "rpccore_link", None)
         if owner is not None:
             owner.io_outcome(event.delivery, False, "rejected")
 
-    def on_released(self, event: Event) -> None:
+    def on_released(self, event: ProtonEvent) -> None:
         owner = getattr(event.link, "rpccore_link", None)
         if owner is not None:
             owner.io_outcome(event.delivery, False, "released")
 
-    def on_message(self, event: Event) -> None:
+    def on_message(self, event: ProtonEvent) -> None:
         owner = getattr(event.link, "rpccore_link", None)
         if owner is not None:
             owner.io_message(event.link, event.delivery, event.message)
@@ -341,7 +289,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
 
     # -- I/O thread: connection events -------------------------------------
 
-    def on_transport_error(self, event: Event) -> None:
+    def on_transport_error(self, event: ProtonEvent) -> None:
         cond = event.transport.condition
         self._last_error = describe(cond)
         if cond is not None and cond.name in _FATAL:
@@ -349,38 +297,38 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
             LOG.error("cell %s: %s refused the credentials: %s", self.cell.name,
                       getattr(event.connection, "rpccore_target", "broker"), self._last_error)
 
-    def on_connection_error(self, event: Event) -> None:
+    def on_connection_error(self, event: ProtonEvent) -> None:
         self._last_error = describe(event.connection.remote_condition)
         LOG.warning("cell %s: the broker closed the connection: %s", self.cell.name,
                     self._last_error)
         event.connection.close()
 
-    def on_connection_closing(self, event: Event) -> None:
+    def on_connection_closing(self, event: ProtonEvent) -> None:
         event.connection.close()
 
-    def on_session_error(self, event: Event) -> None:
+    def on_session_error(self, event: ProtonEvent) -> None:
         owner = getattr(event.session, "rpccore_link", None)
         if owner is not None:
             owner.io_failed(event.session.remote_condition, event.session)
         event.session.close()
 
-    def on_session_closing(self, event: Event) -> None:
+    def on_session_closing(self, event: ProtonEvent) -> None:
         self.on_session_error(event)
 
-    def on_link_error(self, event: Event) -> None:
+    def on_link_error(self, event: ProtonEvent) -> None:
         owner = getattr(event.link, "rpccore_link", None)
         if owner is not None:
             owner.io_failed(event.link.remote_condition, event.link)
         event.link.close()
 
-    def on_link_closing(self, event: Event) -> None:
+    def on_link_closing(self, event: ProtonEvent) -> None:
         self.on_link_error(event)
 
-    def on_transport_closed(self, event: Event) -> None:
+    def on_transport_closed(self, event: ProtonEvent) -> None:
         if self.state == "closed":
             self._container.stop()
 
-    def on_disconnected(self, event: Event) -> None:
+    def on_disconnected(self, event: ProtonEvent) -> None:
         if self.state == "closed":
             return
         if event.connection != self.conn:

@@ -101,7 +101,7 @@ class QpidDriver(Driver):
     def _deadline(self, deadline: float | None) -> float:
         if deadline is not None:
             return deadline
-        return time.monotonic() + self.cell.options.rpc_response_timeout
+        return time.monotonic() + float(self.cell.options.rpc_response_timeout)
 
     # -- sending ---------------------------------------------------------------
 

@@ -138,6 +138,7 @@ class OutgoingLink(LinkOwner):
 
     def _attach(self, conn: Connection) -> None:
         self.session = _open_session(conn, self)
+        link: Link
         if self.address.startswith(PROBED_PREFIX):
             # RabbitMQ accepts a sender to a queue that does not exist (and
             # drops what it sends), but refuses a receiver: so probe with a
