@@ -14,8 +14,6 @@ import itertools
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -24,6 +22,7 @@ from rpccore.errors import TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
 from rpccore_zmq.loop import LockedSocket, SocketLoop
+from rpccore_zmq.peer import Outgoing, Peer
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -34,77 +33,6 @@ _RATELOG = RateLimitedLog(LOG)
 
 #: Seconds between pings to a peer marked dead (any answer revives it).
 PING_INTERVAL = 0.5
-
-
-class Outgoing:
-    """One request on its way, and who (if anyone) waits for it: a call's
-    caller is woken by its reply (or failure), a confirmed cast's by its
-    receipt.
-
-    ``candidates`` are the host strings it may go to, in order of preference;
-    a host-directed or fanout message has exactly one.
-    """
-
-    __slots__ = ("kind", "topic", "host", "body", "candidates", "directed", "tried",
-                 "refusals", "why", "error", "sent_at", "deadline", "peer", "_waiter")
-
-    def __init__(self, kind: bytes, topic: bytes, host: bytes, body: bytes,
-                 candidates: list[str], directed: bool, wait: bool,
-                 deadline: float = 0.0) -> None:
-        self.kind = kind
-        self.topic = topic
-        self.host = host
-        self.body = body
-        self.candidates = candidates
-        self.directed = directed
-        self.tried: list[str] = []
-        self.refusals = 0
-        self.why = ""
-        self.error: Exception | None = None
-        self.sent_at = 0.0
-        self.deadline = deadline
-        self.peer: Peer | None = None
-        self._waiter: threading.Lock | None = None
-        if wait:
-            self._waiter = threading.Lock()
-            self._waiter.acquire()
-
-    @property
-    def waited_for(self) -> bool:
-        return self._waiter is not None
-
-    def settle(self, error: Exception | None) -> None:
-        """Record the outcome and wake the waiter (loop thread)."""
-        self.error = error
-        if self._waiter is not None:
-            self._waiter.release()
-
-    def wait(self, deadline: float) -> bool:
-        """Wait for :meth:`settle` until ``deadline``; False when it passed."""
-        assert self._waiter is not None
-        return self._waiter.acquire(timeout=max(0.0, deadline - time.monotonic()))
-
-
-class Peer:
-    """The connection to one peer endpoint.
-
-    ``conn`` and ``unacked`` change only with ``lock`` held (callers send on
-    the connection directly, the loop reads it).
-    """
-
-    __slots__ = ("endpoint", "host", "conn", "lock", "unacked", "dead", "last_used",
-                 "last_ping", "handler")
-
-    def __init__(self, endpoint: str, host: str) -> None:
-        self.endpoint = endpoint
-        self.host = host
-        self.lock = threading.RLock()
-        self.conn: LockedSocket | None = None
-        self.handler: Callable[[], bool] | None = None
-        self.unacked: OrderedDict[int, Outgoing] = OrderedDict()
-        self.dead = False
-        self.last_used = time.monotonic()
-        self.last_ping = 0.0
 
 
 class ClientLoop(SocketLoop):

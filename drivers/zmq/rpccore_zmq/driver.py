@@ -4,6 +4,7 @@ Where things live:
 
 - :mod:`rpccore_zmq.protocol`: frames on the wire, host strings;
 - :mod:`rpccore_zmq.client`: connections to peers, receipts, failover;
+- :mod:`rpccore_zmq.peer`: what is kept per request and per connection;
 - :mod:`rpccore_zmq.server`: the bound socket and its subscriptions;
 - :mod:`rpccore_zmq.registry`: the matchmaker (registration, look-ups);
 - :mod:`rpccore_zmq.loop`: the I/O threads that own the sockets.
@@ -28,7 +29,8 @@ from rpccore.destination import Destination
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
 from rpccore.errors import InvalidDestination, TransportError, Undeliverable
 from rpccore_zmq import protocol
-from rpccore_zmq.client import ClientLoop, Outgoing
+from rpccore_zmq.client import ClientLoop
+from rpccore_zmq.peer import Outgoing
 from rpccore_zmq.options import OPTIONS
 from rpccore_zmq.registry import Registry
 from rpccore_zmq.loop import LoopStopped
