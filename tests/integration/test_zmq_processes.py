@@ -188,3 +188,14 @@ def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_registrations_follow_servers(cluster: tuple[RPC, str, list[ServerProcess]]) -> None:
+    client, topic, servers = cluster
+    driver = client.cell().driver()
+    matchmaker = driver._registry.matchmaker()  # type: ignore[attr-defined]
+    assert sorted(matchmaker.lookup(topic)) == sorted(HOSTS)
+    servers[0].stop()  # a clean stop unregisters at once
+    assert matchmaker.lookup(topic) == [HOSTS[1]]
+    assert {ask(client, topic, None, "whoami") for _ in range(6)} == {HOSTS[1]}
+

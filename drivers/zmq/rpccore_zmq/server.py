@@ -276,7 +276,13 @@ class ServerLoop(SocketLoop):
             call = req.kind == protocol.CALL
             if call:  # before delivery: the reply may come back at once
                 self._unanswered[(req.identity, req.seq)] = time.monotonic()
-            if self._deliver(req):
+            try:
+                delivered = self._deliver(req)
+            except Exception:  # a broken on_message must not lose the batch
+                LOG.exception("cell %s: delivering a request for %r failed", self.cell.name,
+                              req.topic)
+                delivered = False
+            if delivered:
                 if not call:
                     receipts[req.identity] = req.seq
             else:
