@@ -21,6 +21,10 @@ Usage::
         with PrivateRabbit() as node:
             yield node
 
+    PrivateRabbit(tls=True) also listens for TLS on ``node.ssl_port`` with a
+    throw-away CA (``node.ca_file``) that signed a certificate for localhost
+    and 127.0.0.1 (made with the ``openssl`` command).
+
 The node runs ``/usr/lib/rabbitmq/bin/rabbitmq-server`` directly (as the
 current user, normally root) with its own HOME, node name, ports (AMQP,
 distribution, epmd: all free ones found at construction), data and log
@@ -68,8 +72,13 @@ class PrivateRabbit:
 
     host = "127.0.0.1"
 
-    def __init__(self, plugins: tuple[str, ...] = ("rabbitmq_amqp1_0",)) -> None:
+    def __init__(self, plugins: tuple[str, ...] = ("rabbitmq_amqp1_0",),
+                 tls: bool = False) -> None:
         self.port = free_port()
+        #: with ``tls``: the TLS port, and the CA file that signed the node's
+        #: certificate (for ``localhost`` and ``127.0.0.1``)
+        self.ssl_port: int | None = free_port() if tls else None
+        self.ca_file: str | None = None
         self.dist_port = free_port()
         self.epmd_port = free_port()
         self.token = uuid.uuid4().hex
@@ -85,13 +94,40 @@ class PrivateRabbit:
     def _write_config(self) -> None:
         for sub in ("home", "mnesia", "log"):
             (self.base / sub).mkdir(exist_ok=True)
-        (self.base / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = {self.port}\n"
-            "loopback_users = none\n"
-            "disk_free_limit.absolute = 10MB\n"
-            "log.console = false\n"
-            "log.file.level = info\n")
+        config = (f"listeners.tcp.default = {self.port}\n"
+                  "loopback_users = none\n"
+                  "disk_free_limit.absolute = 10MB\n"
+                  "log.console = false\n"
+                  "log.file.level = info\n")
+        if self.ssl_port is not None:
+            tls = self._make_certificates()
+            config += (f"listeners.ssl.default = {self.ssl_port}\n"
+                       f"ssl_options.cacertfile = {tls / 'ca.pem'}\n"
+                       f"ssl_options.certfile = {tls / 'server.pem'}\n"
+                       f"ssl_options.keyfile = {tls / 'server.key'}\n"
+                       "ssl_options.verify = verify_none\n"
+                       "ssl_options.fail_if_no_peer_cert = false\n")
+        (self.base / "rabbitmq.conf").write_text(config)
         (self.base / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
+
+    def _make_certificates(self) -> Path:
+        """A throw-away CA and a server certificate for localhost/127.0.0.1
+        (``openssl`` command line)."""
+        tls = self.base / "tls"
+        tls.mkdir(exist_ok=True)
+        (tls / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        steps = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+             "-out", "ca.pem", "-days", "2", "-subj", "/CN=rpccore test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+             "-out", "server.csr", "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"],
+        ]
+        for step in steps:
+            subprocess.run(["openssl", *step], cwd=tls, check=True, capture_output=True)
+        self.ca_file = str(tls / "ca.pem")
+        return tls
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -238,7 +274,8 @@ class PrivateRabbit:
 
     def url(self, scheme: str = "rabbit", user: str = "guest", password: str = "guest",
             vhost: str = "") -> str:
-        """A transport URL of this node: ``url("rabbit")``, ``url("qpid")``..."""
+        """A transport URL of this node: ``url("rabbit")``, ``url("qpid")``...
+        (the plain port; for TLS use :attr:`ssl_port` and :attr:`ca_file`)."""
         return f"{scheme}://{user}:{password}@{self.host}:{self.port}/{vhost}"
 
     def log_tail(self, chars: int = 2000) -> str:

@@ -219,7 +219,9 @@ class Link:
                 heartbeat=params.heartbeat, connect_timeout=params.connect_timeout,
                 transport="pyamqp")
             self._kombu = conn
-            conn.connect()
+            # One attempt: this loop does the retrying (kombu's connect()
+            # would sleep 2 s and try once more).
+            conn.ensure_connection(max_retries=0)
             raw = self._amqp = conn.connection
             # Synchronous calls and writes give up on a silent broker.
             raw.transport.sock.settimeout(max(params.connect_timeout, 1.0))
