@@ -41,8 +41,10 @@ def _ctl(node: PrivateRabbit, *args: str) -> str:
 def _rpc(node: PrivateRabbit, namespace: str, **options: Any) -> RPC:
     rpc = RPC(cfg.ConfigOpts())
     rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, node.url("qpid"), control_exchange=namespace,
-                 reconnect_delay=0.1, reconnect_max_delay=1.0, heartbeat=5, **options)
+    for name, value in (("reconnect_delay", 0.1), ("reconnect_max_delay", 1.0),
+                        ("heartbeat", 5)):
+        options.setdefault(name, value)
+    rpc.add_cell(rpc.default_cell, node.url("qpid"), control_exchange=namespace, **options)
     return rpc
 
 
@@ -117,6 +119,48 @@ def test_server_and_client_survive_a_broker_crash(node: PrivateRabbit) -> None:
         while -1 not in counter.notes and time.monotonic() < end:
             time.sleep(0.02)
         assert -1 in counter.notes
+    finally:
+        client.close()
+        server_rpc.close()
+
+
+def test_heartbeats_notice_a_hung_broker(node: PrivateRabbit) -> None:
+    """SIGSTOP keeps the broker's sockets open but silent: only heartbeats
+    (idle timeout) can tell. Calls fail typed meanwhile; all recovers after."""
+    namespace = f"hang-{os.urandom(4).hex()}"
+    server_rpc = _rpc(node, namespace, heartbeat=2, connect_timeout=2)
+    client = _rpc(node, namespace, heartbeat=2, connect_timeout=2)
+    try:
+        server_rpc.serve("hang", [Counter()]).start()
+        assert client.call({}, "hang", {"method": "add", "args": {"a": 1, "b": 1}},
+                           timeout=5) == 2
+        loop = client.cell().driver()._loop
+        assert loop is not None
+        node.pause()
+        try:
+            paused = time.monotonic()
+            while loop.connected and time.monotonic() - paused < 10:
+                time.sleep(0.05)
+            noticed = time.monotonic() - paused
+            assert not loop.connected
+            assert noticed < 6, f"took {noticed:.1f} s to notice"
+            start = time.monotonic()
+            with pytest.raises(RPCError) as info:
+                client.call({}, "hang", {"method": "add", "args": {"a": 1, "b": 1}}, timeout=1)
+            assert type(info.value).__name__ in ("TransportError", "Timeout")
+            assert time.monotonic() - start < 2
+        finally:
+            node.resume()
+        end = time.monotonic() + 30
+        result = None
+        while result is None and time.monotonic() < end:
+            try:
+                result = client.call({}, "hang", {"method": "add", "args": {"a": 2, "b": 2}},
+                                     timeout=1)
+            except RPCError:
+                time.sleep(0.1)
+        assert result == 4
+        assert client.cell().stats.get("reconnects") >= 1
     finally:
         client.close()
         server_rpc.close()
