@@ -1,0 +1,240 @@
+"""The peers rpccore is measured against, behind one small interface.
+
+The raw clients come from the focused benchmark scripts where those have
+them (``benchmarks/bench_memory.py``, ``bench_rabbit.py``, ``bench_zmq.py``);
+this module only adapts them. What they lack (fanout, raw proton) lives in
+:mod:`.raw_fanout` and :mod:`.raw_proton`.
+
+The scripts use a module-level payload (``PAYLOAD``, ``ARG``, ``RAW_BODY``):
+:func:`payload` sets it for the length of one trial so the payload scenarios
+can reuse them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+from benchmarks.suite.cells import QPID_URL, RABBIT_URL, free_port
+from benchmarks.suite.workload import Measured, timed_calls
+
+CASTS, CALLS, THREADS, FANOUT = "casts", "calls", "threads", "fanout"
+
+
+@contextlib.contextmanager
+def payload(module: ModuleType, name: str, value: Any) -> Iterator[None]:
+    """Set ``module.name`` to ``value`` for the duration of a trial."""
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+class Peer:
+    """A peer: same work, no rpccore. ``supports`` says which trials it has."""
+
+    name = "peer"
+    supports: frozenset[str] = frozenset()
+    note = ""
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        raise NotImplementedError
+
+    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+        raise NotImplementedError
+
+    def fanout(self, n: int) -> Measured:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class BarePeer(Peer):
+    """bench_memory's bare baseline: JSON through a queue to a thread (and back)."""
+
+    name = "bare queue+thread"
+    supports = frozenset({CASTS, CALLS, FANOUT})
+
+    def __init__(self) -> None:
+        from benchmarks import bench_memory
+        self.mod = bench_memory
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        with payload(self.mod, "PAYLOAD", "x" * size):
+            return self.mod.bare_oneway(n)
+
+    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+        with payload(self.mod, "PAYLOAD", "x" * size):
+            return self.mod.bare_roundtrip(n)
+
+    def fanout(self, n: int) -> Measured:
+        from benchmarks.suite.raw_fanout import bare_fanout
+        return bare_fanout(n)
+
+
+class KombuPeer(Peer):
+    """bench_rabbit's raw kombu publish/consume and round trip."""
+
+    name = "raw kombu"
+    supports = frozenset({CASTS, CALLS, THREADS, FANOUT})
+
+    def __init__(self) -> None:
+        from benchmarks import bench_rabbit
+        self.mod = bench_rabbit
+        self.url = RABBIT_URL.replace("rabbit://", "amqp://", 1)
+        self.raw = bench_rabbit.RawKombu(self.url)
+        self.raw.call()
+        self._fan: Any = None
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        with payload(self.mod, "ARG", "x" * size):
+            return self.raw.casts(n), []
+
+    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+        with payload(self.mod, "ARG", "x" * size):
+            return timed_calls(lambda i: self.raw.call(), n, threads)
+
+    def fanout(self, n: int) -> Measured:
+        from benchmarks.suite.raw_fanout import KombuFanout
+        if self._fan is None:
+            self._fan = KombuFanout(self.url)
+        return self._fan.run(n)
+
+    def close(self) -> None:
+        self.raw.close()
+        if self._fan is not None:
+            self._fan.close()
+
+
+class OsloPeer(Peer):
+    """bench_rabbit's oslo.messaging client and threading server."""
+
+    name = "oslo.messaging"
+    supports = frozenset({CASTS, CALLS, THREADS})
+
+    def __init__(self) -> None:
+        from benchmarks import bench_rabbit
+        self.mod = bench_rabbit
+        self.oslo = bench_rabbit.OsloMessaging(RABBIT_URL.replace("rabbit://", "amqp://", 1))
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        with payload(self.mod, "ARG", "x" * size):
+            return self.oslo.casts(n), []
+
+    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+        with payload(self.mod, "ARG", "x" * size):
+            return timed_calls(lambda i: self.oslo.call(), n, threads)
+
+    def close(self) -> None:
+        self.oslo.close()
+
+
+def oslo_version() -> str | None:
+    """The installed oslo.messaging version, or ``None`` if it cannot be imported."""
+    try:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import oslo_messaging  # noqa: F401
+        from importlib.metadata import version
+        return version("oslo.messaging")
+    except Exception:
+        return None
+
+
+class PyzmqPeer(Peer):
+    """bench_zmq's raw REQ/REP and PUSH/PULL, server in a separate process."""
+
+    name = "raw pyzmq"
+    supports = frozenset({CASTS, CALLS, FANOUT})
+    note = "raw pyzmq server runs in another process; REQ is one socket, so sequential only"
+
+    def __init__(self) -> None:
+        from benchmarks import bench_zmq
+        self.mod = bench_zmq
+        self.port = free_port()
+        self.proc = bench_zmq.start_server("raw", self.port)
+        self.raw = bench_zmq.Raw(self.port)
+        self._fan: Any = None
+
+    def _body(self, size: int) -> bytes:
+        return json.dumps({"v": 1, "kind": "call", "method": "work",
+                           "args": {"i": 1, "payload": "x" * size}}).encode()
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        with payload(self.mod, "RAW_BODY", self._body(size)):
+            return self.raw.pushes(n)
+
+    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+        with payload(self.mod, "RAW_BODY", self._body(size)):
+            return self.raw.roundtrips(n)
+
+    def fanout(self, n: int) -> Measured:
+        from benchmarks.suite.raw_fanout import ZmqFanout
+        if self._fan is None:
+            self._fan = ZmqFanout()
+        return self._fan.run(n)
+
+    def close(self) -> None:
+        self.raw.req.send(b"quit")
+        self.raw.req.recv()
+        self.raw.ctx.destroy(linger=0)
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        if self._fan is not None:
+            self._fan.close()
+
+
+class ProtonPeer(Peer):
+    """Raw python-qpid-proton Container code (see :mod:`.raw_proton`)."""
+
+    name = "raw proton"
+    supports = frozenset({CASTS, CALLS})
+
+    def __init__(self) -> None:
+        from benchmarks.suite.raw_proton import RawProton
+        self.raw = RawProton(QPID_URL.replace("qpid://", "amqp://", 1))
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        return self.raw.casts(n, size)
+
+    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+        return self.raw.roundtrips(n, size)
+
+
+PEERS: dict[str, list[type[Peer]]] = {
+    "memory": [BarePeer],
+    "rabbit": [OsloPeer, KombuPeer],
+    "qpid": [ProtonPeer],
+    "zmq": [PyzmqPeer],
+}
+
+
+def start_peers(driver: str, log: Any = print) -> tuple[list[Peer], list[str]]:
+    """The peers of ``driver`` that could start, and a line for each that could not."""
+    peers, missing = [], []
+    for cls in PEERS[driver]:
+        if cls is OsloPeer and oslo_version() is None:
+            missing.append("oslo.messaging is not installed: its ratios are not measured "
+                           "(pip install -r benchmarks/requirements.txt)")
+            continue
+        t0 = time.monotonic()
+        try:
+            peers.append(cls())
+        except Exception as exc:  # a peer that cannot start is reported, not fatal
+            missing.append(f"{cls.name} could not start: {type(exc).__name__}: {exc}")
+            continue
+        log(f"{driver}: {cls.name} ready in {time.monotonic() - t0:.1f} s")
+    return peers, missing

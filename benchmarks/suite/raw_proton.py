@@ -1,0 +1,166 @@
+"""Raw python-qpid-proton Container code: the qpid driver's peer.
+
+Plain AMQP 1.0 on RabbitMQ's plugin, no RPC layer: broker-acknowledged sends
+to ``/queue/NAME`` and a receiver with prefetch 500 on the same queue (casts),
+and request/reply through two named queues, one request in flight (round
+trips). Each trial runs its own Container; connecting is not timed. The
+queues are deleted on :meth:`RawProton.close`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from benchmarks.suite.workload import Measured
+
+
+def _body(size: int) -> bytes:
+    return json.dumps({"method": "work", "args": {"i": 1, "payload": "x" * size}}).encode()
+
+
+class _Trial:
+    """Shared Container plumbing: connect with PLAIN, run, time out loudly."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.error: str | None = None
+        self.started = 0.0
+        self.ended = 0.0
+
+    def connect(self, event: Any) -> Any:
+        return event.container.connect(url=self.url, allowed_mechs="PLAIN")
+
+    def run(self, handler: Any, timeout: float = 120.0) -> None:
+        from proton.reactor import Container
+
+        container = Container(handler)
+        thread = threading.Thread(target=container.run, daemon=True)
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            container.stop()
+            raise TimeoutError("raw proton trial did not finish")
+        if self.error:
+            raise RuntimeError(self.error)
+
+
+class RawProton:
+    """Casts and round trips with bare proton; ``url`` is ``amqp://user:pass@host:port``."""
+
+    def __init__(self, url: str) -> None:
+        import proton  # noqa: F401  (fail here, at start, if it is not installed)
+
+        self.url = url
+        tag = uuid.uuid4().hex
+        self.cast_queue = f"bench-raw-cast-{tag}"
+        self.req_queue = f"bench-raw-req-{tag}"
+        self.reply_queue = f"bench-raw-reply-{tag}"
+        self.casts(10, 100)  # declare the queues and check the broker once
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        from proton import Message
+        from proton.handlers import MessagingHandler
+
+        trial = _Trial(self.url)
+        address = f"/queue/{self.cast_queue}"
+        body = _body(size)
+
+        class Handler(MessagingHandler):  # type: ignore[misc]
+            def __init__(self) -> None:
+                super().__init__(prefetch=500)
+                self.sent = self.received = 0
+
+            def on_start(self, event: Any) -> None:
+                conn = trial.connect(event)
+                event.container.create_receiver(conn, address)
+                event.container.create_sender(conn, address)
+
+            def on_sendable(self, event: Any) -> None:
+                if not trial.started:
+                    trial.started = time.perf_counter()
+                while event.sender.credit and self.sent < n:
+                    event.sender.send(Message(body=body))
+                    self.sent += 1
+
+            def on_message(self, event: Any) -> None:
+                self.received += 1
+                if self.received == n:
+                    trial.ended = time.perf_counter()
+                    event.connection.close()
+
+            def on_transport_error(self, event: Any) -> None:
+                trial.error = f"transport error: {event.transport.condition}"
+
+        trial.run(Handler())
+        return n / (trial.ended - trial.started), []
+
+    def roundtrips(self, n: int, size: int = 100) -> Measured:
+        """``n`` sequential request/reply round trips through the broker."""
+        from proton import Message
+        from proton.handlers import MessagingHandler
+
+        trial = _Trial(self.url)
+        req, reply = f"/queue/{self.req_queue}", f"/queue/{self.reply_queue}"
+        body = _body(size)
+        latencies: list[float] = []
+
+        class Handler(MessagingHandler):  # type: ignore[misc]
+            def __init__(self) -> None:
+                super().__init__(prefetch=10)
+                self.t0 = 0.0
+                self.done = 0
+
+            def on_start(self, event: Any) -> None:
+                conn = trial.connect(event)
+                self.server_in = event.container.create_receiver(conn, req)
+                self.server_out = event.container.create_sender(conn, reply)
+                self.client_in = event.container.create_receiver(conn, reply)
+                self.client_out = event.container.create_sender(conn, req)
+
+            def send_request(self) -> None:
+                self.t0 = time.perf_counter()
+                self.client_out.send(Message(body=body, reply_to=reply,
+                                             correlation_id=str(self.done)))
+
+            def on_sendable(self, event: Any) -> None:
+                if event.sender.name == self.client_out.name and not trial.started:
+                    trial.started = time.perf_counter()
+                    self.send_request()
+
+            def on_message(self, event: Any) -> None:
+                if event.receiver.name == self.server_in.name:
+                    msg = event.message
+                    self.server_out.send(Message(body=msg.body,
+                                                 correlation_id=msg.correlation_id))
+                    return
+                latencies.append(time.perf_counter() - self.t0)
+                self.done += 1
+                if self.done == n:
+                    trial.ended = time.perf_counter()
+                    event.connection.close()
+                else:
+                    self.send_request()
+
+            def on_transport_error(self, event: Any) -> None:
+                trial.error = f"transport error: {event.transport.condition}"
+
+        trial.run(Handler())
+        return n / (trial.ended - trial.started), latencies
+
+    def close(self) -> None:
+        """Delete the queues this peer declared (through AMQP 0-9-1)."""
+        import kombu
+
+        parts = urlsplit(self.url)
+        with kombu.Connection(f"amqp://{parts.netloc}//") as conn:
+            channel = conn.channel()
+            for name in (self.cast_queue, self.req_queue, self.reply_queue):
+                try:
+                    channel.queue_delete(name)
+                except Exception:
+                    channel = conn.channel()

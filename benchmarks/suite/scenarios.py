@@ -1,0 +1,175 @@
+"""Which scenarios run for a driver, each interleaved with its peers.
+
+For every scenario, rpccore and each peer that supports the same work are
+run alternately (A, B, A, B, ...) by ``benchmarks.measure.interleave``, and
+the medians become one :class:`~benchmarks.suite.model.Row`. A scenario that
+raises is recorded as an error (the run then exits non-zero), and the next
+one runs.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.measure import Result, interleave
+from benchmarks.suite import child
+from benchmarks.suite.cells import CellFactory
+from benchmarks.suite.model import Figures, Row
+from benchmarks.suite.peers import CALLS, CASTS, FANOUT, THREADS, Peer, start_peers
+from benchmarks.suite.progress import Progress
+from benchmarks.suite.workload import Measured, RemoteServerWorkload, RpccoreWorkload
+
+KIB = 1024
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """``kind`` is casts, calls or fanout; ``n`` counts messages per repeat at scale 1."""
+
+    key: str
+    label: str
+    kind: str
+    n: int
+    threads: int = 1
+    size: int = 100
+    remote: bool = False  # server in another process
+    quick: bool = False   # part of --quick (the guarded scenarios)
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("casts", "casts, 1 thread", CASTS, 2000, quick=True),
+    Scenario("calls", "sequential calls", CALLS, 400, quick=True),
+    Scenario("calls8", "calls from 8 threads", CALLS, 800, threads=8, quick=True),
+    Scenario("calls32", "calls from 32 threads", CALLS, 1280, threads=32),
+    Scenario("fanout3", "fanout casts to 3 servers", FANOUT, 1000),
+    Scenario("casts-1k", "casts, 1 KiB payload", CASTS, 2000, size=KIB),
+    Scenario("casts-64k", "casts, 64 KiB payload", CASTS, 400, size=64 * KIB),
+    Scenario("calls-1k", "sequential calls, 1 KiB payload", CALLS, 400, size=KIB),
+    Scenario("calls-64k", "sequential calls, 64 KiB payload", CALLS, 200, size=64 * KIB),
+    Scenario("xproc-calls", "sequential calls, server in another process", CALLS, 400,
+             remote=True),
+    Scenario("xproc-casts", "casts, server in another process", CASTS, 2000, remote=True),
+)
+
+# messages per repeat: the fast in-process drivers get more, so a repeat is long enough
+SCALE = {"memory": 10.0, "zmq": 5.0, "rabbit": 1.0, "qpid": 1.0}
+QUICK_FACTOR = 0.7
+
+
+def selected(driver: str, quick: bool) -> list[Scenario]:
+    """The scenarios that run for ``driver`` (memory has no cross-process variant)."""
+    return [s for s in SCENARIOS
+            if (s.quick or not quick) and not (s.remote and driver == "memory")]
+
+
+def count_messages(driver: str, scenario: Scenario, quick: bool) -> int:
+    n = scenario.n * SCALE[driver] * (QUICK_FACTOR if quick else 1.0)
+    return max(scenario.threads, int(n) // scenario.threads * scenario.threads)
+
+
+def _trial(target: Any, scenario: Scenario, n: int) -> Callable[[], Measured]:
+    if scenario.kind == CASTS:
+        return lambda: target.casts(n, scenario.size)
+    if scenario.kind == FANOUT:
+        return lambda: target.fanout(n)
+    return lambda: target.calls(n, scenario.threads, scenario.size)
+
+
+def _peer_fits(peer: Peer, scenario: Scenario) -> tuple[bool, str]:
+    """Whether ``peer`` can do ``scenario``, and a note when it does less."""
+    if scenario.kind not in peer.supports:
+        return False, ""
+    if scenario.threads > 1 and THREADS not in peer.supports:
+        return True, f"{peer.name} measured with one thread (it has no threaded variant)"
+    return True, ""
+
+
+def _unit(scenario: Scenario) -> str:
+    return "calls/s" if scenario.kind == CALLS else "msg/s"
+
+
+class DriverRun:
+    """All scenarios of one driver: rpccore, its peers, rows and errors."""
+
+    def __init__(self, driver: str, quick: bool, repeats: int, progress: Progress,
+                 log: Callable[[str], None]) -> None:
+        self.driver = driver
+        self.quick = quick
+        self.repeats = repeats
+        self.progress = progress
+        self.log = log
+        self.rows: list[Row] = []
+        self.errors: list[str] = []
+        self.missing: list[str] = []
+
+    def run(self) -> None:
+        todo = selected(self.driver, self.quick)
+        factory = CellFactory(self.driver)
+        self.progress.show(f"{self.driver}: starting rpccore and peers")
+        try:
+            local = RpccoreWorkload(factory)
+        except Exception as exc:
+            self._fail(f"{self.driver}: rpccore could not start", exc)
+            for _ in todo:
+                self.progress.step(f"{self.driver}: skipped")
+            return
+        peers, self.missing = start_peers(self.driver, self.log)
+        for line in self.missing:
+            self.log(f"{self.driver}: {line}")
+        remote: RemoteServerWorkload | None = None
+        proc = None
+        try:
+            for scenario in todo:
+                self.progress.show(f"{self.driver}: {scenario.label}")
+                try:
+                    if scenario.remote and remote is None:
+                        proc = child.start(factory.spec())
+                        remote = RemoteServerWorkload(factory)
+                    self.rows.append(self._measure(scenario, remote if scenario.remote
+                                                   else local, peers))
+                except Exception as exc:
+                    self._fail(f"{self.driver}: {scenario.label} failed", exc)
+                self.progress.step(f"{self.driver}: {scenario.label} done")
+        finally:
+            if remote is not None:
+                remote.close()
+            if proc is not None:
+                child.stop(proc)
+            for peer in peers:
+                try:
+                    peer.close()
+                except Exception as exc:
+                    self.log(f"{self.driver}: closing {peer.name}: {exc}")
+            local.close()
+
+    def _fail(self, what: str, exc: Exception) -> None:
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        self.errors.append(f"{what}: {detail}")
+        self.log(f"ERROR {what}: {detail}")
+
+    def _measure(self, scenario: Scenario, target: Any, peers: list[Peer]) -> Row:
+        n = count_messages(self.driver, scenario, self.quick)
+        trials = [("rpccore", _trial(target, scenario, n))]
+        notes = []
+        for peer in peers:
+            fits, note = _peer_fits(peer, scenario)
+            if fits:
+                trials.append((peer.name, _trial(peer, scenario, n)))
+                if note:
+                    notes.append(note)
+                if scenario.remote and peer.note:
+                    notes.append(peer.note)
+                elif scenario.remote:
+                    notes.append(f"{peer.name} server runs in this process")
+        t0 = time.monotonic()
+        results: dict[str, Result] = interleave(trials, self.repeats)
+        self.log(f"{self.driver}: {scenario.label}: {n} per repeat, "
+                 f"{time.monotonic() - t0:.1f} s")
+        return Row(self.driver, scenario.key, scenario.label,
+                   Figures.from_result("rpccore", results["rpccore"]),
+                   [Figures.from_result(name, results[name]) for name, _ in trials[1:]],
+                   unit=_unit(scenario), note="; ".join(notes))

@@ -1,0 +1,169 @@
+"""rpccore through its public API, the same for every driver.
+
+The server's endpoint returns its argument (calls) or counts messages
+(casts); a cast rate counts until the server has received every message, so
+it measures publish *and* consume, as the peers' figures do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.suite.cells import CellFactory
+from rpccore import RPC
+
+Measured = tuple[float, list[float]]
+
+
+class Counter:
+    """Counts messages; :meth:`wait_for` blocks until a count is reached."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def hit(self) -> None:
+        with self.cond:
+            self.count += 1
+            self.cond.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 120.0) -> int:
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.count >= n, timeout=timeout):
+                raise TimeoutError(f"only {self.count} of {n} messages arrived")
+            return self.count
+
+
+class Endpoint:
+    """The benchmark server's methods."""
+
+    def __init__(self, counter: Counter | None = None) -> None:
+        self.counter = counter or Counter()
+
+    def work(self, ctx: dict[str, Any], i: int, payload: str) -> int:
+        return i
+
+    def note(self, ctx: dict[str, Any], i: int, payload: str) -> None:
+        self.counter.hit()
+
+    def wait_count(self, ctx: dict[str, Any], n: int) -> int:
+        """For a client in another process: block until ``n`` casts have arrived."""
+        return self.counter.wait_for(n, timeout=60)
+
+
+def timed_calls(call: Callable[[int], Any], n: int, threads: int = 1) -> Measured:
+    """Rate and latencies (seconds) of ``n`` calls of ``call(i)`` spread over ``threads``."""
+    parts: list[list[float]] = [[] for _ in range(threads)]
+
+    def work(k: int) -> None:
+        mine = parts[k]
+        for i in range(n // threads):
+            t0 = time.perf_counter()
+            call(i)
+            mine.append(time.perf_counter() - t0)
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    latencies = [x for part in parts for x in part]
+    return len(latencies) / elapsed, latencies
+
+
+class RpccoreWorkload:
+    """A client and servers of one driver; each method is one timed trial."""
+
+    def __init__(self, factory: CellFactory, fanout_servers: int = 3) -> None:
+        self.factory = factory
+        self.rpcs: list[RPC] = []
+        self.client = self._rpc(None)
+        self.counter = Counter()
+        self._serve("bench", self.factory.hosts("bench", 1)[0], self.counter)
+        self.fan_counters = [Counter() for _ in range(fanout_servers)]
+        fan_hosts = self.factory.hosts("fan", fanout_servers)
+        for host, counter in zip(fan_hosts, self.fan_counters, strict=True):
+            self._serve("fan", host, counter)
+        self.sent = 0
+        self.fan_sent = 0
+        self.call(0, 100)  # connect before anything is timed
+
+    def _rpc(self, host: str | None) -> RPC:
+        rpc = self.factory.rpc(host)
+        self.rpcs.append(rpc)
+        return rpc
+
+    def _serve(self, topic: str, host: str | None, counter: Counter) -> None:
+        rpc = self._rpc(host)
+        rpc.serve(topic, [Endpoint(counter)]).start()
+
+    def call(self, i: int, size: int, topic: str = "bench") -> Any:
+        message = {"method": "work", "args": {"i": i, "payload": "x" * size}}
+        return self.client.call({}, topic, message, timeout=60)
+
+    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+        payload = "x" * size
+        msg_args = {"payload": payload}
+
+        def one(i: int) -> Any:
+            return self.client.call({}, "bench", {"method": "work", "args": dict(msg_args, i=i)},
+                                    timeout=60)
+        return timed_calls(one, n, threads)
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        payload = "x" * size
+        start = time.perf_counter()
+        for i in range(n):
+            self.client.cast({}, "bench", {"method": "note", "args": {"i": i, "payload": payload}})
+        self.sent += n
+        self.counter.wait_for(self.sent)
+        return n / (time.perf_counter() - start), []
+
+    def fanout(self, n: int) -> Measured:
+        """``n`` fanout casts; the rate counts until every server has all of them."""
+        dest = self.client.make_destination("fan", fanout=True)
+        start = time.perf_counter()
+        for i in range(n):
+            self.client.cast({}, dest, {"method": "note", "args": {"i": i, "payload": "x" * 100}})
+        self.fan_sent += n
+        for counter in self.fan_counters:
+            counter.wait_for(self.fan_sent)
+        return n / (time.perf_counter() - start), []
+
+    def close(self) -> None:
+        for rpc in reversed(self.rpcs):
+            rpc.close()
+
+
+class RemoteServerWorkload:
+    """A client here, the server in another process (see :mod:`benchmarks.suite.child`)."""
+
+    def __init__(self, factory: CellFactory) -> None:
+        self.client = factory.rpc(None)
+        self.sent = 0
+        self.client.call({}, "xproc", {"method": "work", "args": {"i": 0, "payload": ""}},
+                         timeout=60)
+
+    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+        payload = "x" * size
+        return timed_calls(lambda i: self.client.call(
+            {}, "xproc", {"method": "work", "args": {"i": i, "payload": payload}}, timeout=60),
+            n, threads)
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        payload = "x" * size
+        start = time.perf_counter()
+        for i in range(n):
+            self.client.cast({}, "xproc", {"method": "note", "args": {"i": i, "payload": payload}})
+        self.sent += n
+        self.client.call({}, "xproc", {"method": "wait_count", "args": {"n": self.sent}},
+                         timeout=90)
+        return n / (time.perf_counter() - start), []
+
+    def close(self) -> None:
+        self.client.close()
