@@ -169,12 +169,13 @@ def test_confirmed_casts_survive_a_broker_crash(node: PrivateRabbit) -> None:
             rpc.close()
 
 
-def test_call_to_a_hung_broker_fails_in_time(node: PrivateRabbit) -> None:
+def test_call_to_a_hung_broker_fails_in_time_and_heartbeats_notice(
+        node: PrivateRabbit) -> None:
     node.wait_ready(30)
     exchange = f"faults-{os.urandom(4).hex()}"
     topic = "faults.hang"
     server_rpc = _rpc(node, exchange)
-    caller = _rpc(node, exchange, heartbeat_interval=2)
+    caller = _rpc(node, exchange, heartbeat_interval=1, connect_timeout=1)
     try:
         server_rpc.serve(server_rpc.make_destination(topic), [Sink()]).start()
         assert caller.call({}, topic, {"method": "add", "args": {"a": 1, "b": 2}},
@@ -186,12 +187,24 @@ def test_call_to_a_hung_broker_fails_in_time(node: PrivateRabbit) -> None:
                 caller.call({}, topic, {"method": "add", "args": {"a": 1, "b": 1}}, timeout=1)
             late = time.monotonic() - start - 1
             assert late <= 0.5, f"the call returned {late:.2f} s after its timeout"
+            # A broker silent for twice the heartbeat is taken as dead.
+            stats = caller.stats()[caller.default_cell]
+            link = caller.cell().driver().link  # type: ignore[attr-defined]
+            assert _wait(lambda: not link.ready.is_set(), 5), "heartbeat missed nothing"
         finally:
             node.resume()
-        # after the broker wakes up the driver works again (reconnecting if
-        # the heartbeat declared the connection dead meanwhile)
+        assert _wait(lambda: caller.stats()[caller.default_cell]["reconnects"] >= 1, 15), stats
         assert caller.call({}, topic, {"method": "add", "args": {"a": 2, "b": 3}},
                            timeout=15) == 5
     finally:
         caller.close()
         server_rpc.close()
+
+
+def _wait(predicate: Any, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

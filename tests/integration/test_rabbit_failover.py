@@ -1,0 +1,43 @@
+"""Failover across the hosts of a transport URL (machine's RabbitMQ; the
+first host is a closed port)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from oslo_config import cfg
+
+from rpccore import RPC
+
+
+class Adder:
+    def add(self, ctx: dict[str, Any], a: int, b: int) -> int:
+        return a + b
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_dead_first_host_is_skipped() -> None:
+    url = (f"rabbit://guest:guest@127.0.0.1:{_closed_port()},"
+           "guest:guest@127.0.0.1:5672/")
+    exchange = f"failover-{os.urandom(4).hex()}"
+    rpcs = []
+    try:
+        for _ in range(2):
+            rpc = RPC(cfg.ConfigOpts())
+            rpc.remove_cell(rpc.default_cell)
+            rpc.add_cell(rpc.default_cell, url, control_exchange=exchange)
+            rpcs.append(rpc)
+        server, client = rpcs
+        server.serve(server.make_destination("failover"), [Adder()]).start()
+        assert client.call({}, "failover", {"method": "add", "args": {"a": 1, "b": 2}},
+                           timeout=10) == 3
+    finally:
+        for rpc in rpcs:
+            rpc.close()
