@@ -23,6 +23,10 @@ HINTS: list[tuple[str, str]] = [
      "the server refused the credentials: check user and password in transport_url"),
     (r"[Aa]ddress already in use|EADDRINUSE",
      "the port is in use by another process: stop it or set another port (zmq_port)"),
+    (r"PRECONDITION_FAILED|inequivalent arg",
+     "a queue or exchange already exists with other settings (often amqp_durable_queues "
+     "changed, or another application uses the same control_exchange): use the same "
+     "settings everywhere, or delete the old one with rabbitmqctl"),
     (r"timed out|[Tt]imeout",
      "no answer in time: check that the host is reachable and that a firewall does not "
      "drop the port"),
