@@ -298,15 +298,18 @@ class ClientLoop(SocketLoop):
             out.settle(None)
 
     def _on_reply(self, peer: Peer, seq: int, body: bytes) -> None:
+        out = self._calls.pop(seq, None) or peer.unacked.pop(seq, None)
+        if out is not None and out.waited_for:
+            # the caller decodes it: this thread goes back to the sockets sooner
+            out.reply = body
+            out.settle(None)
+            return
         handler = self.on_reply
         if handler is not None:
             try:
                 handler(body)
             except Exception:
                 LOG.exception("cell %s: the reply handler failed", self.cell.name)
-        out = self._calls.pop(seq, None) or peer.unacked.pop(seq, None)
-        if out is not None:
-            out.settle(None)
 
     def _malformed(self, peer: Peer, why: str) -> None:
         self.cell.stats.incr("dropped_malformed")

@@ -171,6 +171,8 @@ class ZmqDriver(Driver):
                 if dest.host is None and isinstance(out.error, Undeliverable):
                     self._registry.forget(dest.topic)
                 raise out.error
+            if out.reply is not None and on_reply is not None:
+                on_reply(out.reply)
 
     def _directed(self, client: ClientLoop, host: str, kind: bytes, topic: bytes,
                   body: bytes, wait: bool, deadline: float) -> Outgoing:

@@ -20,7 +20,7 @@ class Outgoing:
     """
 
     __slots__ = ("kind", "topic", "host", "body", "candidates", "directed", "tried",
-                 "refusals", "why", "error", "sent_at", "deadline", "peer", "_waiter")
+                 "refusals", "why", "error", "sent_at", "deadline", "peer", "reply", "_waiter")
 
     def __init__(self, kind: bytes, topic: bytes, host: bytes, body: bytes,
                  candidates: list[str], directed: bool, wait: bool,
@@ -37,6 +37,8 @@ class Outgoing:
         self.error: Exception | None = None
         self.sent_at = 0.0
         self.deadline = deadline
+        #: a call's reply, handed to its caller, who passes it to the core
+        self.reply: bytes | None = None
         self.peer: Peer | None = None
         self._waiter: threading.Lock | None = None
         if wait:

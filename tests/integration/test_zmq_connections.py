@@ -1,0 +1,60 @@
+"""Client connections: one per peer host, reused, bounded by zmq_max_peers;
+closing never hangs, even with messages queued for a dead peer."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from rpccore_zmq import ZmqDriver
+from rpccore_zmq.testing import free_port, zmq_rpc
+
+HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+
+
+class Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def whoami(self, ctx: dict[str, Any]) -> str:
+        return self.name
+
+
+def test_one_reused_connection_per_host_within_the_limit() -> None:
+    port = free_port()
+    topic = "conn." + os.urandom(4).hex()
+    servers = [zmq_rpc(port, zmq_bind_address=host) for host in HOSTS]
+    client = zmq_rpc(port, zmq_max_peers=2)
+    try:
+        for rpc, host in zip(servers, HOSTS, strict=True):
+            rpc.serve(rpc.make_destination(topic, host=host), [Named(host)]).start()
+        driver = client.cell().driver()
+        assert isinstance(driver, ZmqDriver)
+        for _ in range(5):
+            for host in HOSTS[:2]:
+                dest = client.make_destination(topic, host=host)
+                assert client.call({}, dest, {"method": "whoami", "args": {}},
+                                   timeout=5) == host
+        assert driver._client is not None
+        assert sorted(driver._client.peers) == [f"tcp://{h}:{port}" for h in HOSTS[:2]]
+        # a third host: the least recently used idle connection makes room
+        for host in HOSTS:
+            dest = client.make_destination(topic, host=host)
+            assert client.call({}, dest, {"method": "whoami", "args": {}}, timeout=5) == host
+            assert len(driver._client.peers) <= 2
+    finally:
+        client.close()
+        for rpc in servers:
+            rpc.close()
+
+
+def test_close_never_hangs_with_messages_queued_for_a_dead_peer() -> None:
+    port = free_port()
+    client = zmq_rpc(port)
+    dest = client.make_destination("nobody", host="127.0.0.5")  # nothing listens
+    for i in range(100):
+        client.cast({}, dest, {"method": "m", "args": {"i": i, "pad": "x" * 1000}})
+    start = time.monotonic()
+    client.close()
+    assert time.monotonic() - start < 2
