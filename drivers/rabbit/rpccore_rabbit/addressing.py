@@ -19,9 +19,11 @@ what               routing key                  queue
 =================  ===========================  ===============================
 work (shared)      ``t.<topic>``                ``rpccore.<exchange>.t.<topic>``
 direct (host)      ``h.<topic>.<host>``         ``rpccore.<exchange>.h.<topic>.<host>``
-fanout             ``f.<topic>``                ``rpccore.<exchange>.f.<topic>.<uuid>`` (one per server)
-reply              (default exchange)           ``rpccore.reply.<uuid>`` (one per driver)
+fanout             ``f.<topic>``                ``rpccore.<exchange>.f.<topic>.<uuid>``
+reply              (default exchange)           ``rpccore.reply.<uuid>``
 =================  ===========================  ===============================
+
+Each server has a fanout queue of its own; each driver one reply queue.
 """
 
 from __future__ import annotations

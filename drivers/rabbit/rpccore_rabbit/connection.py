@@ -15,10 +15,7 @@ yet confirmed whose deadline has not passed (:mod:`.confirms`).
 
 from __future__ import annotations
 
-import collections
 import logging
-import os
-import select
 import ssl
 import threading
 import time
@@ -26,11 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 import amqp
-import kombu
+from kombu.connection import Connection as KombuConnection
 
 from rpccore.errors import TransportError
 from rpccore_rabbit import framing
 from rpccore_rabbit.confirms import ConfirmTracker, Publish, Waiter
+from rpccore_rabbit.mailbox import Mailbox
 from rpccore_rabbit.options import ConnectionParams
 
 LOG = logging.getLogger(__name__)
@@ -77,14 +75,12 @@ class Link:
         self.ready = threading.Event()
         self.last_error = "not connected yet"
         self.confirms = ConfirmTracker(params.max_unconfirmed, stats, name)
-        self._kombu: kombu.Connection | None = None
+        self._kombu: Any = None  # kombu.Connection
         self._amqp: Any = None
         self._reader: framing.FrameReader | None = None
-        self._commands: collections.deque[Any] = collections.deque()
+        self._mailbox = Mailbox()
+        self._commands = self._mailbox.items
         self._out: list[bytes] = []  # frames built by this thread, written in batches
-        self._sleeping = False
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
         self._closing = False
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -119,13 +115,7 @@ class Link:
 
     def submit(self, item: Publish | Task | tuple[Any, ...]) -> None:
         """Hand ``item`` to the I/O thread."""
-        self._commands.append(item)
-        if self._sleeping and not self._closing:
-            self._sleeping = False
-            try:
-                os.write(self._wake_w, b"x")
-            except OSError:
-                pass
+        self._mailbox.put(item)
 
     def publish(self, item: Publish, gate: bool) -> None:
         """Queue ``item``; with ``gate``, first take a permit of the
@@ -153,18 +143,12 @@ class Link:
     def close(self) -> None:
         """Close the connection and stop the thread; unfinished waiters fail."""
         self._closing = True
-        try:
-            os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        self._mailbox.close()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(10)
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            if not thread.is_alive():
+                self._mailbox.release()
 
     # -- I/O thread: connecting ----------------------------------------------
 
@@ -195,22 +179,14 @@ class Link:
         """Sleep ``seconds`` unless closing (work queued meanwhile waits)."""
         end = time.monotonic() + seconds
         while not self._closing and (left := end - time.monotonic()) > 0:
-            select.select([self._wake_r], [], [], left)
-            self._drain_wake()
-
-    def _drain_wake(self) -> None:
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except OSError:
-            pass
+            self._mailbox.wait(None, left)
 
     def _connect(self) -> bool:
         params = self.params
         host = params.hosts[self._host_index % len(params.hosts)]
         self._host_index += 1
         try:
-            conn = kombu.Connection(
+            conn = KombuConnection(  # type: ignore[no-untyped-call]
                 hostname=host.hostname, port=params.port_of(host),
                 userid=host.username if host.username is not None else "guest",
                 password=host.password if host.password is not None else "guest",
@@ -221,7 +197,7 @@ class Link:
             self._kombu = conn
             # One attempt: this loop does the retrying (kombu's connect()
             # would sleep 2 s and try once more).
-            conn.ensure_connection(max_retries=0)
+            conn.ensure_connection(max_retries=0)  # type: ignore[no-untyped-call]
             raw = self._amqp = conn.connection
             # Synchronous calls and writes give up on a silent broker.
             raw.transport.sock.settimeout(max(params.connect_timeout, 1.0))
@@ -305,16 +281,7 @@ class Link:
                     return
             if self._out:
                 self._flush()
-            self._sleeping = True
-            if commands:
-                self._sleeping = False
-                continue
-            wait = max(0.0, next_tick - time.monotonic())
-            readable, _, _ = select.select([sock, self._wake_r], [], [], wait)
-            self._sleeping = False
-            if self._wake_r in readable:
-                self._drain_wake()
-            if sock in readable:
+            if self._mailbox.wait(sock, max(0.0, next_tick - time.monotonic())):
                 self._read(sock)
             now = time.monotonic()
             if now >= next_tick:
