@@ -10,6 +10,7 @@ from typing import Any
 from oslo_config import cfg
 
 from rpccore import RPC
+from rpccore.errors import TransportError
 
 
 class Adder:
@@ -41,3 +42,21 @@ def test_a_dead_first_host_is_skipped() -> None:
     finally:
         for rpc in rpcs:
             rpc.close()
+
+
+def test_refused_credentials_are_reported_without_the_password() -> None:
+    rpc = RPC(cfg.ConfigOpts())
+    rpc.remove_cell(rpc.default_cell)
+    rpc.add_cell(rpc.default_cell, "rabbit://guest:not-the-pw@127.0.0.1:5672/")
+    try:
+        driver = rpc.cell().driver()
+        try:
+            driver.connect(timeout=1.5)
+        except TransportError as exc:
+            text = str(exc)
+        else:
+            raise AssertionError("connected with a wrong password")
+        assert "ACCESS_REFUSED" in text, text
+        assert "not-the-pw" not in text
+    finally:
+        rpc.close()
