@@ -4,11 +4,14 @@ hashed, and still reach exactly their own servers (machine's RabbitMQ)."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
+import pytest
 from oslo_config import cfg
 
 from rpccore import RPC
+from rpccore.errors import Undeliverable
 
 RABBIT_URL = os.environ.get("RPCCORE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 
@@ -48,3 +51,20 @@ def test_long_and_odd_names_reach_their_own_servers() -> None:
     finally:
         for rpc in rpcs:
             rpc.close()
+
+
+def test_casts_to_nobody_confirmed_raise_plain_ones_are_counted() -> None:
+    client = _rpc(f"nobody-{os.urandom(4).hex()}")
+    try:
+        with pytest.raises(Undeliverable):
+            client.cast({}, "nobody.here", {"method": "m", "args": {}}, confirm=True)
+        start = time.monotonic()
+        for _ in range(50):
+            client.cast({}, "nobody.here", {"method": "m", "args": {}})
+        assert time.monotonic() - start < 1.0, "plain casts must not wait for the broker"
+        end = time.monotonic() + 10
+        while client.stats()[client.default_cell]["returned"] < 50 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert client.stats()[client.default_cell]["returned"] == 50
+    finally:
+        client.close()
