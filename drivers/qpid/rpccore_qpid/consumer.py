@@ -1,17 +1,16 @@
-"""A server's subscription: its receivers and the thread that hands their
-messages to the server.
+"""A server's subscription: its receivers, and the requests they deliver.
 
-``on_message`` may block (the server's queue is full), so it never runs on
-the I/O thread: receivers push deliveries onto a local queue that a
-dispatch thread drains. The local queue stays small because every receiver
-only has ``prefetch`` unacknowledged messages at a time; credit is given
-back one message per :meth:`QpidIncoming.ack`.
+Requests are handed to the server's ``on_message`` on the I/O thread: the
+core promises it returns at once (the driver leaves
+``Driver.on_message_may_block`` False). What a slow server holds is bounded
+by link credit instead: every receiver has at most ``prefetch``
+unacknowledged messages, and credit is given back one message per
+:meth:`QpidIncoming.ack`, that is once the server has run the request.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -69,25 +68,21 @@ class QpidIncoming(Incoming):
         link.loop.submit(lambda: link.io_settle(dlv, generation, outcome))
 
     @property
-    def stale(self) -> bool:
-        """Delivered on a connection that has since gone (the broker redelivers)."""
-        return self._generation != self._link.loop.generation
+    def generation(self) -> int:
+        """The connection it came on (see :attr:`IoLoop.generation`)."""
+        return self._generation
 
 
 class QpidSubscription(Subscription):
-    """The receivers of one server and their dispatch thread."""
+    """The receivers of one server."""
 
-    def __init__(self, loop: IoLoop, name: str, on_message: Callable[[Incoming], None],
+    def __init__(self, loop: IoLoop, on_message: Callable[[Incoming], None],
                  reply: Callable[[str, bytes], None]) -> None:
         self._loop = loop
         self._on_message = on_message
         self._reply = reply
-        self._queue: queue.SimpleQueue[QpidIncoming | None] = queue.SimpleQueue()
         self._closed = False
         self.links: list[IncomingLink] = []
-        self._thread = threading.Thread(target=self._dispatch, daemon=True,
-                                        name=f"rpccore-qpid-{name}")
-        self._thread.start()
 
     def add(self, address: str, credit: int, *, temporary: bool = False) -> IncomingLink:
         """A receiver of ``address`` feeding this subscription (attached by the caller)."""
@@ -103,29 +98,25 @@ class QpidSubscription(Subscription):
             body = body.encode("utf-8")
         elif not isinstance(body, bytes):
             body = b""  # not ours: the envelope decoder drops it and counts it
-        self._queue.put(QpidIncoming(body, self._reply, link, dlv, self._loop.generation,
-                                     message.reply_to))
-
-    def _dispatch(self) -> None:
-        while True:
-            incoming = self._queue.get()
-            if incoming is None:
-                return
-            if incoming.stale:
-                continue
-            if self._closed:
-                incoming.release()
-                continue
-            try:
-                self._on_message(incoming)
-            except Exception:
-                LOG.exception("delivering a message to its server failed")
-                incoming.release()
+        incoming = QpidIncoming(body, self._reply, link, dlv, self._loop.generation,
+                                message.reply_to)
+        try:
+            self._on_message(incoming)
+        except Exception:
+            LOG.exception("delivering a message to its server failed")
+            link.io_settle(dlv, incoming.generation, Delivery.RELEASED)
 
     def close(self) -> None:
+        """Detach the receivers; returns once no more messages are delivered.
+
+        Requests already delivered keep their session until acknowledged, so
+        the broker does not hand them to another server meanwhile.
+        """
         if self._closed:
             return
         self._closed = True
+        if self._loop.state == "closed":
+            return
         done = threading.Event()
 
         def io_close() -> None:
@@ -133,9 +124,6 @@ class QpidSubscription(Subscription):
                 link.io_close()
             done.set()
 
-        self._queue.put(None)
-        if self._loop.state == "closed":
-            return
         self._loop.submit(io_close)
         if not done.wait(5.0):
             LOG.warning("closing the receivers of a subscription took more than 5 s")

@@ -75,6 +75,8 @@ class QpidDriver(Driver):
         self._reply_to = addressing.existing_address(self._reply_queue)
         self._reply_link: IncomingLink | None = None
         self._on_reply: ReplyHandler | None = None
+        # addresses whose sender is open: written by the I/O thread only
+        self._ready: set[str] = set()
         # I/O thread only
         self._senders: dict[str, OutgoingLink] = {}
         self._reply_senders: collections.OrderedDict[str, OutgoingLink] = \
@@ -127,7 +129,9 @@ class QpidDriver(Driver):
             message.reply_to = self._reply_to
             # a request nobody took before its caller gave up expires in the queue
             message.ttl = max(0.001, deadline - time.monotonic())
-        wait = on_reply is not None or confirm
+        # A call waits for its message to be written only while its sender
+        # is not known to be open: that is when the broker may refuse it.
+        wait = confirm or (on_reply is not None and address not in self._ready)
         if not self._window.acquire(timeout=max(0.0, deadline - time.monotonic())):
             raise TransportError(f"cell {self.cell.name}: {self.cell.options.max_unsettled} "
                                  "messages still unacknowledged by the broker at the deadline")
@@ -150,7 +154,8 @@ class QpidDriver(Driver):
     def _io_send(self, loop: IoLoop, address: str, item: Outgoing) -> None:
         link = self._senders.get(address)
         if link is None:
-            link = self._senders[address] = OutgoingLink(loop, address, self._io_forget)
+            link = self._senders[address] = OutgoingLink(loop, address, self._io_forget,
+                                                         self._ready)
             loop.owners.add(link)
         link.io_submit(item)
 
@@ -222,8 +227,11 @@ class QpidDriver(Driver):
         deadline = time.monotonic() + self.cell.options.rpc_response_timeout
         loop = self._io()
         loop.wait_connected(deadline)
-        credit = self.cell.options.prefetch
-        sub = QpidSubscription(loop, dest.topic, on_message, self._send_reply)
+        # what the server holds unacknowledged stays within its queue size
+        links = 3 if dest.host is not None else 2
+        credit = max(1, min(self.cell.options.prefetch,
+                            self.cell.options.server_queue_size // links))
+        sub = QpidSubscription(loop, on_message, self._send_reply)
         ns, topic = self._namespace, dest.topic
         sub.add(addressing.declaring_address(addressing.work_queue(ns, topic)), credit)
         if dest.host is not None:

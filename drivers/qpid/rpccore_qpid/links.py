@@ -112,15 +112,30 @@ class OutgoingLink(LinkOwner):
     """
 
     def __init__(self, loop: IoLoop, address: str,
-                 on_gone: Callable[[OutgoingLink], None]) -> None:
+                 on_gone: Callable[[OutgoingLink], None], ready: set[str]) -> None:
         self.loop = loop
         self.address = address
         self.on_gone = on_gone
+        self.ready = ready
         self.link: Link | None = None
         self.session: Session | None = None
-        self.state = "idle"           # idle, probing, attaching, open, gone
+        self._state = "idle"
         self.pending: collections.deque[Outgoing] = collections.deque()
         self.unsettled: dict[int, Outgoing] = {}
+
+    @property
+    def state(self) -> str:
+        """idle, probing, attaching, open or gone; ``ready`` holds the
+        addresses whose link is open (read by other threads)."""
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self._state = value
+        if value == "open":
+            self.ready.add(self.address)
+        else:
+            self.ready.discard(self.address)
 
     @property
     def busy(self) -> bool:
