@@ -40,4 +40,4 @@ class TestZmqConformance(DriverConformance):
         if host is not None:
             options.setdefault("zmq_bind_address", host)
         return zmq_rpc(PORT, cell=self._cell, matchmaker="redis", matchmaker_url=REDIS_URL,
-                       zmq_receipt_timeout=1.0, **options)
+                       **options)
