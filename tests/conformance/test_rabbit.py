@@ -1,12 +1,16 @@
 """The driver conformance suite on the rabbit driver, against the machine's
 RabbitMQ (127.0.0.1:5672, guest/guest). Each test gets its own
-control_exchange, so runs never clash; a missing broker fails every test."""
+control_exchange, deleted afterwards, so runs never clash; a missing broker
+fails every test."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
+import amqp
+import pytest
 from oslo_config import cfg
 
 from rpccore import RPC
@@ -24,3 +28,22 @@ class TestRabbitConformance(BrokerDriverConformance):
         options.setdefault("control_exchange", self._exchange)
         rpc.add_cell(rpc.default_cell, RABBIT_URL, **options)
         return rpc
+
+    @pytest.fixture(autouse=True)
+    def _delete_exchange(self) -> Iterator[None]:
+        yield
+        exchange = getattr(self, "_exchange", None)
+        if exchange is None:
+            return
+        rpc = RPC(cfg.ConfigOpts())
+        rpc.add_cell("cleanup", RABBIT_URL)
+        host = rpc.cell("cleanup").url.hosts[0]
+        rpc.close()
+        conn = amqp.Connection(f"{host.hostname}:{host.port or 5672}",
+                               userid=host.username or "guest",
+                               password=host.password or "guest")
+        conn.connect()
+        try:
+            conn.channel().exchange_delete(exchange)
+        finally:
+            conn.close()
