@@ -20,7 +20,7 @@ from oslo_config import cfg
 
 from private_rabbit import PrivateRabbit
 from rpccore import RPC
-from rpccore.errors import RPCError
+from rpccore.errors import RPCError, Undeliverable
 
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 
@@ -164,6 +164,34 @@ def test_heartbeats_notice_a_hung_broker(node: PrivateRabbit) -> None:
     finally:
         client.close()
         server_rpc.close()
+
+
+def test_virtual_hosts_separate_cells(node: PrivateRabbit) -> None:
+    """``qpid://.../VHOST`` selects a RabbitMQ virtual host (``vhost:VHOST``
+    in the open frame); servers in one are not reachable from another."""
+    vhost = f"vh-{os.urandom(3).hex()}"
+    _ctl(node, "add_vhost", vhost)
+    _ctl(node, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    namespace = f"vhost-{os.urandom(4).hex()}"
+
+    def in_vhost(name: str) -> RPC:
+        rpc = RPC(cfg.ConfigOpts())
+        rpc.remove_cell(rpc.default_cell)
+        rpc.add_cell(rpc.default_cell, node.url("qpid", vhost=name), control_exchange=namespace)
+        return rpc
+
+    server, client, stranger = in_vhost(vhost), in_vhost(vhost), in_vhost("")
+    try:
+        server.serve("vh", [Counter()]).start()
+        assert client.call({}, "vh", {"method": "add", "args": {"a": 5, "b": 5}},
+                           timeout=5) == 10
+        with pytest.raises(Undeliverable):
+            stranger.call({}, "vh", {"method": "add", "args": {"a": 5, "b": 5}}, timeout=5)
+        assert any(line.startswith("rpccore-qpid.w.")
+                   for line in _ctl(node, "list_queues", "-p", vhost, "name").split())
+    finally:
+        for rpc in (stranger, client, server):
+            rpc.close()
 
 
 def test_reply_and_fanout_queues_do_not_pile_up(node: PrivateRabbit) -> None:
