@@ -106,3 +106,19 @@ def test_closed_driver_refuses_to_send() -> None:
     with pytest.raises(rpccore.TransportError):
         driver.send(rpc.make_destination("t", host="127.0.0.1"), b"{}")
     rpc.close()
+
+
+def test_local_host_is_where_this_process_is_reached() -> None:
+    for options, expected in (({"zmq_bind_address": "127.0.0.3"}, "127.0.0.3"),
+                              ({"zmq_host": "10.9.8.7", "zmq_bind_address": "127.0.0.3"},
+                               "10.9.8.7")):
+        rpc = zmq_rpc(9501, **options)
+        try:
+            assert rpc.cell().driver().local_host() == expected
+        finally:
+            rpc.close()
+    rpc = zmq_rpc(9501)  # binds '*': this machine's (resolvable) name
+    try:
+        assert rpc.cell().driver().local_host()
+    finally:
+        rpc.close()

@@ -21,6 +21,7 @@ import zmq
 from rpccore.errors import TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
+from rpccore_zmq.curve import curve_keys, secure_client
 from rpccore_zmq.loop import LockedSocket, SocketLoop
 from rpccore_zmq.peer import Outgoing, Peer
 
@@ -67,6 +68,7 @@ class ClientLoop(SocketLoop):
         self._losses: dict[str, tuple[int, str]] = {}
         self._losses_lock = threading.Lock()
         self._seq = itertools.count(1)
+        self.curve = curve_keys(cell)
         #: calls a server has taken, waiting for their reply, by sequence number
         self._calls: dict[int, Outgoing] = {}
 
@@ -232,6 +234,8 @@ class ClientLoop(SocketLoop):
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self.heartbeat_ms * 3)
         if peer.endpoint.startswith("tcp://["):
             sock.setsockopt(zmq.IPV6, 1)
+        if self.curve is not None:
+            secure_client(sock, self.curve)
         sock.connect(peer.endpoint)
         with peer.lock:
             peer.conn = LockedSocket(sock)

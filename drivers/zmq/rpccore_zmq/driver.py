@@ -83,6 +83,7 @@ class ZmqDriver(Driver):
         self._registry = Registry(cell)
         self._turn = itertools.count()
         self._closed = False
+        self._host_name: str | None = None
 
     @classmethod
     def options(cls) -> list[cfg.Opt]:
@@ -199,13 +200,24 @@ class ZmqDriver(Driver):
 
     # -- serving --------------------------------------------------------------
 
-    def _default_host(self) -> str:
+    def local_host(self) -> str:
+        """The host string this process's servers are reached under: option
+        ``zmq_host``, else ``zmq_bind_address`` when it is one address, else
+        this machine's host name (``127.0.0.1`` if that does not resolve).
+        Servers that name no host register it with the matchmaker."""
         options = self.cell.options
         if options.zmq_host:
             return str(options.zmq_host)
         if options.zmq_bind_address not in _ANY_ADDRESS:
             return str(options.zmq_bind_address)
-        return socket.gethostname()
+        if self._host_name is None:
+            name = socket.gethostname()
+            try:
+                socket.getaddrinfo(name, None)
+            except OSError:
+                name = "127.0.0.1"
+            self._host_name = name
+        return self._host_name
 
     def subscribe(self, dest: Destination,
                   on_message: Callable[[Incoming], None]) -> Subscription:
@@ -218,7 +230,7 @@ class ZmqDriver(Driver):
         :raises ConfigError: the matchmaker is not installed.
         """
         self._check_open()
-        host = dest.host if dest.host is not None else self._default_host()
+        host = dest.host if dest.host is not None else self.local_host()
         self._registry.matchmaker()
         sub = ZmqSubscription(self.cell, dest, host, on_message)
         give_up = time.monotonic() + BIND_PATIENCE

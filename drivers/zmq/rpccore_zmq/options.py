@@ -37,4 +37,17 @@ OPTIONS: list[cfg.Opt] = [
     cfg.IntOpt("zmq_send_queue", default=10000, min=1,
                help="Messages queued per peer connection (ZMQ high-water mark); a "
                     "send beyond it fails over or raises TransportError."),
+    cfg.StrOpt("zmq_curve_server_public_key",
+               help="CURVE public key (Z85, 40 characters) of this cell's servers. Set: "
+                    "every connection of the cell is encrypted, and clients accept only "
+                    "servers holding the matching secret key."),
+    cfg.StrOpt("zmq_curve_server_secret_key", secret=True,
+               help="CURVE secret key of this cell's servers; needed by processes that "
+                    "serve."),
+    cfg.StrOpt("zmq_curve_client_secret_key", secret=True,
+               help="This process's CURVE client secret key. Unset: a fresh key pair "
+                    "per driver (enough when zmq_curve_allowed_clients is empty)."),
+    cfg.ListOpt("zmq_curve_allowed_clients", default=[],
+                help="CURVE public keys of the clients servers accept. Empty: any "
+                     "client that knows the server public key."),
 ]

@@ -28,9 +28,10 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 from rpccore.driver import Incoming
-from rpccore.errors import TransportError
+from rpccore.errors import ConfigError, TransportError
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
+from rpccore_zmq.curve import curve_keys, secure_server
 from rpccore_zmq.loop import LockedSocket, LoopStopped, SocketLoop
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ class ServerLoop(SocketLoop):
         self.heartbeat_ms = int(options.zmq_heartbeat_interval * 1000)
         self.drain_limit: float = options.rpc_response_timeout
         self.conn: LockedSocket | None = None
+        self.curve = curve_keys(cell)
+        self._authenticator: Any = None
         self._monitor: zmq.Socket[Any] | None = None
         self._by_topic: dict[str, list[ZmqSubscription]] = {}
         self._by_host: dict[tuple[str, str], list[ZmqSubscription]] = {}
@@ -155,7 +158,7 @@ class ServerLoop(SocketLoop):
         if self.conn is None:
             try:
                 self._bind()
-            except BindError:
+            except (BindError, ConfigError):
                 if not self._by_topic:
                     self._finish()
                 raise
@@ -186,11 +189,16 @@ class ServerLoop(SocketLoop):
         if "[" in self.endpoint or "*" in self.endpoint:
             sock.setsockopt(zmq.IPV6, 1 if "[" in self.endpoint else 0)
         try:
+            if self.curve is not None:
+                self._authenticator = secure_server(sock, self.curve, self.cell)
             sock.bind(self.endpoint)
-        except zmq.ZMQError as exc:
+        except BaseException as exc:
+            self._stop_authenticator()
             sock.close(linger=0)
-            raise BindError(f"cell {self.cell.name}: cannot bind {self.endpoint}: {exc}",
-                            exc.errno or 0) from None
+            if isinstance(exc, zmq.ZMQError):
+                raise BindError(f"cell {self.cell.name}: cannot bind {self.endpoint}: {exc}",
+                                exc.errno or 0) from None
+            raise
         self.conn = LockedSocket(sock)
         self.watch(self.conn.fd, self._on_readable)
         self.mark_hot(self._on_readable)
@@ -235,6 +243,15 @@ class ServerLoop(SocketLoop):
         if self._monitor is not None:
             self._monitor.close(linger=0)
             self._monitor = None
+        self._stop_authenticator()
+
+    def _stop_authenticator(self) -> None:
+        if self._authenticator is not None:
+            try:
+                self._authenticator.stop()
+            except Exception:
+                LOG.exception("cell %s: stopping the CURVE authenticator failed", self.cell.name)
+            self._authenticator = None
 
     # -- loop thread: traffic ------------------------------------------------
 
