@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from proton import Condition, Connection, Handler
+from proton import Condition, Connection, Handler, Message
 from proton.handlers import MessagingHandler
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
@@ -96,6 +96,8 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
         self._failures = 0
         self._generation = 0
         self.owners: set[LinkOwner] = set()
+        #: scratch message the senders fill and encode, one at a time
+        self.message = Message()
 
     # -- thread-safe API ------------------------------------------------------
 

@@ -53,6 +53,7 @@ _RATELOG = RateLimitedLog(LOG)
 #: Reply senders kept open (one per calling driver instance seen recently).
 _REPLY_SENDERS = 128
 _REPLY_CREDIT = 500
+_ADDRESS_CACHE = 4096
 
 
 def _nothing() -> None:
@@ -77,6 +78,7 @@ class QpidDriver(Driver):
         self._on_reply: ReplyHandler | None = None
         # addresses whose sender is open: written by the I/O thread only
         self._ready: set[str] = set()
+        self._addresses: dict[Destination, str] = {}
         # I/O thread only
         self._senders: dict[str, OutgoingLink] = {}
         self._reply_senders: collections.OrderedDict[str, OutgoingLink] = \
@@ -114,6 +116,33 @@ class QpidDriver(Driver):
         deadline = self._deadline(deadline)
         loop = self._io()
         loop.wait_connected(deadline)
+        address = self._addresses.get(dest)
+        if address is None:
+            address = self._address_of(dest)
+        if on_reply is not None:
+            self._ensure_reply_link(loop, on_reply, deadline)
+        # A call waits for its message to be written only while its sender
+        # is not known to be open: that is when the broker may refuse it.
+        wait = confirm or (on_reply is not None and address not in self._ready)
+        if not self._window.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise TransportError(f"cell {self.cell.name}: {self.cell.options.max_unsettled} "
+                                 "messages still unacknowledged by the broker at the deadline")
+        future: Future[None] | None = Future() if wait else None
+        # a request nobody took before its caller gave up expires in the queue
+        item = Outgoing(bytes(body), deadline, future, confirm, self._window.release,
+                        self._returned, reply_to=self._reply_to if on_reply else None,
+                        expires=on_reply is not None)
+        loop.submit(lambda: self._io_send(loop, address, item))
+        if future is None:
+            return
+        try:
+            future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            raise TransportError(f"cell {self.cell.name}: {dest} could not be sent "
+                                 "before the deadline") from None
+
+    def _address_of(self, dest: Destination) -> str:
+        """Where messages to ``dest`` go (cached: encoding costs more than a look-up)."""
         if dest.fanout:
             address = addressing.exchange_address(
                 addressing.fanout_key(self._namespace, dest.topic))
@@ -123,29 +152,10 @@ class QpidDriver(Driver):
         else:
             address = addressing.existing_address(
                 addressing.work_queue(self._namespace, dest.topic))
-        message = Message(body=bytes(body))
-        if on_reply is not None:
-            self._ensure_reply_link(loop, on_reply, deadline)
-            message.reply_to = self._reply_to
-            # a request nobody took before its caller gave up expires in the queue
-            message.ttl = max(0.001, deadline - time.monotonic())
-        # A call waits for its message to be written only while its sender
-        # is not known to be open: that is when the broker may refuse it.
-        wait = confirm or (on_reply is not None and address not in self._ready)
-        if not self._window.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise TransportError(f"cell {self.cell.name}: {self.cell.options.max_unsettled} "
-                                 "messages still unacknowledged by the broker at the deadline")
-        future: Future[None] | None = Future() if wait else None
-        item = Outgoing(message, deadline, future, confirm, self._window.release,
-                        self._returned)
-        loop.submit(lambda: self._io_send(loop, address, item))
-        if future is None:
-            return
-        try:
-            future.result(timeout=max(0.0, deadline - time.monotonic()))
-        except FutureTimeout:
-            raise TransportError(f"cell {self.cell.name}: {dest} could not be sent "
-                                 "before the deadline") from None
+        if len(self._addresses) >= _ADDRESS_CACHE:
+            self._addresses.clear()
+        self._addresses[dest] = address
+        return address
 
     def _returned(self, why: str) -> None:
         self.cell.stats.incr("returned")
@@ -201,9 +211,8 @@ class QpidDriver(Driver):
         loop = self._loop
         if loop is None or loop.state == "closed":
             return
-        message = Message(body=body)
         deadline = time.monotonic() + self.cell.options.rpc_response_timeout
-        item = Outgoing(message, deadline, None, False, _nothing, self._late)
+        item = Outgoing(body, deadline, None, False, _nothing, self._late)
         loop.submit(lambda: self._io_reply_send(loop, address, item))
 
     def _late(self, why: str) -> None:

@@ -67,12 +67,16 @@ class Outgoing:
     otherwise. ``release`` is called exactly once when the message is done.
     """
 
-    __slots__ = ("message", "deadline", "future", "settle", "release", "returned", "done")
+    __slots__ = ("body", "reply_to", "expires", "deadline", "future", "settle", "release",
+                 "returned", "done")
 
-    def __init__(self, message: Message, deadline: float | None, future: Future[None] | None,
+    def __init__(self, body: bytes, deadline: float | None, future: Future[None] | None,
                  settle: bool, release: Callable[[], None],
-                 returned: Callable[[str], None]) -> None:
-        self.message = message
+                 returned: Callable[[str], None], *, reply_to: str | None = None,
+                 expires: bool = False) -> None:
+        self.body = body
+        self.reply_to = reply_to
+        self.expires = expires      # the broker may drop it once the deadline passed
         self.deadline = deadline
         self.future = future
         self.settle = settle
@@ -205,16 +209,20 @@ class OutgoingLink(LinkOwner):
         link = self.link
         assert link is not None
         pending = self.pending
-        now = None
+        message = self.loop.message  # one Message, reused: encoded by send()
+        now = time.monotonic()
         while pending and link.credit > 0:
             item = pending.popleft()
-            if item.deadline is not None:
-                if now is None:
-                    now = time.monotonic()
-                if item.deadline < now:
-                    item.finish(TransportError(f"not sent to {self.address} before its deadline"))
-                    continue
-            dlv = link.send(item.message)
+            if item.deadline is not None and item.deadline < now:
+                item.finish(TransportError(f"not sent to {self.address} before its deadline"))
+                continue
+            message.clear()
+            message.body = item.body
+            if item.reply_to is not None:
+                message.reply_to = item.reply_to
+            if item.expires and item.deadline is not None:
+                message.ttl = max(0.001, item.deadline - now)
+            dlv = link.send(message)
             dlv.rpccore_item = item
             self.unsettled[id(item)] = item
             item.written()
