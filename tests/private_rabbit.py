@@ -63,6 +63,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped by a signal (or gone)."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    for tid in threads:  # every thread of it: a stop reaches each separately
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("T", "t", "Z", "X"):
+            return False
+    return True
+
+
 class PrivateRabbit:
     """One private RabbitMQ node; see the module docstring.
 
@@ -235,8 +252,14 @@ class PrivateRabbit:
             time.sleep(0.05)
 
     def pause(self) -> None:
-        """SIGSTOP the broker: it keeps its sockets open but answers nothing."""
-        self._signal(self._broker_pids(), signal.SIGSTOP)
+        """SIGSTOP the broker: it keeps its sockets open but answers nothing.
+        Returns once every broker process is stopped (a signal takes effect
+        asynchronously: the broker could otherwise answer one more request)."""
+        pids = self._broker_pids()
+        self._signal(pids, signal.SIGSTOP)
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not all(_stopped(pid) for pid in pids):
+            time.sleep(0.005)
 
     def resume(self) -> None:
         """SIGCONT after :meth:`pause`."""
