@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+import amqp
 
 from rpccore.destination import Destination
 from rpccore.driver import Incoming, ReplyHandler, Subscription
@@ -141,7 +144,7 @@ class RabbitSubscription(Subscription):
                 link.cancel(tag)
 
         try:
-            link.run(cancel, _deadline(5.0), "cancelling consumers")
+            link.run(cancel, time.monotonic() + 5.0, "cancelling consumers")
         except Exception as exc:
             LOG.info("rabbit: cancelling the consumers of %s: %s", self.dest, exc)
 
@@ -170,8 +173,6 @@ class SubscriptionRegistry:
         self.link.submit(Task(lambda link: self._activate_one(link, sub), None))
 
     def _activate_one(self, link: Link, sub: RabbitSubscription) -> None:
-        import amqp
-
         try:
             sub.activate(link)
         except amqp.exceptions.ChannelError as exc:
@@ -225,9 +226,3 @@ class ReplyQueue:
             handler(body.encode("utf-8") if isinstance(body, str) else body)
 
         link.consume(self.name, deliver, no_ack=True)
-
-
-def _deadline(seconds: float) -> float:
-    import time
-
-    return time.monotonic() + seconds
