@@ -209,7 +209,7 @@ class OsloMessaging:
             self.conf([], project="bench")
             OsloMessaging._parsed = True
         self.transport = oslo_messaging.get_rpc_transport(self.conf, url=self.url)
-        topic = f"bench-oslo-{uuid.uuid4().hex}"
+        topic = self.topic = f"bench-oslo-{uuid.uuid4().hex}"
         target = oslo_messaging.Target(topic=topic, server="s1")
         self.counter = Counter()
         self.server = oslo_messaging.get_rpc_server(
@@ -242,6 +242,13 @@ class OsloMessaging:
         self.server.stop()
         self.server.wait()
         self.transport.cleanup()
+        # oslo.messaging leaves its topic queues behind: remove this run's.
+        import kombu
+
+        with kombu.Connection(self.url.replace("rabbit://", "amqp://", 1)) as conn:
+            channel = conn.channel()
+            for name in (self.topic, f"{self.topic}.s1"):
+                channel.queue_delete(name)
 
 
 def _percentile(values: list[float], q: float) -> float:
