@@ -48,6 +48,19 @@ def _rpc(node: PrivateRabbit, namespace: str, **options: Any) -> RPC:
     return rpc
 
 
+def _eventually(attempt: Any, within: float = 10.0) -> bool:
+    """Whether ``attempt()`` returns True (not raising RPCError) within ``within`` s."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            if attempt():
+                return True
+        except RPCError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 class Counter:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -71,6 +84,7 @@ def test_server_and_client_survive_a_broker_crash(node: PrivateRabbit) -> None:
         assert client.call({}, "crash", {"method": "add", "args": {"a": 1, "b": 1}},
                            timeout=5) == 2
         outcomes: list[tuple[float, str]] = []
+        slow: list[str] = []
         stop = threading.Event()
 
         def keep_calling() -> None:
@@ -84,8 +98,9 @@ def test_server_and_client_survive_a_broker_crash(node: PrivateRabbit) -> None:
                     outcomes.append((time.monotonic(), "ok" if ok else "wrong"))
                 except RPCError as exc:
                     took = time.monotonic() - start
-                    assert took < 3.5, f"{type(exc).__name__} took {took:.1f} s"
                     outcomes.append((time.monotonic(), type(exc).__name__))
+                    if took > 4.5:  # timeout 2 s, plus slack for a loaded machine
+                        slow.append(f"{type(exc).__name__} after {took:.1f} s")
                     time.sleep(0.05)
 
         caller = threading.Thread(target=keep_calling)
@@ -105,20 +120,28 @@ def test_server_and_client_survive_a_broker_crash(node: PrivateRabbit) -> None:
         caller.join(10)
         after = [what for t, what in outcomes if t > ready]
         assert "ok" in after, outcomes[-20:]
+        assert not slow, slow
         assert "wrong" not in (what for _, what in outcomes)
         during = {what for t, what in outcomes if killed < t < ready}
         assert during <= {"TransportError", "Timeout", "Undeliverable"}, during
         assert server_rpc.cell().stats.get("reconnects") >= 1
         assert client.cell().stats.get("reconnects") >= 1
-        # every route of the server works again: direct and fanout too
-        assert client.call({}, client.make_destination("crash", host="h1"),
-                           {"method": "add", "args": {"a": 3, "b": 4}}, timeout=5) == 7
-        client.cast({}, client.make_destination("crash", fanout=True),
-                    {"method": "note", "args": {"value": -1}})
-        end = time.monotonic() + 5
-        while -1 not in counter.notes and time.monotonic() < end:
-            time.sleep(0.02)
-        assert -1 in counter.notes
+        # every route of the server works again: direct and fanout too (the
+        # server re-attaches its links one by one: allow it a moment)
+        direct = client.make_destination("crash", host="h1")
+        assert _eventually(lambda: client.call({}, direct, {"method": "add",
+                                                            "args": {"a": 3, "b": 4}},
+                                               timeout=2) == 7)
+        fanout = client.make_destination("crash", fanout=True)
+
+        def fanout_arrives() -> bool:
+            client.cast({}, fanout, {"method": "note", "args": {"value": -1}})
+            end = time.monotonic() + 1
+            while -1 not in counter.notes and time.monotonic() < end:
+                time.sleep(0.02)
+            return -1 in counter.notes
+
+        assert _eventually(fanout_arrives)
     finally:
         client.close()
         server_rpc.close()

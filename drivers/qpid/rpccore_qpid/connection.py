@@ -232,7 +232,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
                 transport.close_head()
 
     def on_connection_opened(self, event: ProtonEvent) -> None:
-        if event.connection != self.conn:
+        if event.connection != self.conn or self.state == "closed":
             return
         self._generation += 1
         again = self._ever_connected
