@@ -5,7 +5,8 @@ Where things live:
 - :mod:`rpccore_zmq.protocol`: frames on the wire, host strings;
 - :mod:`rpccore_zmq.client`: connections to peers, receipts, failover;
 - :mod:`rpccore_zmq.peer`: what is kept per request and per connection;
-- :mod:`rpccore_zmq.server`: the bound socket and its subscriptions;
+- :mod:`rpccore_zmq.server`: the bound socket, demultiplexing;
+- :mod:`rpccore_zmq.subscription`: a server's subscription and its messages;
 - :mod:`rpccore_zmq.registry`: the matchmaker (registration, look-ups);
 - :mod:`rpccore_zmq.loop`: the I/O threads that own the sockets.
 """
@@ -34,7 +35,8 @@ from rpccore_zmq.peer import Outgoing
 from rpccore_zmq.options import OPTIONS
 from rpccore_zmq.registry import Registry
 from rpccore_zmq.loop import LoopStopped
-from rpccore_zmq.server import BindError, ServerLoop, ZmqSubscription, listener_for
+from rpccore_zmq.server import BindError, ServerLoop, listener_for
+from rpccore_zmq.subscription import ZmqSubscription
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell

@@ -21,22 +21,20 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import zmq
 from zmq.utils.monitor import parse_monitor_message
 
-from rpccore.driver import Incoming
 from rpccore.errors import ConfigError, TransportError
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
 from rpccore_zmq.curve import curve_keys, secure_server
 from rpccore_zmq.loop import LockedSocket, LoopStopped, SocketLoop
+from rpccore_zmq.subscription import ZmqIncoming, ZmqSubscription
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
-    from rpccore.destination import Destination
 
 LOG = logging.getLogger(__name__)
 _RATELOG = RateLimitedLog(LOG)
@@ -55,49 +53,6 @@ class BindError(TransportError):
     def __init__(self, message: str, errno_value: int) -> None:
         super().__init__(message)
         self.errno = errno_value
-
-
-class ZmqIncoming(Incoming):
-    """A request delivered to one subscription."""
-
-    __slots__ = ("body", "_identity", "_seq", "_server", "_call", "_acked")
-
-    def __init__(self, body: bytes, identity: bytes, seq: int, server: ServerLoop,
-                 call: bool) -> None:
-        self.body = body
-        self._identity = identity
-        self._seq = seq
-        self._server = server
-        self._call = call
-        self._acked = False
-
-    @property
-    def can_reply(self) -> bool:
-        return self._call
-
-    def reply(self, body: bytes) -> None:
-        """Queue the reply on the connection the request came in on; a caller
-        that has gone away is ignored (libzmq drops it)."""
-        if self._call:
-            self._server.send_reply(self._identity, self._seq, body)
-
-    def ack(self) -> None:
-        if not self._acked:
-            self._acked = True
-            self._server.done()
-
-
-class ZmqSubscription:
-    """One server's consumers: its topic, its (topic, host) and fanout."""
-
-    def __init__(self, cell: Cell, dest: Destination, host: str,
-                 on_message: Callable[[Incoming], None]) -> None:
-        self.cell = cell
-        self.dest = dest
-        self.topic = dest.topic
-        self.host = host
-        self.on_message = on_message
-        self.closed = False
 
 
 class ServerLoop(SocketLoop):
