@@ -2,6 +2,8 @@
 
     python benchmarks/run.py [--quick] [--drivers memory,rabbit,qpid,zmq]
                              [--out benchmarks/results] [--repeats 3] [--no-scale]
+    python benchmarks/run.py --profile zmq:xproc-calls    # where the time goes
+    python benchmarks/run.py --redraw benchmarks/results/latest.json
 
 For each driver and scenario, rpccore (through its public API) and its peers
 (oslo.messaging, raw kombu, raw pyzmq, raw proton, or a bare queue and
@@ -9,7 +11,8 @@ thread) run interleaved; the medians of the repeats are printed as a table
 with every figure as a ratio to its peer, and written as JSON, Markdown and a
 PNG chart. ``--quick`` runs only the guarded scenarios (under two minutes)
 and exits non-zero when a figure falls below half its target, or when a
-scenario fails. Importable: ``main(argv) -> exit code``.
+scenario fails. Importable: ``main(argv) -> exit code``. See
+docs/performance.rst.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats (>= 3)")
     parser.add_argument("--no-scale", action="store_true", help="skip the scale scenarios")
     parser.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
+    parser.add_argument("--profile", metavar="DRIVER:SCENARIO",
+                        help="only profile rpccore in one scenario (e.g. zmq:calls) with py-spy")
     parser.add_argument("--redraw", type=Path, metavar="JSON",
                         help="only redraw the chart and tables of a results file")
     args = parser.parse_args(argv)
@@ -83,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.redraw:
         return redraw(args.redraw)
+    if args.profile:
+        from benchmarks.suite.profiling import profile
+        driver, _, key = args.profile.partition(":")
+        print(f"profile of rpccore, {driver} driver, scenario {key}:")
+        print(profile(driver, key or "calls"))
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     raise_fd_limit()
     from benchmarks.suite import scenarios
@@ -143,11 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if guard.failed(verdicts) or errors else 0
 
 
+def chart_title(meta: dict[str, Any]) -> str:
+    return (f"rpccore beside its peers ({meta.get('mode', '?')} run, {meta.get('date', '?')}, "
+            f"median of {meta.get('repeats', '?')} interleaved repeats, "
+            f"{meta.get('cpus', '?')} CPUs)")
+
+
 def redraw(path: Path) -> int:
     """Redraw ``path``'s PNG (same name, .png) and print its table."""
+    import json
+
     rows, scale_figures = output.load_rows(path)
+    meta = json.loads(path.read_text()).get("meta", {})
     from benchmarks.suite.chart import draw
-    draw(rows, path.with_suffix(".png"))
+    draw(rows, path.with_suffix(".png"), title=chart_title(meta))
     print(output.table(rows))
     return 0
 
@@ -164,8 +184,7 @@ def write_results(args: argparse.Namespace, rows: list[Row], scale_figures: list
     if not args.no_chart and rows:
         try:
             from benchmarks.suite.chart import draw
-            draw(rows, args.out / f"{stem}.png", title=f"rpccore beside its peers "
-                 f"({meta['mode']} run, {meta['date']})")
+            draw(rows, args.out / f"{stem}.png", title=chart_title(meta))
         except ImportError as exc:
             print(f"no chart: {exc} (pip install -r benchmarks/requirements.txt)")
 

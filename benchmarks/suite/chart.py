@@ -8,6 +8,7 @@ Needs matplotlib (a benchmark-only dependency); draws with the Agg backend.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def _throughput(ax: object, driver: str, rows: Sequence[Row]) -> None:
                     text += f"  ({ratio:.2f}x {row.peers[0].impl})"
             ax.text(fig.rate * 1.08, pos, text, va="center", fontsize=8.5)  # type: ignore[attr-defined]
         ticks.append(sum(positions) / len(positions))
-        labels.append(row.label)
+        labels.append(textwrap.fill(row.label, 24))
         y += len(figs) + 0.8
     ax.set_yticks(ticks, labels, fontsize=9.5)  # type: ignore[attr-defined]
     ax.invert_yaxis()  # type: ignore[attr-defined]
@@ -82,7 +83,7 @@ def _throughput(ax: object, driver: str, rows: Sequence[Row]) -> None:
     right = max((f.rate for r in rows for f in [r.rpccore, *r.peers]), default=1.0)
     ax.set_xlim(left=max(1.0, min((f.rate for r in rows for f in [r.rpccore, *r.peers]  # type: ignore[attr-defined]
                                    if f.rate > 0), default=1.0) / 3), right=right * 15)
-    ax.set_title(f"{driver}: throughput (messages or calls per second, log scale)",  # type: ignore[attr-defined]
+    ax.set_title(f"{driver}: throughput, messages or calls per second (log scale)",  # type: ignore[attr-defined]
                  fontsize=11, loc="left")
     ax.set_axisbelow(True)  # type: ignore[attr-defined]
     ax.grid(axis="x", alpha=0.35)  # type: ignore[attr-defined]
@@ -106,7 +107,7 @@ def _latency(ax: object, driver: str, rows: Sequence[Row]) -> None:
                     f"{fig.p50_ms:.2f} / {fig.p99_ms:.2f} / {fig.p999_ms:.2f}", va="center",
                     fontsize=8.5)
         ticks.append(sum(positions) / len(positions))
-        labels.append(row.label)
+        labels.append(textwrap.fill(row.label, 24))
         y += len(figs) + 0.8
     ax.set_yticks(ticks, labels, fontsize=9.5)  # type: ignore[attr-defined]
     ax.invert_yaxis()  # type: ignore[attr-defined]
@@ -114,7 +115,7 @@ def _latency(ax: object, driver: str, rows: Sequence[Row]) -> None:
     hi = max(f.p999_ms or 0 for r in rows for f in [r.rpccore, *r.peers])
     lo = min(f.p50_ms for r in rows for f in [r.rpccore, *r.peers] if f.p50_ms)
     ax.set_xlim(lo / 2, hi * 12)  # type: ignore[attr-defined]
-    ax.set_title(f"{driver}: call latency in ms, log scale (bar p50, pale bar p99, "  # type: ignore[attr-defined]
-                 "tick p99.9)", fontsize=11, loc="left")
+    ax.set_title(f"{driver}: call latency, ms (log): bar p50, pale bar p99, tick p99.9",  # type: ignore[attr-defined]
+                 fontsize=11, loc="left")
     ax.set_axisbelow(True)  # type: ignore[attr-defined]
     ax.grid(axis="x", alpha=0.35)  # type: ignore[attr-defined]

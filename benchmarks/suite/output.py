@@ -33,17 +33,17 @@ def _ratio(row: Row, peer: Figures) -> str:
 
 def table(rows: Sequence[Row]) -> str:
     """Fixed-width table for the terminal: rpccore's line, then one per peer."""
-    head = (f"{'driver':<7} {'scenario':<30} {'implementation':<20} {'rate':>11} "
+    head = (f"{'driver':<7} {'scenario':<48} {'implementation':<18} {'rate':>11} "
             f"{'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9}  rpccore/peer")
     lines = [head, "-" * len(head)]
     for row in rows:
         for i, fig in enumerate([row.rpccore, *row.peers]):
             lines.append(
-                f"{row.driver if i == 0 else '':<7} {row.label if i == 0 else '':<30} "
-                f"{fig.impl:<20} {fig.rate:>9,.0f}/s {_ms(fig.p50_ms):>8} {_ms(fig.p99_ms):>8} "
+                f"{row.driver if i == 0 else '':<7} {row.label if i == 0 else '':<48} "
+                f"{fig.impl:<18} {fig.rate:>9,.0f}/s {_ms(fig.p50_ms):>8} {_ms(fig.p99_ms):>8} "
                 f"{_ms(fig.p999_ms):>9}  {_ratio(row, fig) if i else ''}")
         if row.note:
-            lines.append(f"{'':<7} {'':<30} note: {row.note}")
+            lines.append(f"{'':<7} {'':<48} note: {row.note}")
     return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ class Peer:
 
     name = "peer"
     supports: frozenset[str] = frozenset()
-    note = ""
+    remote_server = False  # its server runs in another process
 
     def casts(self, n: int, size: int = 100) -> Measured:
         raise NotImplementedError
@@ -154,7 +154,7 @@ class PyzmqPeer(Peer):
 
     name = "raw pyzmq"
     supports = frozenset({CASTS, CALLS, FANOUT})
-    note = "raw pyzmq server runs in another process; REQ is one socket, so sequential only"
+    remote_server = True
 
     def __init__(self) -> None:
         from benchmarks import bench_zmq
@@ -201,7 +201,7 @@ class ProtonPeer(Peer):
     """Raw python-qpid-proton Container code (see :mod:`.raw_proton`)."""
 
     name = "raw proton"
-    supports = frozenset({CASTS, CALLS})
+    supports = frozenset({CASTS, CALLS, FANOUT})
 
     def __init__(self) -> None:
         from benchmarks.suite.raw_proton import RawProton
@@ -212,6 +212,12 @@ class ProtonPeer(Peer):
 
     def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
         return self.raw.roundtrips(n, size)
+
+    def fanout(self, n: int) -> Measured:
+        return self.raw.fanout(n)
+
+    def close(self) -> None:
+        self.raw.close()
 
 
 PEERS: dict[str, list[type[Peer]]] = {

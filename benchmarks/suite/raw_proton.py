@@ -152,6 +152,61 @@ class RawProton:
         trial.run(Handler())
         return n / (trial.ended - trial.started), latencies
 
+    def fanout(self, n: int, receivers: int = 3) -> Measured:
+        """``n`` messages to ``/topic/KEY``, each received by ``receivers`` receivers.
+
+        Every receiver gets its own server-named queue bound to KEY on
+        ``amq.topic``; sending starts once all of them are attached.
+        """
+        from proton import Message
+        from proton.handlers import MessagingHandler
+
+        trial = _Trial(self.url)
+        address = f"/topic/bench-raw-fan-{uuid.uuid4().hex}"
+        body = _body(100)
+
+        class Handler(MessagingHandler):  # type: ignore[misc]
+            def __init__(self) -> None:
+                super().__init__(prefetch=500)
+                self.attached: set[str] = set()
+                self.sent = self.received = 0
+                self.out: Any = None
+
+            def on_start(self, event: Any) -> None:
+                conn = trial.connect(event)
+                for k in range(receivers):  # link names must differ
+                    event.container.create_receiver(conn, address, name=f"{address}-{k}")
+                self.out = event.container.create_sender(conn, address)
+
+            def on_link_opened(self, event: Any) -> None:
+                if event.link.is_receiver:
+                    self.attached.add(event.link.name)
+                    self.send()
+
+            def on_sendable(self, event: Any) -> None:
+                self.send()
+
+            def send(self) -> None:
+                if len(self.attached) < receivers or self.out is None:
+                    return
+                if not trial.started:
+                    trial.started = time.perf_counter()
+                while self.out.credit and self.sent < n:
+                    self.out.send(Message(body=body))
+                    self.sent += 1
+
+            def on_message(self, event: Any) -> None:
+                self.received += 1
+                if self.received == n * receivers:
+                    trial.ended = time.perf_counter()
+                    event.connection.close()
+
+            def on_transport_error(self, event: Any) -> None:
+                trial.error = f"transport error: {event.transport.condition}"
+
+        trial.run(Handler())
+        return n / (trial.ended - trial.started), []
+
     def close(self) -> None:
         """Delete the queues this peer declared (through AMQP 0-9-1)."""
         import kombu

@@ -38,6 +38,7 @@ class Scenario:
     size: int = 100
     remote: bool = False  # server in another process
     quick: bool = False   # part of --quick (the guarded scenarios)
+    quick_for: tuple[str, ...] = ()  # part of --quick for these drivers only
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -50,9 +51,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("casts-64k", "casts, 64 KiB payload", CASTS, 400, size=64 * KIB),
     Scenario("calls-1k", "sequential calls, 1 KiB payload", CALLS, 400, size=KIB),
     Scenario("calls-64k", "sequential calls, 64 KiB payload", CALLS, 200, size=64 * KIB),
+    # zmq's raw peer serves from another process, so zmq is judged on these
+    Scenario("xproc-casts", "casts, server in another process", CASTS, 2000, remote=True,
+             quick_for=("zmq",)),
     Scenario("xproc-calls", "sequential calls, server in another process", CALLS, 400,
-             remote=True),
-    Scenario("xproc-casts", "casts, server in another process", CASTS, 2000, remote=True),
+             remote=True, quick_for=("zmq",)),
+    Scenario("xproc-calls8", "calls from 8 threads, server in another process", CALLS, 800,
+             threads=8, remote=True, quick_for=("zmq",)),
 )
 
 # messages per repeat: the fast in-process drivers get more, so a repeat is long enough
@@ -63,7 +68,8 @@ QUICK_FACTOR = 0.7
 def selected(driver: str, quick: bool) -> list[Scenario]:
     """The scenarios that run for ``driver`` (memory has no cross-process variant)."""
     return [s for s in SCENARIOS
-            if (s.quick or not quick) and not (s.remote and driver == "memory")]
+            if (s.quick or driver in s.quick_for or not quick)
+            and not (s.remote and driver == "memory")]
 
 
 def count_messages(driver: str, scenario: Scenario, quick: bool) -> int:
@@ -161,10 +167,10 @@ class DriverRun:
                 trials.append((peer.name, _trial(peer, scenario, n)))
                 if note:
                     notes.append(note)
-                if scenario.remote and peer.note:
-                    notes.append(peer.note)
-                elif scenario.remote:
-                    notes.append(f"{peer.name} server runs in this process")
+                if scenario.remote and not peer.remote_server:
+                    notes.append(f"{peer.name}'s server runs in this process")
+                elif peer.remote_server and not scenario.remote:
+                    notes.append(f"{peer.name}'s server runs in another process")
         t0 = time.monotonic()
         results: dict[str, Result] = interleave(trials, self.repeats)
         self.log(f"{self.driver}: {scenario.label}: {n} per repeat, "

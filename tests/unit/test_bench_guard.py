@@ -91,7 +91,7 @@ def test_issue_targets_are_all_there() -> None:
     described = {t.describe() for t in guard.TARGETS}
     assert described == {
         "rabbit casts >= 3x oslo.messaging", "rabbit calls >= 2x oslo.messaging",
-        "rabbit calls8 >= 4x oslo.messaging", "zmq calls >= 0.4x raw pyzmq",
-        "zmq casts >= 20,000/s", "zmq calls8 >= 2x rpccore calls",
+        "rabbit calls8 >= 4x oslo.messaging", "zmq xproc-calls >= 0.4x raw pyzmq",
+        "zmq xproc-casts >= 20,000/s", "zmq xproc-calls8 >= 2x rpccore xproc-calls",
         "qpid casts >= 0.5x raw proton", "memory casts >= 0.25x bare queue+thread",
         "memory calls >= 0.6x bare queue+thread"}
