@@ -54,6 +54,10 @@ class Sink:
     def add(self, ctx: dict[str, Any], a: int, b: int) -> int:
         return a + b
 
+    def slow(self, ctx: dict[str, Any], seconds: float) -> str:
+        time.sleep(seconds)
+        return "done"
+
     def first_after(self, moment: float) -> float | None:
         with self.lock:
             return next((t for t in self.times if t > moment), None)
@@ -115,6 +119,21 @@ def test_confirmed_casts_survive_a_broker_crash(node: PrivateRabbit) -> None:
             thread.start()
         assert enough.wait(60), "2,000 confirmed casts did not happen in 60 s"
 
+        # A call in flight when the broker dies ends (either way) by its deadline.
+        in_flight: dict[str, Any] = {}
+
+        def call_in_flight() -> None:
+            start = time.monotonic()
+            try:
+                in_flight["result"] = caller.call(
+                    {}, topic, {"method": "slow", "args": {"seconds": 0.5}}, timeout=3)
+            except (Timeout, TransportError) as exc:
+                in_flight["result"] = exc
+            in_flight["elapsed"] = time.monotonic() - start
+
+        flying = threading.Thread(target=call_in_flight)
+        flying.start()
+        time.sleep(0.1)
         node.kill()
         killed_at = time.monotonic()
         with lock:
@@ -128,6 +147,11 @@ def test_confirmed_casts_survive_a_broker_crash(node: PrivateRabbit) -> None:
             caller.call({}, topic, {"method": "add", "args": {"a": 1, "b": 1}}, timeout=1.5)
         late = time.monotonic() - start - 1.5
         assert late <= 0.5, f"the call returned {late:.2f} s after its timeout"
+
+        flying.join(10)
+        assert "elapsed" in in_flight, "the call in flight hung"
+        assert in_flight["elapsed"] <= 3.5, in_flight
+        print(f"call in flight during the crash: {in_flight}")
 
         node.restart()
         while not node.accepts_connections():
