@@ -244,3 +244,35 @@ def test_reply_and_fanout_queues_do_not_pile_up(node: PrivateRabbit) -> None:
             break
         time.sleep(0.5)
     assert not left
+
+
+def test_failover_to_the_next_host_when_the_first_dies(node: PrivateRabbit) -> None:
+    """URL ``private,shared``: both ends start on the private node; when it is
+    killed they fail over to the shared broker (only used, never broken) and
+    serve there. The private node is restarted afterwards."""
+    namespace = f"failover-{os.urandom(4).hex()}"
+    url = f"qpid://guest:guest@127.0.0.1:{node.port},guest:guest@127.0.0.1:5672/"
+    rpcs = []
+    for _ in range(2):
+        rpc = RPC(cfg.ConfigOpts())
+        rpc.remove_cell(rpc.default_cell)
+        rpc.add_cell(rpc.default_cell, url, control_exchange=namespace, reconnect_delay=0.1)
+        rpcs.append(rpc)
+    server_rpc, client = rpcs
+    try:
+        server_rpc.serve("failover", [Counter()]).start()
+        assert client.call({}, "failover", {"method": "add", "args": {"a": 1, "b": 2}},
+                           timeout=5) == 3
+        assert any(n.startswith(f"rpccore-qpid.w.{namespace}")
+                   for n in _ctl(node, "list_queues", "name").split())
+        node.kill()
+        assert _eventually(lambda: client.call({}, "failover", {"method": "add",
+                                                                "args": {"a": 2, "b": 2}},
+                                               timeout=1) == 4, within=20)
+        assert client.cell().stats.get("reconnects") >= 1
+        assert server_rpc.cell().stats.get("reconnects") >= 1
+    finally:
+        client.close()
+        server_rpc.close()
+        node.restart()
+        node.wait_ready(40)
