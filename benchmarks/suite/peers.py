@@ -1,7 +1,8 @@
 """The peers rpccore is measured against, behind one small interface.
 
 The raw clients come from the focused benchmark scripts where those have
-them (``benchmarks/bench_memory.py``, ``bench_rabbit.py``, ``bench_zmq.py``);
+them (``benchmarks/bench_memory.py``, ``bench_rabbit.py``, ``bench_zmq.py``,
+``bench_qpid.py``);
 this module only adapts them. What they lack (fanout, raw proton) lives in
 :mod:`.raw_fanout` and :mod:`.raw_proton`.
 
@@ -198,17 +199,20 @@ class PyzmqPeer(Peer):
 
 
 class ProtonPeer(Peer):
-    """Raw python-qpid-proton Container code (see :mod:`.raw_proton`)."""
+    """bench_qpid's raw proton casts; round trips and fanout from :mod:`.raw_proton`."""
 
     name = "raw proton"
     supports = frozenset({CASTS, CALLS, FANOUT})
 
     def __init__(self) -> None:
+        from benchmarks import bench_qpid
         from benchmarks.suite.raw_proton import RawProton
+        self.mod = bench_qpid
         self.raw = RawProton(QPID_URL.replace("qpid://", "amqp://", 1))
 
     def casts(self, n: int, size: int = 100) -> Measured:
-        return self.raw.casts(n, size)
+        with payload(self.mod, "PAYLOAD", "x" * size):
+            return self.mod.raw_proton_casts(QPID_URL, n)
 
     def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
         return self.raw.roundtrips(n, size)

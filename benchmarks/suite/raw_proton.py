@@ -1,9 +1,9 @@
-"""Raw python-qpid-proton Container code: the qpid driver's peer.
+"""Raw python-qpid-proton Container code that ``benchmarks/bench_qpid.py`` lacks.
 
-Plain AMQP 1.0 on RabbitMQ's plugin, no RPC layer: broker-acknowledged sends
-to ``/queue/NAME`` and a receiver with prefetch 500 on the same queue (casts),
-and request/reply through two named queues, one request in flight (round
-trips). Each trial runs its own Container; connecting is not timed. The
+Plain AMQP 1.0 on RabbitMQ's plugin, no RPC layer: request/reply through two
+named queues, one request in flight (round trips), and fanout to receivers on
+``/topic/KEY``. (Casts come from ``bench_qpid.raw_proton_casts``.) Each trial
+runs its own Container; connecting is not timed. The request and reply
 queues are deleted on :meth:`RawProton.close`.
 """
 
@@ -50,54 +50,16 @@ class _Trial:
 
 
 class RawProton:
-    """Casts and round trips with bare proton; ``url`` is ``amqp://user:pass@host:port``."""
+    """Round trips and fanout with bare proton; ``url`` is ``amqp://user:pass@host:port``."""
 
     def __init__(self, url: str) -> None:
         import proton  # noqa: F401  (fail here, at start, if it is not installed)
 
         self.url = url
         tag = uuid.uuid4().hex
-        self.cast_queue = f"bench-raw-cast-{tag}"
         self.req_queue = f"bench-raw-req-{tag}"
         self.reply_queue = f"bench-raw-reply-{tag}"
-        self.casts(10, 100)  # declare the queues and check the broker once
-
-    def casts(self, n: int, size: int = 100) -> Measured:
-        from proton import Message
-        from proton.handlers import MessagingHandler
-
-        trial = _Trial(self.url)
-        address = f"/queue/{self.cast_queue}"
-        body = _body(size)
-
-        class Handler(MessagingHandler):  # type: ignore[misc]
-            def __init__(self) -> None:
-                super().__init__(prefetch=500)
-                self.sent = self.received = 0
-
-            def on_start(self, event: Any) -> None:
-                conn = trial.connect(event)
-                event.container.create_receiver(conn, address)
-                event.container.create_sender(conn, address)
-
-            def on_sendable(self, event: Any) -> None:
-                if not trial.started:
-                    trial.started = time.perf_counter()
-                while event.sender.credit and self.sent < n:
-                    event.sender.send(Message(body=body))
-                    self.sent += 1
-
-            def on_message(self, event: Any) -> None:
-                self.received += 1
-                if self.received == n:
-                    trial.ended = time.perf_counter()
-                    event.connection.close()
-
-            def on_transport_error(self, event: Any) -> None:
-                trial.error = f"transport error: {event.transport.condition}"
-
-        trial.run(Handler())
-        return n / (trial.ended - trial.started), []
+        self.roundtrips(5, 100)  # declare the queues and check the broker once
 
     def roundtrips(self, n: int, size: int = 100) -> Measured:
         """``n`` sequential request/reply round trips through the broker."""
@@ -214,7 +176,7 @@ class RawProton:
         parts = urlsplit(self.url)
         with kombu.Connection(f"amqp://{parts.netloc}//") as conn:
             channel = conn.channel()
-            for name in (self.cast_queue, self.req_queue, self.reply_queue):
+            for name in (self.req_queue, self.reply_queue):
                 try:
                     channel.queue_delete(name)
                 except Exception:
