@@ -3,7 +3,6 @@ operator can act on."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Sequence
@@ -94,8 +93,10 @@ def check_cell(rpc: RPC, name: str, timeout: float) -> bool:
         _report_failure("connect", exc)
         return False
     print(f"  connect: OK ({(time.monotonic() - start) * 1000:.0f} ms)")
-    topic = f"rpccore-check.{os.urandom(4).hex()}"
-    # Host-directed, so that the round trip needs no matchmaker entry.
+    # A fixed topic, so that brokers with durable queues keep one probe queue
+    # rather than one per check; host-directed, so that the round trip needs
+    # no matchmaker entry.
+    topic = "rpccore-check"
     dest = rpc.make_destination(topic, host=driver.local_host() or "rpccore-check", cell=name)
     server = None
     try:
