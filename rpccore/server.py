@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from rpccore.driver import Incoming, Subscription
 
 LOG = logging.getLogger(__name__)
-_RATELOG = RateLimitedLog(LOG)
+_ACKLOG = RateLimitedLog(LOG)  # acks fail per connection, not per server
 _STOP = object()
 
 
@@ -45,6 +45,9 @@ class Server:
         self._lock = threading.Lock()
         self._state = "new"
         self._replays = ReplayGuard()
+        # Hostile input may arrive thousands of times a second: log each kind
+        # at most every ten seconds per server.
+        self._ratelog = RateLimitedLog(LOG)
 
     def start(self) -> Server:
         """Subscribe and start the workers. Returns the server itself.
@@ -126,16 +129,16 @@ class Server:
                                   key=cell.secret_key)
         except envelope.BadSignature as exc:
             stats.incr("dropped_unsigned")
-            _RATELOG.warning("unsigned", "cell %s: dropped a message for %s: %s",
+            self._ratelog.warning("unsigned", "cell %s: dropped a message for %s: %s",
                              cell.name, self.destination, exc)
             return _safe_ack(incoming)
         except envelope.UnsupportedVersion as exc:
             stats.incr("dropped_malformed")
-            _RATELOG.warning("version", "cell %s: %s", cell.name, exc)
+            self._ratelog.warning("version", "cell %s: %s", cell.name, exc)
             return _safe_ack(incoming)
         except InvalidMessage as exc:
             stats.incr("dropped_malformed")
-            _RATELOG.warning("malformed", "cell %s: dropped a malformed message for %s: %s",
+            self._ratelog.warning("malformed", "cell %s: dropped a malformed message for %s: %s",
                              cell.name, self.destination, exc)
             return _safe_ack(incoming)
         kind = env["kind"]
@@ -149,7 +152,7 @@ class Server:
         if cell.secret_key is not None:
             if deadline is None or not self._replays.first_time(env["id"], deadline):
                 stats.incr("dropped_replayed")
-                _RATELOG.warning("replay", "cell %s: refused a replayed message %s",
+                self._ratelog.warning("replay", "cell %s: refused a replayed message %s",
                                  cell.name, env["id"])
                 return _safe_ack(incoming)
         stats.incr("received")
@@ -183,7 +186,7 @@ class Server:
             incoming.reply(body)
             cell.stats.incr("replied")
         except RPCError as exc:
-            _RATELOG.warning("reply", "cell %s: could not reply to %s: %s",
+            self._ratelog.warning("reply", "cell %s: could not reply to %s: %s",
                              cell.name, env["method"], exc)
 
 
@@ -191,4 +194,4 @@ def _safe_ack(incoming: Incoming) -> None:
     try:
         incoming.ack()
     except Exception as exc:
-        _RATELOG.warning("ack", "acknowledging a message failed: %s", exc)
+        _ACKLOG.warning("ack", "acknowledging a message failed: %s", exc)
