@@ -7,8 +7,9 @@ accumulated, so a burst of casts costs one pipe write, not one per message.
 
 The loop owns connecting, failover across the URL's hosts (tried in turn)
 and reconnecting with exponential backoff. Links are owned by the objects of
-:mod:`rpccore_qpid.links`; after a reconnect the loop re-attaches every
-receiver and every sender that has messages waiting.
+:mod:`rpccore_qpid.sender` and :mod:`rpccore_qpid.receiver`; after a
+reconnect the loop re-attaches every receiver and every sender that has
+messages waiting. A failing link object is logged and never ends the loop.
 """
 
 from __future__ import annotations
@@ -188,8 +189,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
         self._connect()
 
     def _io_shutdown(self) -> None:
-        for owner in list(self.owners):
-            owner.io_closed()
+        self._tell_owners("io_closed")
         self._injector.close()
         if self.conn is None:
             self._container.stop()
@@ -247,8 +247,15 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
                  event.connection.rpccore_target, " (reconnected)" if again else "")
         if again:
             self.cell.stats.incr("reconnects")
+        self._tell_owners("io_connected", self.conn)
+
+    def _tell_owners(self, method: str, *args: Any) -> None:
         for owner in list(self.owners):
-            owner.io_connected(self.conn)
+            try:
+                getattr(owner, method)(*args)
+            except Exception:
+                LOG.exception("cell %s: error in %s of %s", self.cell.name, method,
+                              getattr(owner, "address", owner))
 
     def schedule(self, delay: float, fn: Callable[[], None]) -> None:
         """Run ``fn()`` on the I/O thread after ``delay`` seconds (I/O thread only)."""
@@ -256,36 +263,37 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
 
     # -- I/O thread: events routed to the link objects ---------------------
 
+    def _route(self, endpoint: Any, method: str, *args: Any) -> bool:
+        """Call ``method`` of the link object owning ``endpoint``; False if
+        none does. A failing link object is logged, never kills the loop."""
+        owner = getattr(endpoint, "rpccore_link", None)
+        if owner is None:
+            return False
+        try:
+            getattr(owner, method)(*args)
+        except Exception:
+            LOG.exception("cell %s: error handling %s of %s", self.cell.name, method,
+                          getattr(owner, "address", owner))
+        return True
+
     def on_link_opened(self, event: ProtonEvent) -> None:
-        owner = getattr(event.link, "rpccore_link", None)
-        if owner is not None:
-            owner.io_opened(event.link)
+        self._route(event.link, "io_opened", event.link)
 
     def on_sendable(self, event: ProtonEvent) -> None:
-        owner = getattr(event.link, "rpccore_link", None)
-        if owner is not None:
-            owner.io_sendable(event.link)
+        self._route(event.link, "io_sendable", event.link)
 
     def on_accepted(self, event: ProtonEvent) -> None:
-        owner = getattr(event.link, "rpccore_link", None)
-        if owner is not None:
-            owner.io_outcome(event.delivery, True)
+        self._route(event.link, "io_outcome", event.delivery, True)
 
     def on_rejected(self, event: ProtonEvent) -> None:
-        owner = getattr(event.link, "rpccore_link", None)
-        if owner is not None:
-            owner.io_outcome(event.delivery, False, "rejected")
+        self._route(event.link, "io_outcome", event.delivery, False, "rejected")
 
     def on_released(self, event: ProtonEvent) -> None:
-        owner = getattr(event.link, "rpccore_link", None)
-        if owner is not None:
-            owner.io_outcome(event.delivery, False, "released")
+        self._route(event.link, "io_outcome", event.delivery, False, "released")
 
     def on_message(self, event: ProtonEvent) -> None:
-        owner = getattr(event.link, "rpccore_link", None)
-        if owner is not None:
-            owner.io_message(event.link, event.delivery, event.message)
-        else:
+        if not self._route(event.link, "io_message", event.link, event.delivery,
+                           event.message):
             event.delivery.update(event.delivery.RELEASED)
             event.delivery.settle()
 
@@ -309,18 +317,14 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
         event.connection.close()
 
     def on_session_error(self, event: ProtonEvent) -> None:
-        owner = getattr(event.session, "rpccore_link", None)
-        if owner is not None:
-            owner.io_failed(event.session.remote_condition, event.session)
+        self._route(event.session, "io_failed", event.session.remote_condition, event.session)
         event.session.close()
 
     def on_session_closing(self, event: ProtonEvent) -> None:
         self.on_session_error(event)
 
     def on_link_error(self, event: ProtonEvent) -> None:
-        owner = getattr(event.link, "rpccore_link", None)
-        if owner is not None:
-            owner.io_failed(event.link.remote_condition, event.link)
+        self._route(event.link, "io_failed", event.link.remote_condition, event.link)
         event.link.close()
 
     def on_link_closing(self, event: ProtonEvent) -> None:
@@ -337,16 +341,13 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
             return
         self.conn = None
         was = self.state
-        if self.state == "closed":
-            return
         with self._cond:
             self.state = "connecting"
             self._cond.notify_all()
         if was == "connected":
             LOG.warning("cell %s: lost the connection to %s: %s", self.cell.name,
                         event.connection.rpccore_target, self._last_error or "disconnected")
-            for owner in list(self.owners):
-                owner.io_lost()
+            self._tell_owners("io_lost")
             self._attempt += 1
             self._container.schedule(0, Timer(self._connect))
             return

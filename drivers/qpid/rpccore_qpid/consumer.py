@@ -20,7 +20,7 @@ from proton import Delivery, Message
 from rpccore.driver import Incoming, Subscription
 
 from rpccore_qpid.addressing import is_reply_address
-from rpccore_qpid.links import IncomingLink
+from rpccore_qpid.receiver import IncomingLink
 
 if TYPE_CHECKING:
     from rpccore_qpid.connection import IoLoop

@@ -42,7 +42,8 @@ from rpccore.ratelog import RateLimitedLog
 from rpccore_qpid import addressing
 from rpccore_qpid.connection import IoLoop
 from rpccore_qpid.consumer import QpidSubscription
-from rpccore_qpid.links import IncomingLink, Outgoing, OutgoingLink
+from rpccore_qpid.receiver import IncomingLink
+from rpccore_qpid.sender import Outgoing, OutgoingLink
 from rpccore_qpid.options import list_opts
 
 if TYPE_CHECKING:
