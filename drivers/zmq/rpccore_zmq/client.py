@@ -97,7 +97,11 @@ class ClientLoop(SocketLoop):
         peer = self.peers.get(self.endpoint_of(host))
         if peer is None or peer.dead:
             return False
-        with peer.lock:
+        # busy (another caller sends, or the loop reads): hand it to the loop
+        # rather than queue up on the lock
+        if not peer.lock.acquire(blocking=False):
+            return False
+        try:
             if peer.conn is None or peer.dead:
                 return False
             try:
@@ -105,6 +109,8 @@ class ClientLoop(SocketLoop):
             except zmq.ZMQError:
                 return False  # the loop retries, and fails over or reports
             out.tried.append(host)
+        finally:
+            peer.lock.release()
         if readable and peer.handler is not None:
             self.poke(peer.handler)
         return True

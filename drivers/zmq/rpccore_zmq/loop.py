@@ -63,14 +63,18 @@ class LockedSocket:
         :raises zmq.Again: the peer's queue is full.
         :raises zmq.ZMQError: the socket is closed or failed.
         """
-        sock = self.socket
         with self.lock:
-            # frame by frame: a failure can only come at the first one, as
-            # libzmq takes a multipart message whole or not at all
-            for frame in frames[:-1]:
-                sock.send(frame, _MORE)
-            sock.send(frames[-1], _LAST)
-            return bool(int(sock.getsockopt(_EVENTS)) & _POLLIN)
+            return self.send_locked(frames)
+
+    def send_locked(self, frames: list[bytes]) -> bool:
+        """:meth:`send`, for a caller that holds :attr:`lock`."""
+        sock = self.socket
+        # frame by frame: a failure can only come at the first one, as libzmq
+        # takes a multipart message whole or not at all
+        for frame in frames[:-1]:
+            sock.send(frame, _MORE)
+        sock.send(frames[-1], _LAST)
+        return bool(int(sock.getsockopt(_EVENTS)) & _POLLIN)
 
     def readable(self) -> bool:
         """Whether input is waiting (call with the lock held)."""

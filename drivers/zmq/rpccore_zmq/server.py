@@ -212,17 +212,29 @@ class ServerLoop(SocketLoop):
 
     def _send(self, frames: list[bytes]) -> None:
         """(Any thread) send on the bound socket; dropped (and counted) when
-        it is closed or the peer's queue is full."""
+        it is closed or the peer's queue is full. A worker that finds the
+        socket busy hands the send to the loop rather than queue up on the
+        lock (a convoy of workers costs more than one hand-off)."""
         conn = self.conn
+        in_loop = self.in_loop
         try:
             if conn is None:
                 raise zmq.ZMQError(zmq.ENOTSOCK)
-            readable = conn.send(frames)
+            if in_loop:
+                readable = conn.send(frames)
+            elif conn.lock.acquire(blocking=False):
+                try:
+                    readable = conn.send_locked(frames)
+                finally:
+                    conn.lock.release()
+            else:
+                self.submit(lambda: self._send(frames))
+                return
         except zmq.ZMQError:
             self.cell.stats.incr("zmq_replies_dropped")
             return
         if readable:  # our send may have consumed the descriptor's signal
-            if self.in_loop:
+            if in_loop:
                 self.mark_hot(self._on_readable)
             else:
                 self.poke(self._on_readable)
