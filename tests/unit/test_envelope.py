@@ -107,7 +107,7 @@ def test_fuzz_decoder_with_raw_bytes(body: bytes) -> None:
             pass
 
 
-@settings(max_examples=6000, deadline=None)
+@settings(max_examples=4000, deadline=None)
 @given(fields)
 def test_fuzz_decoder_with_json_shaped_input(env: dict[str, object]) -> None:
     body = json.dumps(env).encode()
