@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 COUNTERS = (
@@ -22,23 +23,37 @@ COUNTERS = (
 
 
 class CellStats:
-    """Thread-safe counters of one cell. Drivers may add their own names."""
+    """Thread-safe counters of one cell. Drivers may add their own names.
+
+    Each counter is an ``itertools.count``: advancing one is a single atomic
+    step in CPython, so the hot path takes no lock.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._lock = threading.Lock()  # guards adding new names only
+        self._counters: dict[str, itertools.count[int]] = {
+            name: itertools.count() for name in COUNTERS}
+
+    def _counter(self, name: str) -> itertools.count[int]:
+        counter = self._counters.get(name)
+        if counter is None:
+            with self._lock:
+                counter = self._counters.setdefault(name, itertools.count())
+        return counter
 
     def incr(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            try:
-                self._counts[name] += amount
-            except KeyError:
-                self._counts[name] = amount
+        counter = self._counter(name)
+        for _ in range(amount):
+            next(counter)
+
+    @staticmethod
+    def _value(counter: itertools.count[int]) -> int:
+        # repr is "count(N)": the next value, i.e. how many were taken
+        return int(repr(counter)[6:-1])
 
     def get(self, name: str) -> int:
-        with self._lock:
-            return self._counts.get(name, 0)
+        counter = self._counters.get(name)
+        return 0 if counter is None else self._value(counter)
 
     def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._counts)
+        return {name: self._value(c) for name, c in list(self._counters.items())}
