@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from rpccore import envelope
 from rpccore.errors import (InvalidDestination, InvalidMessage, RemoteError, Timeout,
                             TransportError, Undeliverable)
 from rpccore.rpc import RPC
@@ -370,6 +371,36 @@ class DriverConformance:
         assert server.cell.stats.get("dropped_unsigned") == 2
         assert server.cell.stats.get("received") == 1
 
+
+    def test_signed_envelopes_cannot_be_replayed(self) -> None:
+        topic = self.topic("replay")
+        recorder, server = self.serve(topic, self.hosts[0], secret_key="s3cret")
+        client = self.rpc(secret_key="s3cret")
+        driver = client.cell().driver()
+        captured: list[tuple[Any, bytes]] = []
+        send = driver.send
+
+        def capture(dest: Any, body: bytes, **kwargs: Any) -> None:
+            captured.append((dest, body))
+            send(dest, body, **kwargs)
+
+        driver.send = capture  # type: ignore[method-assign]
+        client.cast({}, topic, {"method": "note", "args": {"value": "once"}})
+        driver.send = send  # type: ignore[method-assign]
+        assert recorder.wait_for(1, self.patience)
+        dest, body = captured[0]
+        driver.send(dest, body)  # an eavesdropper replays it, twice
+        driver.send(dest, body)
+        stale = envelope.encode(
+            {"v": envelope.VERSION, "id": "stale-" + os.urandom(4).hex(), "kind": "cast",
+             "method": "note", "args": {"value": "stale"}, "ctx": {},
+             "deadline": time.time() - 1}, max_size=1 << 20, key=b"s3cret")
+        driver.send(dest, stale)  # validly signed, but past its deadline
+        stats = server.cell.stats
+        assert _wait_until(lambda: stats.get("dropped_replayed") == 2
+                           and stats.get("dropped_expired") == 1, self.patience), \
+            stats.snapshot()
+        assert recorder.seen == [("note", "once")]
 
 class BrokerDriverConformance(DriverConformance):
     """For drivers whose hosts are names, not addresses (brokered drivers):
