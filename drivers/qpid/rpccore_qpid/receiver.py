@@ -45,6 +45,8 @@ class IncomingLink(LinkOwner):
         self.session: Session | None = None
         self.closing = False
         self.unacked = 0
+        self.owed = 0                           # credit used up and not yet given back
+        self.batch = max(1, credit // 4)        # ... given back this many at a time
         self.ready = threading.Event()
         self.error: RPCError | None = None
 
@@ -71,6 +73,7 @@ class IncomingLink(LinkOwner):
             return
         if link.remote_source is None or link.remote_source.address is None:
             return  # refused; the detach with the reason follows
+        self.owed = 0
         link.flow(self.credit)
         self.ready.set()
 
@@ -85,7 +88,7 @@ class IncomingLink(LinkOwner):
             finally:
                 dlv.update(Delivery.ACCEPTED)
                 dlv.settle()
-                link.flow(1)
+                self._give_back(link)
             return
         self.unacked += 1
         self.deliver(self, dlv, message)
@@ -98,9 +101,16 @@ class IncomingLink(LinkOwner):
         dlv.settle()
         self.unacked -= 1
         if not self.closing:
-            self.link.flow(1)
+            self._give_back(self.link)
         elif self.unacked <= 0:
             self._end()
+
+    def _give_back(self, link: Link) -> None:
+        """Return one message's credit, in batches (fewer flow frames)."""
+        self.owed += 1
+        if self.owed >= self.batch:
+            link.flow(self.owed)
+            self.owed = 0
 
     def io_failed(self, cond: Condition | None, endpoint: Link | Session) -> None:
         if endpoint != self.link and endpoint != self.session:
