@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from proton import Condition, Connection, Handler, Message
-from proton.handlers import MessagingHandler
+from proton import Condition, Connection, Delivery, Handler, Message
+from proton.handlers import IncomingMessageHandler, MessagingHandler, OutgoingMessageHandler
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
 from rpccore.errors import TransportError
@@ -72,6 +72,13 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
     def __init__(self, cell: Cell) -> None:
         super().__init__(prefetch=0, auto_accept=False, auto_settle=True,
                          peer_close_is_error=True)
+        # Deliveries and link credit are handled by on_delivery / on_link_flow
+        # below, which look each delivery's link up once; proton's message
+        # handlers look it up several times and allocate a Message per delivery.
+        own: list[Any] = self.handlers  # type: ignore[assignment]
+        self.handlers = [h for h in own
+                         if not isinstance(h, IncomingMessageHandler | OutgoingMessageHandler)]
+        self._received = Message()
         self.cell = cell
         self._opts = cell.options
         self._targets = broker_addresses(cell)
@@ -279,23 +286,35 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
     def on_link_opened(self, event: ProtonEvent) -> None:
         self._route(event.link, "io_opened", event.link)
 
-    def on_sendable(self, event: ProtonEvent) -> None:
-        self._route(event.link, "io_sendable", event.link)
+    def on_link_flow(self, event: ProtonEvent) -> None:
+        link = event.link
+        if link.is_sender and link.credit:
+            self._route(link, "io_sendable", link)
 
-    def on_accepted(self, event: ProtonEvent) -> None:
-        self._route(event.link, "io_outcome", event.delivery, True)
-
-    def on_rejected(self, event: ProtonEvent) -> None:
-        self._route(event.link, "io_outcome", event.delivery, False, "rejected")
-
-    def on_released(self, event: ProtonEvent) -> None:
-        self._route(event.link, "io_outcome", event.delivery, False, "released")
-
-    def on_message(self, event: ProtonEvent) -> None:
-        if not self._route(event.link, "io_message", event.link, event.delivery,
-                           event.message):
-            event.delivery.update(event.delivery.RELEASED)
-            event.delivery.settle()
+    def on_delivery(self, event: ProtonEvent) -> None:
+        dlv = event.delivery
+        link = dlv.link
+        if link.is_sender:
+            if dlv.updated:
+                state = dlv.remote_state
+                why = "" if state == Delivery.ACCEPTED else (
+                    "rejected" if state == Delivery.REJECTED else "released")
+                self._route(link, "io_outcome", dlv, not why, why)
+                if dlv.settled:
+                    dlv.settle()
+            return
+        if dlv.aborted:
+            dlv.settle()
+            return
+        if not dlv.readable or dlv.partial:
+            return
+        # one Message, reused: the link objects copy what they keep at once
+        message = self._received
+        message.decode(link.recv(dlv.pending))
+        link.advance()
+        if not self._route(link, "io_message", link, dlv, message):
+            dlv.update(Delivery.RELEASED)
+            dlv.settle()
 
     # -- I/O thread: connection events -------------------------------------
 
