@@ -15,11 +15,11 @@ from rpccore.rpc import RPC
 
 #: (pattern in an error message, what the operator should do)
 HINTS: list[tuple[str, str]] = [
-    (r"refused|ECONNREFUSED|Errno 111",
-     "nothing accepts connections there: start the broker, or fix host and port in "
-     "transport_url"),
     (r"ACCESS_REFUSED|authenticat|credentials|unauthorized|SASL|sasl|password",
      "the server refused the credentials: check user and password in transport_url"),
+    (r"[Cc]onnection refused|ECONNREFUSED|Errno 111|unreachable",
+     "nothing accepts connections there: start the broker (or Redis), or fix host and "
+     "port in the URL"),
     (r"[Aa]ddress already in use|EADDRINUSE",
      "the port is in use by another process: stop it or set another port (zmq_port)"),
     (r"PRECONDITION_FAILED|inequivalent arg",

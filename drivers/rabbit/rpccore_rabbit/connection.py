@@ -74,6 +74,8 @@ class Link:
         self.consumers: dict[str, Consumer] = {}
         self.ready = threading.Event()
         self.last_error = "not connected yet"
+        self.settled = threading.Event()  # connected, or credentials refused
+        self.refused = False
         self.confirms = ConfirmTracker(params.max_unconfirmed, stats, name)
         self._kombu: Any = None  # kombu.Connection
         self._amqp: Any = None
@@ -109,7 +111,13 @@ class Link:
             return
         self.start()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self.ready.wait(timeout) or self._closing:
+        # ``settled`` is set once connected or once the broker refused the
+        # credentials: retrying cannot fix a wrong password, so say so at once.
+        self.settled.wait(timeout)
+        if self.refused and not self.ready.is_set():
+            raise TransportError(f"RabbitMQ at {self.params.url_for_logs} refused the "
+                                 f"credentials: {self.last_error}")
+        if not self.ready.is_set() or self._closing:
             raise TransportError(f"RabbitMQ at {self.params.url_for_logs} unreachable: "
                                  f"{self.last_error}")
 
@@ -228,6 +236,9 @@ class Link:
                 hook(self)
         except Exception as exc:
             self.last_error = f"{host}: {_describe(exc)}"
+            if "ACCESS_REFUSED" in self.last_error:
+                self.refused = True
+                self.settled.set()
             # One line per state change: the first failure, then only debug.
             log = LOG.debug if self._failing else LOG.warning
             log("rabbit %s: cannot connect to %s: %s; retrying", self.name, host,
@@ -240,9 +251,11 @@ class Link:
         self._was_connected = True
         self._failing = False
         self.last_error = ""
+        self.refused = False
         LOG.info("rabbit %s: connected to %s (vhost %r)", self.name, host,
                  params.virtual_host)
         self.ready.set()
+        self.settled.set()
         return True
 
     def consume(self, queue: str, handler: Consumer, no_ack: bool = False) -> str:
@@ -375,6 +388,7 @@ class Link:
 
     def _lost(self, exc: BaseException) -> None:
         self.ready.clear()
+        self.settled.clear()
         self.last_error = _describe(exc)
         LOG.warning("rabbit %s: connection lost: %s; reconnecting", self.name,
                     self.last_error)
@@ -396,6 +410,7 @@ class Link:
 
     def _shutdown(self) -> None:
         self.ready.clear()
+        self.settled.clear()
         conn = self._kombu
         if conn is not None:
             try:
