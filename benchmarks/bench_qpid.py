@@ -32,8 +32,28 @@ from oslo_config import cfg  # noqa: E402
 
 from benchmarks.measure import interleave, report  # noqa: E402
 from rpccore import RPC  # noqa: E402
+from rpccore_qpid import addressing  # noqa: E402
 
 PAYLOAD = "x" * 100
+
+
+_made: list[str] = []   # queues to delete at the end
+
+
+def delete_queues(url: str, names: list[str]) -> None:
+    """Delete the queues the benchmark made (over AMQP 0-9-1: AMQP 1.0 on
+    RabbitMQ 3.10 cannot delete queues); best effort."""
+    try:
+        import amqp
+
+        parts = urlsplit(url)
+        with amqp.Connection(f"{parts.hostname}:{parts.port or 5672}", userid=parts.username,
+                             password=parts.password) as conn:
+            channel = conn.channel()
+            for name in names:
+                channel.queue_delete(name)
+    except Exception as exc:  # the figures are still good
+        print(f"(could not delete the benchmark's queues: {exc})")
 
 
 def raw_proton_casts(url: str, n: int) -> tuple[float, list[float]]:
@@ -43,7 +63,9 @@ def raw_proton_casts(url: str, n: int) -> tuple[float, list[float]]:
     from proton.reactor import Container
 
     parts = urlsplit(url)
-    address = f"/queue/bench-raw-{os.urandom(4).hex()}"
+    queue = f"bench-raw-{os.urandom(4).hex()}"
+    _made.append(queue)
+    address = f"/queue/{queue}"
     body = PAYLOAD.encode()
     times = {"start": 0.0, "end": 0.0}
 
@@ -107,6 +129,7 @@ class RpccoreQpid:
 
     def __init__(self, url: str) -> None:
         namespace = f"bench-{os.urandom(4).hex()}"
+        _made.append(addressing.work_queue(namespace, "bench"))
         self.server, self.client = (self._rpc(url, namespace) for _ in range(2))
         self.endpoint = Endpoint()
         self.server.serve("bench", [self.endpoint]).start()
@@ -174,6 +197,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                        repeats=args.repeats)
     finally:
         bench.close()
+        delete_queues(args.url, _made)
     return [report("raw proton Container: send + receive", r["raw proton"]),
             report("qpid: casts, 1 thread", r["rpccore casts"], r["raw proton"], 0.50),
             report("qpid: sequential calls", r["rpccore calls"]),

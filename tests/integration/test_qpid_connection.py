@@ -10,15 +10,24 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from oslo_config import cfg
 
+from conformance.test_qpid import delete_idle_queues
 from rpccore import RPC
 from rpccore.errors import TransportError, Undeliverable
 
 BROKER = "127.0.0.1:5672"
+_namespaces: set[str] = set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _delete_queues_at_the_end() -> Iterator[None]:
+    yield
+    delete_idle_queues(_namespaces)
 
 
 def _dead_port() -> int:
@@ -31,6 +40,7 @@ def _rpc(url: str, **options: Any) -> RPC:
     rpc = RPC(cfg.ConfigOpts())
     rpc.remove_cell(rpc.default_cell)
     options.setdefault("control_exchange", f"qpid-conn-{os.urandom(4).hex()}")
+    _namespaces.add(options["control_exchange"])
     rpc.add_cell(rpc.default_cell, url, **options)
     return rpc
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from oslo_config import cfg
 
+from conformance.test_qpid import delete_idle_queues
 from private_rabbit import PrivateRabbit
 from rpccore import RPC
 from rpccore.errors import RPCError, Undeliverable
@@ -274,5 +275,6 @@ def test_failover_to_the_next_host_when_the_first_dies(node: PrivateRabbit) -> N
     finally:
         client.close()
         server_rpc.close()
+        delete_idle_queues({namespace})  # what the failover made on the shared broker
         node.restart()
         node.wait_ready(40)

@@ -11,16 +11,25 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from oslo_config import cfg
 
+from conformance.test_qpid import delete_idle_queues
 from rpccore import RPC
 from rpccore.errors import Timeout, Undeliverable
 
 URLS = {"rabbit": "rabbit://guest:guest@127.0.0.1:5672/",
         "qpid": "qpid://guest:guest@127.0.0.1:5672/"}
+_namespaces: set[str] = set()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _delete_queues_at_the_end() -> Iterator[None]:
+    yield
+    delete_idle_queues(_namespaces)
 
 
 class Named:
@@ -39,6 +48,7 @@ class Named:
 
 def _both_cells(namespace: str) -> RPC:
     """One RPC object with a rabbit cell and a qpid cell."""
+    _namespaces.add(namespace)
     rpc = RPC(cfg.ConfigOpts())
     for name, url in URLS.items():
         rpc.add_cell(name, url, control_exchange=namespace)
