@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import difflib
 import threading
 from importlib import metadata
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ KNOWN_DISTRIBUTIONS = {
     (MATCHMAKER_NAMESPACE, "static"): "rpccore-matchmaker-static",
 }
 
+#: Where each of our distributions lives in a checkout of this repository.
+_FOLDERS = {dist: f"{ns.split('.')[-1]}/{name}" for (ns, name), dist in
+            KNOWN_DISTRIBUTIONS.items()}
+
 _cache: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
 
@@ -44,18 +49,32 @@ class PluginInfo:
     error: str | None = None
 
 
+def _not_installed(namespace: str, name: str, kind: str) -> ConfigError:
+    installed = sorted(ep.name for ep in metadata.entry_points(group=namespace))
+    dist = KNOWN_DISTRIBUTIONS.get((namespace, name))
+    text = f"no {kind} named {name!r} is installed"
+    if dist:
+        text += (f": install it with 'pip install {dist}' (from a checkout of rpccore: "
+                 f"pip install ./{_FOLDERS.get(dist, dist)})")
+    else:
+        close = difflib.get_close_matches(name, installed, n=1)
+        if close:
+            text += f"; did you mean {close[0]!r}?"
+    return ConfigError(text + f" (installed {kind}s: {', '.join(installed) or 'none'})")
+
+
 def _load(namespace: str, name: str, kind: str) -> Any:
     key = (namespace, name)
     with _lock:
         if key in _cache:
             return _cache[key]
+    if not any(ep.name == name for ep in metadata.entry_points(group=namespace)):
+        raise _not_installed(namespace, name, kind)
     try:
         manager: Any = sv_driver.DriverManager(namespace, name, invoke_on_load=False)
     except Exception as exc:  # stevedore raises NoMatches, or the import error
-        dist = KNOWN_DISTRIBUTIONS.get(key)
-        hint = f": install it with 'pip install {dist}'" if dist else ""
         if "No '" in str(exc) or type(exc).__name__ == "NoMatches":
-            raise ConfigError(f"no {kind} named {name!r} is installed{hint}") from None
+            raise _not_installed(namespace, name, kind) from None
         raise ConfigError(f"the {kind} {name!r} failed to load: {exc}") from exc
     with _lock:
         _cache[key] = manager.driver

@@ -15,7 +15,7 @@ from oslo_config import cfg
 from rpccore import envelope, opts
 from rpccore.cell import Cell
 from rpccore.destination import Destination, as_destination, make_destination
-from rpccore.errors import (InvalidDestination, InvalidMessage, RemoteError, RPCError,
+from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError, RPCError,
                             Timeout)
 from rpccore.server import Server
 
@@ -98,6 +98,7 @@ class RPC:
         self._servers: list[Server] = []
         self._closed = False
         self._cell_names = self._configured_cells()
+        self._listed = set(self.conf[opts.CORE_GROUP].cells)
         self.default_cell = self.conf[opts.CORE_GROUP].default_cell
         if self._cell_names and self.default_cell not in self._cell_names:
             if self.default_cell == opts.DEFAULT_CELL:
@@ -126,7 +127,9 @@ class RPC:
         """The :class:`Cell` called ``name`` (default cell for ``None``).
 
         :raises InvalidDestination: no such cell.
-        :raises ConfigError: its configuration is malformed.
+        :raises ConfigError: its configuration is malformed (bad URL or core
+            option, or a listed cell without a section); plugin options are
+            checked when the cell's driver loads, at first use.
         """
         name = self.default_cell if name is None else name
         found = self._cells.get(name)  # lock-free fast path: dict reads are atomic
@@ -141,13 +144,30 @@ class RPC:
             if name not in self._cell_names:
                 raise InvalidDestination(
                     f"unknown cell {name!r}; known cells: {', '.join(self._cell_names)}")
+            self._check_section(name)
             found = self._cells[name] = Cell(self.conf, name)
             return found
+
+    def _check_section(self, name: str) -> None:
+        # A cell listed in [rpccore] cells whose section is missing (often a
+        # typo: [cell:edgee]) would silently become an in-memory cell.
+        if name not in self._listed or not getattr(self.conf, "config_file", None):
+            return
+        try:
+            sections = self.conf.list_all_sections()
+        except Exception:  # not parsed from files: nothing to compare with
+            return
+        if opts.cell_group(name) not in sections:
+            raise ConfigError(
+                f"cell {name!r} is listed in [rpccore] cells but no config file has a "
+                f"[{opts.cell_group(name)}] section (sections found: "
+                f"{', '.join(s for s in sections if s.startswith('cell:')) or 'none'})")
 
     def add_cell(self, name: str, transport_url: str, **options: Any) -> None:
         """Add a cell at run time; ``options`` set the cell's options.
 
-        :raises ConfigError: malformed URL or option value.
+        :raises ConfigError: malformed URL or core option value; a plugin's
+            options are checked when the driver loads (first use of the cell).
         :raises ValueError: a cell of that name exists.
         """
         with self._lock:

@@ -3,6 +3,7 @@ operator can act on."""
 
 from __future__ import annotations
 
+import configparser
 import re
 import time
 from collections.abc import Sequence
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 from oslo_config import cfg
 
 from rpccore import plugins
-from rpccore.errors import ConfigError, RPCError
+from rpccore.cell import Cell
+from rpccore.errors import RPCError
 from rpccore.rpc import RPC
 
 #: (pattern in an error message, what the operator should do)
@@ -21,7 +23,8 @@ HINTS: list[tuple[str, str]] = [
      "nothing accepts connections there: start the broker (or Redis), or fix host and "
      "port in the URL"),
     (r"[Aa]ddress already in use|EADDRINUSE",
-     "the port is in use by another process: stop it or set another port (zmq_port)"),
+     "the port is in use by another process (a server of this cell on this machine?): "
+     "run check with --connect-only here, or set another zmq_port"),
     (r"PRECONDITION_FAILED|inequivalent arg",
      "a queue or exchange already exists with other settings (often amqp_durable_queues "
      "changed, or another application uses the same control_exchange): use the same "
@@ -66,7 +69,24 @@ def _report_failure(step: str, exc: BaseException) -> None:
         print(f"    what to do: {hint}")
 
 
-def check_cell(rpc: RPC, name: str, timeout: float) -> bool:
+def unknown_options(cell: Cell) -> list[str]:
+    """Keys of the cell's section in the config files that no loaded plugin
+    registered: oslo.config ignores them silently, so point them out."""
+    files = getattr(cell.conf, "config_file", None) or []
+    found: set[str] = set()
+    for path in files:
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            parser.read(path)
+        except configparser.Error:
+            continue
+        if parser.has_section(cell.group):
+            found.update(parser.options(cell.group))
+    found -= set(parser.defaults()) if files else set()
+    return sorted(name for name in found if name not in cell.options)
+
+
+def check_cell(rpc: RPC, name: str, timeout: float, round_trip: bool = True) -> bool:
     """Print the state of one cell; True when every step passed."""
     print(f"cell {name}:")
     try:
@@ -82,10 +102,20 @@ def check_cell(rpc: RPC, name: str, timeout: float) -> bool:
     if matchmaker:
         print(f"  matchmaker: {matchmaker} ({_dist(plugins.MATCHMAKER_NAMESPACE, matchmaker)})")
         try:
-            cell.load_matchmaker(matchmaker).close()
-        except ConfigError as exc:
-            _report_failure("matchmaker", exc)
+            built = cell.load_matchmaker(matchmaker)
+            try:
+                # a real look-up: an unreachable registry fails here
+                hosts = built.lookup("rpccore-check")
+            finally:
+                built.close()
+        except Exception as exc:  # reported, not raised
+            _report_failure("matchmaker look-up", exc)
             return False
+        print(f"  matchmaker look-up: OK ({len(hosts)} hosts for the probe topic)")
+    unknown = unknown_options(cell)
+    if unknown:
+        print(f"  WARNING: options in [{cell.group}] that nothing uses (typos?): "
+              + ", ".join(unknown))
     start = time.monotonic()
     try:
         driver.connect(timeout)
@@ -93,6 +123,8 @@ def check_cell(rpc: RPC, name: str, timeout: float) -> bool:
         _report_failure("connect", exc)
         return False
     print(f"  connect: OK ({(time.monotonic() - start) * 1000:.0f} ms)")
+    if not round_trip:
+        return True
     # A fixed topic, so that brokers with durable queues keep one probe queue
     # rather than one per check; host-directed, so that the round trip needs
     # no matchmaker entry.
@@ -118,11 +150,14 @@ def check_cell(rpc: RPC, name: str, timeout: float) -> bool:
 
 
 def run_check(conf: cfg.ConfigOpts, cells: Sequence[str] | None, timeout: float,
-              show_stats: bool) -> int:
+              show_stats: bool, round_trip: bool = True) -> int:
+    if not getattr(conf, "config_file", None):
+        print("no --config-file given: checking the built-in default (one in-process "
+              "memory cell)\n")
     rpc = RPC(conf)
     try:
         names = list(cells) if cells else rpc.cell_names
-        results = [check_cell(rpc, name, timeout) for name in names]
+        results = [check_cell(rpc, name, timeout, round_trip) for name in names]
         if show_stats:
             for name, counters in rpc.stats().items():
                 print(f"stats of cell {name}: " + ", ".join(

@@ -86,30 +86,38 @@ def _add_send_args(sub: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rpccore", description=__doc__)
-    parser.add_argument("--config-file", action="append", metavar="FILE",
-                        help="oslo.config file with [rpccore] and [cell:NAME] sections "
-                             "(repeatable)")
+    config_help = "oslo.config file with [rpccore] and [cell:NAME] sections (repeatable)"
+    parser.add_argument("--config-file", action="append", metavar="FILE", help=config_help)
+    # The same option after the subcommand (rpccore check --config-file F).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config-file", action="append", metavar="FILE", help=config_help,
+                        dest="config_file_after")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     subs = parser.add_subparsers(dest="command", required=True)
 
     subs.add_parser("plugins", help="list installed drivers and matchmakers")
 
-    check = subs.add_parser("check", help="load, connect and test every cell")
+    check = subs.add_parser("check", parents=[common], help="load, connect and test every cell")
     check.add_argument("--cell", action="append", help="only this cell (repeatable)")
     check.add_argument("--timeout", type=float, default=5.0)
     check.add_argument("--stats", action="store_true", help="also print per-cell counters")
+    check.add_argument("--connect-only", action="store_true",
+                       help="skip the round-trip call (on a machine whose zmq servers "
+                            "already hold the cell's port)")
 
-    call = subs.add_parser("call", help="call TOPIC METHOD with JSON ARGS, print the result")
+    call = subs.add_parser("call", parents=[common],
+                           help="call TOPIC METHOD with JSON ARGS, print the result")
     _add_send_args(call)
     call.add_argument("--timeout", type=float, default=None)
 
-    cast = subs.add_parser("cast", help="cast TOPIC METHOD with JSON ARGS")
+    cast = subs.add_parser("cast", parents=[common], help="cast TOPIC METHOD with JSON ARGS")
     _add_send_args(cast)
     cast.add_argument("--fanout", action="store_true")
     cast.add_argument("--confirm", action="store_true",
                       help="wait until the backend has taken the message")
 
-    demo = subs.add_parser("demo", help="servers and a client on every brokerless driver")
+    demo = subs.add_parser("demo", parents=[common],
+                           help="servers and a client on every brokerless driver")
     demo.add_argument("--driver", action="append",
                       help="only this driver (memory, zmq); default: all installed")
     return parser
@@ -117,13 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.config_file = (args.config_file or []) + (getattr(args, "config_file_after", None) or [])
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "plugins":
         return _cmd_plugins(args)
     if args.command == "check":
         from rpccore.cli.check import run_check
-        return run_check(load_conf(args.config_file), args.cell, args.timeout, args.stats)
+        return run_check(load_conf(args.config_file), args.cell, args.timeout, args.stats,
+                         not args.connect_only)
     if args.command in ("call", "cast"):
         return _send(args, args.command)
     from rpccore.cli.demo import run_demo

@@ -72,3 +72,29 @@ def test_sample_config_generator_covers_core_options() -> None:
                           "rpccore"], capture_output=True, text=True, check=True).stdout
     assert "[cell:name]" in out and "#transport_url = memory://" in out
     assert "#default_cell = default" in out
+
+
+def test_check_points_out_typos_and_missing_sections(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "typos.conf"
+    path.write_text("[rpccore]\ncells = main, edge\n\n[cell:main]\n"
+                    "transport_url = memory:///typos\nrpc_respone_timeout = 5\n\n"
+                    "[cell:edgee]\ntransport_url = memory:///typos\n")
+    # --config-file may also follow the subcommand
+    assert main(["check", "--config-file", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "that nothing uses (typos?): rpc_respone_timeout" in out
+    assert "listed in [rpccore] cells but no config file has a [cell:edge] section" in out
+    assert "cell:edgee" in out and "1 of 2 cells OK" in out
+
+
+def test_check_without_config_says_what_it_checks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--connect-only"]) == 0
+    out = capsys.readouterr().out
+    assert "no --config-file given" in out and "round trip" not in out
+
+
+def test_misspelt_driver_gets_a_suggestion(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config-file", write_conf(tmp_path, "memroy://"), "check"]) == 1
+    assert "did you mean 'memory'?" in capsys.readouterr().out
