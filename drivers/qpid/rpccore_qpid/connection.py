@@ -145,6 +145,8 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
         :raises TransportError: closed; credentials refused; every host failed
             before this loop ever connected; or ``deadline`` (monotonic) passed.
         """
+        if self.state == "connected":
+            return  # the common case, without the lock
         self.start()
         with self._cond:
             while self.state != "connected":
