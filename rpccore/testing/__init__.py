@@ -38,8 +38,20 @@ def memory_rpc(namespace: str | None = None, **cell_options: Any) -> RPC:
     return rpc
 
 
+def _rewrite_asserts() -> None:
+    # Let pytest explain a failing kit assertion with its values, as it does
+    # for the test modules themselves (it must hear of the modules before
+    # they are imported).
+    import pytest
+
+    pytest.register_assert_rewrite("rpccore.testing.driver_conformance",
+                                   "rpccore.testing.matchmaker_conformance")
+
+
 def __getattr__(name: str) -> Any:
     # The suites import pytest: load them only when asked for.
+    if name in ("DriverConformance", "BrokerDriverConformance", "MatchMakerConformance"):
+        _rewrite_asserts()
     if name in ("DriverConformance", "BrokerDriverConformance"):
         from rpccore.testing import driver_conformance
         return getattr(driver_conformance, name)
