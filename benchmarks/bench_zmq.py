@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -85,6 +86,27 @@ class Endpoint:
         with self.cond:
             self.cond.wait_for(lambda: self.count >= n, timeout=60)
             return self.count
+
+    def cpu(self, ctx: dict[str, Any]) -> dict[str, float]:
+        """The server process's CPU time by thread (for --profile)."""
+        return thread_cpu()
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds used so far by each thread of this process, by name, with
+    numbered pool threads (``rpccore-bench-3``) summed under ``-N``, plus the
+    whole process (which includes libzmq's own I/O threads)."""
+    used: dict[str, float] = {"(whole process)": time.process_time()}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            seconds = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except OSError:
+            continue  # it has just ended
+        name = re.sub(r"-\d+$", "-N", thread.name)
+        used[name] = used.get(name, 0.0) + seconds
+    return used
 
 
 def serve_rpccore(port: int) -> None:
@@ -229,11 +251,28 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
 
 
 def profile(rpc: Rpc, casts: int, calls: int) -> None:
-    """Where the calling thread of the client spends its time (the I/O
-    thread and the server process are not included: time waiting there shows
-    as lock acquisition)."""
+    """CPU per sequential call by thread on both sides, then where the
+    calling thread of the client spends its time (cProfile; the I/O threads
+    and the server process are not included there: time waiting on them shows
+    as lock acquisition or poll)."""
     import cProfile
     import pstats
+
+    def server_cpu() -> dict[str, float]:
+        return dict(rpc.rpc.call({}, TOPIC, {"method": "cpu", "args": {}}, timeout=30))
+
+    client0, server0 = thread_cpu(), server_cpu()
+    start = time.perf_counter()
+    for i in range(calls):
+        rpc.call(i)
+    elapsed = time.perf_counter() - start
+    client1, server1 = thread_cpu(), server_cpu()
+    print(f"\n--- CPU per sequential call by thread ({calls / elapsed:,.0f} calls/s) ---")
+    for side, before, after in (("client", client0, client1), ("server", server0, server1)):
+        for name in sorted(after, key=lambda n: after[n] - before.get(n, 0.0), reverse=True):
+            per_call = (after[name] - before.get(name, 0.0)) / calls * 1e6
+            if per_call >= 0.5:
+                print(f"{side:7s} {name:48s} {per_call:7.1f} us")
 
     def sequential() -> None:
         for i in range(calls):  # on this thread, so that cProfile sees it
