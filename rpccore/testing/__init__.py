@@ -1,6 +1,7 @@
 """Test helpers that applications and plugin authors use.
 
 - :func:`memory_rpc`: an ``RPC`` on a private in-memory cell, in one line.
+- :func:`wait_until`: wait for an effect that has no event (a counter).
 - ``DriverConformance`` and ``MatchMakerConformance`` (import them from
   ``rpccore.testing``; they need pytest): behaviours written once that every
   driver and every matchmaker must show. Subclass them in your own tests.
@@ -9,6 +10,8 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
@@ -16,8 +19,7 @@ from oslo_config import cfg
 from rpccore.rpc import RPC
 
 if TYPE_CHECKING:  # the real names for type checkers; loaded lazily at run time
-    from rpccore.testing.driver_conformance import (BrokerDriverConformance,
-                                                    DriverConformance)
+    from rpccore.testing.driver_conformance import BrokerDriverConformance, DriverConformance
     from rpccore.testing.matchmaker_conformance import MatchMakerConformance
 
 
@@ -36,6 +38,18 @@ def memory_rpc(namespace: str | None = None, **cell_options: Any) -> RPC:
     rpc.remove_cell(rpc.default_cell)
     rpc.add_cell(rpc.default_cell, f"memory:///{name}", **cell_options)
     return rpc
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0,
+               interval: float = 0.02) -> bool:
+    """For tests: True once ``predicate()`` is true, False after ``timeout``
+    seconds (for effects that have no event to wait on, such as counters)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
 
 
 def _rewrite_asserts() -> None:
@@ -61,4 +75,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["memory_rpc", "DriverConformance", "BrokerDriverConformance", "MatchMakerConformance"]
+__all__ = ["memory_rpc", "wait_until", "DriverConformance", "BrokerDriverConformance",
+           "MatchMakerConformance"]

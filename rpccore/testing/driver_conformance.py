@@ -24,10 +24,17 @@ from typing import Any
 import pytest
 
 from rpccore import envelope
-from rpccore.errors import (InvalidDestination, InvalidMessage, RemoteError, Timeout,
-                            TransportError, Undeliverable)
+from rpccore.errors import (
+    InvalidDestination,
+    InvalidMessage,
+    RemoteError,
+    Timeout,
+    TransportError,
+    Undeliverable,
+)
 from rpccore.rpc import RPC
 from rpccore.server import Server
+from rpccore.testing import wait_until
 
 
 class Recorder:
@@ -310,7 +317,7 @@ class DriverConformance:
         thread = threading.Thread(target=lambda: result.update(r=client.call(
             {}, topic, {"method": "slow", "args": {"seconds": 0.5}}, timeout=self.patience)))
         thread.start()
-        assert _wait_until(lambda: server.cell.stats.get("received") == 1, self.patience)
+        assert wait_until(lambda: server.cell.stats.get("received") == 1, self.patience)
         server.stop()
         thread.join(self.patience)
         assert result.get("r") == "done"
@@ -397,7 +404,7 @@ class DriverConformance:
              "deadline": time.time() - 1}, max_size=1 << 20, key=b"s3cret")
         driver.send(dest, stale)  # validly signed, but past its deadline
         stats = server.cell.stats
-        assert _wait_until(lambda: stats.get("dropped_replayed") == 2
+        assert wait_until(lambda: stats.get("dropped_replayed") == 2
                            and stats.get("dropped_expired") == 1, self.patience), \
             stats.snapshot()
         assert recorder.seen == [("note", "once")]
@@ -419,12 +426,3 @@ class BrokerDriverConformance(DriverConformance):
             reply = client.call({}, client.make_destination(topic, host=host),
                                 {"method": "echo", "args": {"value": 0}}, timeout=self.patience)
             assert reply["server"] == f"{topic}|{host}"
-
-
-def _wait_until(predicate: Any, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False

@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 from oslo_config import cfg
-
 from private_rabbit import PrivateRabbit
+
 from rpccore import RPC
 from rpccore.errors import Timeout, TransportError
+from rpccore.testing import wait_until
 
 SENDERS = 4
 CASTS = 5000
@@ -214,21 +215,12 @@ def test_call_to_a_hung_broker_fails_in_time_and_heartbeats_notice(
             # A broker silent for twice the heartbeat is taken as dead.
             stats = caller.stats()[caller.default_cell]
             link = caller.cell().driver().link  # type: ignore[attr-defined]
-            assert _wait(lambda: not link.ready.is_set(), 5), "heartbeat missed nothing"
+            assert wait_until(lambda: not link.ready.is_set(), 5), "heartbeat missed nothing"
         finally:
             node.resume()
-        assert _wait(lambda: caller.stats()[caller.default_cell]["reconnects"] >= 1, 15), stats
+        assert wait_until(lambda: caller.stats()[caller.default_cell]["reconnects"] >= 1, 15), stats
         assert caller.call({}, topic, {"method": "add", "args": {"a": 2, "b": 3}},
                            timeout=15) == 5
     finally:
         caller.close()
         server_rpc.close()
-
-
-def _wait(predicate: Any, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False

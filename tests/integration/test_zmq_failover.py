@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from rpccore_zmq.testing import free_port, zmq_rpc
 
 from rpccore import RPC, TransportError, Undeliverable
-from rpccore_zmq.testing import free_port, zmq_rpc
+from rpccore.testing import wait_until
 
 REFUSER, SERVER, NOBODY = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 
@@ -56,7 +57,7 @@ def test_a_refusing_host_passes_messages_on(setup: tuple[int, str, RPC, RPC, Sin
             assert client.call({}, topic, {"method": "whoami", "args": {}}, timeout=5) == SERVER
         for value in range(10):
             client.cast({}, topic, {"method": "note", "args": {"value": value}})
-        assert _wait_for(lambda: sorted(sink.values) == list(range(10)))
+        assert wait_until(lambda: sorted(sink.values) == list(range(10)))
         assert refuser.cell().stats.get("zmq_refused") >= 3
         assert client.cell().stats.get("zmq_rerouted") >= 3
 
@@ -68,7 +69,7 @@ def test_a_refusing_host_passes_messages_on(setup: tuple[int, str, RPC, RPC, Sin
                         {"method": "whoami", "args": {}}, timeout=5)
         assert time.monotonic() - start < 2, "a refusal is reported at once"
         client.cast({}, "lonely", {"method": "note", "args": {"value": 1}})
-        assert _wait_for(lambda: client.cell().stats.get("returned") == 1)
+        assert wait_until(lambda: client.cell().stats.get("returned") == 1)
     finally:
         client.close()
 
@@ -80,21 +81,12 @@ def test_a_host_that_does_not_exist_is_skipped(
     try:
         for value in range(10):
             client.cast({}, topic, {"method": "note", "args": {"value": value}})
-        assert _wait_for(lambda: sorted(sink.values) == list(range(10)))
+        assert wait_until(lambda: sorted(sink.values) == list(range(10)))
         assert client.call({}, topic, {"method": "whoami", "args": {}}, timeout=5) == SERVER
         # a fanout whose copy to the missing host is never acknowledged
         with pytest.raises(TransportError):
             client.cast({}, client.make_destination(topic, fanout=True),
                         {"method": "note", "args": {"value": 99}}, confirm=True)
-        assert _wait_for(lambda: 99 in sink.values)
+        assert wait_until(lambda: 99 in sink.values)
     finally:
         client.close()
-
-
-def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False

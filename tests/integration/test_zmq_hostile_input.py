@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 import zmq
-
-from rpccore import RPC
 from rpccore_zmq import protocol
 from rpccore_zmq.testing import free_port, zmq_rpc
+
+from rpccore import RPC
+from rpccore.testing import wait_until
 
 HOST = "127.0.0.2"
 MAX_SIZE = 8192
@@ -48,15 +49,6 @@ def still_answers(client: RPC, topic: str) -> None:
     assert client.call({}, dest, {"method": "add", "args": {"a": 2, "b": 3}}, timeout=5) == 5
 
 
-def wait_for(predicate: Any, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_raw_tcp_noise_and_idle_connections(served: tuple[RPC, RPC, int, str]) -> None:
     server, client, port, topic = served
     still_answers(client, topic)
@@ -74,7 +66,7 @@ def test_raw_tcp_noise_and_idle_connections(served: tuple[RPC, RPC, int, str]) -
                 pass
         still_answers(client, topic)
     stats = server.cell().stats
-    assert wait_for(lambda: stats.get("zmq_bad_handshakes") >= 2), stats.snapshot()
+    assert wait_until(lambda: stats.get("zmq_bad_handshakes") >= 2), stats.snapshot()
     idle.close()
     still_answers(client, topic)
 
@@ -102,14 +94,14 @@ def test_bad_frames_are_dropped_and_counted(served: tuple[RPC, RPC, int, str]) -
         for frames in bad:
             peer.send_multipart(frames)
         stats = server.cell().stats
-        assert wait_for(lambda: stats.get("dropped_malformed") >= len(bad)), stats.snapshot()
+        assert wait_until(lambda: stats.get("dropped_malformed") >= len(bad)), stats.snapshot()
         assert stats.get("dropped_oversize") == 1
         still_answers(client, topic)
 
         # a well-formed request whose envelope is garbage reaches the core,
         # which drops and counts it too; the peer gets a receipt (it was taken)
         peer.send_multipart([head, b"not json at all"])
-        assert wait_for(lambda: stats.get("dropped_malformed") >= len(bad) + 1)
+        assert wait_until(lambda: stats.get("dropped_malformed") >= len(bad) + 1)
         assert peer.poll(5000)
         kind, _ = protocol.parse_header(peer.recv_multipart()[0])
         assert kind == protocol.RECEIPT
@@ -137,7 +129,7 @@ def test_a_flood_of_garbage_does_not_stall_calls(served: tuple[RPC, RPC, int, st
         still_answers(client, topic)
         assert time.monotonic() - start < 5
         stats = server.cell().stats
-        assert wait_for(lambda: stats.get("dropped_malformed") >= 5000), stats.snapshot()
+        assert wait_until(lambda: stats.get("dropped_malformed") >= 5000), stats.snapshot()
         still_answers(client, topic)
     finally:
         peer.close(linger=0)

@@ -27,9 +27,10 @@ from typing import Any
 
 import pytest
 import redis
+from rpccore_zmq.testing import free_port, zmq_rpc
 
 from rpccore import RPC, Timeout, TransportError
-from rpccore_zmq.testing import free_port, zmq_rpc
+from rpccore.testing import wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HOSTS = ("127.0.0.2", "127.0.0.3")
@@ -132,7 +133,7 @@ def test_servers_in_other_processes_share_work_and_take_direct_and_fanout(
     client.cast({}, client.make_destination(topic, fanout=True),
                 {"method": "note", "args": {"value": 99}})
     for host in HOSTS:
-        assert _wait_for(lambda h=host: 99 in ask(client, topic, h, "noted"))
+        assert wait_until(lambda h=host: 99 in ask(client, topic, h, "noted"))
 
 
 def test_dead_host_calls_fail_in_time_and_topic_casts_reach_the_survivor(
@@ -154,7 +155,7 @@ def test_dead_host_calls_fail_in_time_and_topic_casts_reach_the_survivor(
     # still lists the dead host until its registration expires
     for value in range(40):
         client.cast({}, topic, {"method": "note", "args": {"value": value}})
-    assert _wait_for(lambda: set(range(40)) <= set(ask(client, topic, alive.host, "noted")))
+    assert wait_until(lambda: set(range(40)) <= set(ask(client, topic, alive.host, "noted")))
 
     # topic calls go to the survivor too
     assert {ask(client, topic, None, "whoami") for _ in range(10)} == {alive.host}
@@ -170,7 +171,7 @@ def test_cast_to_a_dead_host_is_reported(
     dead.kill()
     stats = client.cell().stats
     client.cast({}, direct, {"method": "note", "args": {"value": 2}})  # lost
-    assert _wait_for(lambda: stats.get("zmq_lost_casts") == 1)
+    assert wait_until(lambda: stats.get("zmq_lost_casts") == 1)
     with pytest.raises(TransportError, match="lost"):
         client.cast({}, direct, {"method": "note", "args": {"value": 3}})
     with pytest.raises(TransportError):  # known dead: refused at once
@@ -181,15 +182,6 @@ def test_cast_to_a_dead_host_is_reported(
     assert time.monotonic() - start < 2 * RECEIPT_TIMEOUT + 1
 
 
-def _wait_for(predicate: Any, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_registrations_follow_servers(cluster: tuple[RPC, str, list[ServerProcess]]) -> None:
     client, topic, servers = cluster
     driver = client.cell().driver()
@@ -198,4 +190,3 @@ def test_registrations_follow_servers(cluster: tuple[RPC, str, list[ServerProces
     servers[0].stop()  # a clean stop unregisters at once
     assert matchmaker.lookup(topic) == [HOSTS[1]]
     assert {ask(client, topic, None, "whoami") for _ in range(6)} == {HOSTS[1]}
-

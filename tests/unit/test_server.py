@@ -11,7 +11,7 @@ import pytest
 
 import rpccore
 from rpccore import envelope
-from rpccore.testing import memory_rpc
+from rpccore.testing import memory_rpc, wait_until
 
 
 class Endpoint:
@@ -45,7 +45,7 @@ def test_garbage_never_kills_a_server() -> None:
             raw_send(rpc, "svc", body)
         assert rpc.call({}, "svc", {"method": "echo", "args": {"value": 1}}, timeout=5) == 1
         # several workers: the garbage may still be in hand when the call returns
-        assert _wait(lambda: server.cell.stats.get("dropped_malformed") == 7)
+        assert wait_until(lambda: server.cell.stats.get("dropped_malformed") == 7)
 
 
 def test_expired_requests_are_skipped() -> None:
@@ -56,7 +56,7 @@ def test_expired_requests_are_skipped() -> None:
                "ctx": {}, "deadline": time.time() - 1}
         raw_send(rpc, "svc", envelope.encode(env, max_size=10**6))
         rpc.call({}, "svc", {"method": "echo", "args": {"value": 2}}, timeout=5)
-        assert _wait(lambda: rpc.stats()["default"]["dropped_expired"] == 1)
+        assert wait_until(lambda: rpc.stats()["default"]["dropped_expired"] == 1)
         assert endpoint.calls == 1
 
 
@@ -77,7 +77,7 @@ def test_signed_replays_are_refused() -> None:
         driver.send = original  # type: ignore[method-assign]
         raw_send(rpc, "svc", captured[0])
         rpc.call({}, "svc", {"method": "echo", "args": {"value": 2}}, timeout=5)
-        assert _wait(lambda: rpc.stats()["default"]["dropped_replayed"] == 1)
+        assert wait_until(lambda: rpc.stats()["default"]["dropped_replayed"] == 1)
         assert endpoint.calls == 2
 
 
@@ -97,7 +97,7 @@ def test_late_replies_and_no_leaked_futures() -> None:
             rpc.call({}, "svc", {"method": "block", "args": {}}, timeout=0.2)
         assert len(rpc.cell().pending_calls) == 0
         endpoint.release.set()
-        assert _wait(lambda: rpc.stats()["default"]["late_replies"] == 1)
+        assert wait_until(lambda: rpc.stats()["default"]["late_replies"] == 1)
         assert rpc.call({}, "svc", {"method": "echo", "args": {"value": 1}}, timeout=5) == 1
 
 
@@ -142,7 +142,7 @@ def test_close_fails_waiting_calls_at_once() -> None:
 
     caller = threading.Thread(target=waiting_call)
     caller.start()
-    assert _wait(lambda: len(client.cell().pending_calls) == 1)
+    assert wait_until(lambda: len(client.cell().pending_calls) == 1)
     start = time.monotonic()
     client.close()
     caller.join(5)
@@ -150,12 +150,3 @@ def test_close_fails_waiting_calls_at_once() -> None:
     assert len(errors) == 1 and isinstance(errors[0], rpccore.TransportError)
     endpoint.release.set()
     server_rpc.close()
-
-
-def _wait(predicate: Any, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
