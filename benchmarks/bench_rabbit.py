@@ -17,6 +17,7 @@ virtualenv with ``--system-site-packages``) and it is measured too.
 from __future__ import annotations
 
 import argparse
+import sys
 import os
 import statistics
 import threading
@@ -24,7 +25,11 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.measure import timed_calls  # noqa: E402
 
 ARG = "x" * 100
 
@@ -62,24 +67,7 @@ class Endpoint:
 
 def _calls(call: Callable[[], Any], n: int, threads: int) -> tuple[float, list[float]]:
     """Rate (calls/s) and latencies (s) of ``n`` calls spread over ``threads``."""
-    latencies: list[list[float]] = [[] for _ in range(threads)]
-
-    def work(k: int) -> None:
-        mine = latencies[k]
-        for _ in range(n // threads):
-            start = time.perf_counter()
-            call()
-            mine.append(time.perf_counter() - start)
-
-    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - start
-    flat = [x for part in latencies for x in part]
-    return len(flat) / elapsed, flat
+    return timed_calls(lambda _i: call(), n, threads)
 
 
 class RpccoreRabbit:

@@ -7,8 +7,13 @@ baseline in the same run, interleaved (A, B, A, B, ...), and reports ratios.
 from __future__ import annotations
 
 import statistics
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+Measured = tuple[float, list[float]]
 
 
 @dataclass
@@ -67,3 +72,24 @@ def report(title: str, result: Result, baseline: Result | None = None,
             row.update(target=target, meets=ratio >= target)
     print(line, flush=True)
     return row
+
+def timed_calls(call: Callable[[int], Any], n: int, threads: int = 1) -> Measured:
+    """Rate and latencies (seconds) of ``n`` calls of ``call(i)`` spread over ``threads``."""
+    parts: list[list[float]] = [[] for _ in range(threads)]
+
+    def work(k: int) -> None:
+        mine = parts[k]
+        for i in range(n // threads):
+            t0 = time.perf_counter()
+            call(i)
+            mine.append(time.perf_counter() - t0)
+
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    start = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - start
+    latencies = [x for part in parts for x in part]
+    return len(latencies) / elapsed, latencies

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
+from benchmarks.measure import Measured, timed_calls  # noqa: F401 (re-exported)
 from benchmarks.suite.cells import CellFactory
 from rpccore import RPC
 
-Measured = tuple[float, list[float]]
 
 
 class Counter:
@@ -54,26 +53,6 @@ class Endpoint:
         return self.counter.wait_for(n, timeout=60)
 
 
-def timed_calls(call: Callable[[int], Any], n: int, threads: int = 1) -> Measured:
-    """Rate and latencies (seconds) of ``n`` calls of ``call(i)`` spread over ``threads``."""
-    parts: list[list[float]] = [[] for _ in range(threads)]
-
-    def work(k: int) -> None:
-        mine = parts[k]
-        for i in range(n // threads):
-            t0 = time.perf_counter()
-            call(i)
-            mine.append(time.perf_counter() - t0)
-
-    workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - start
-    latencies = [x for part in parts for x in part]
-    return len(latencies) / elapsed, latencies
 
 
 class RpccoreWorkload:
