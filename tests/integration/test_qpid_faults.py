@@ -42,8 +42,8 @@ def _ctl(node: PrivateRabbit, *args: str) -> str:
 def _rpc(node: PrivateRabbit, namespace: str, **options: Any) -> RPC:
     rpc = RPC(cfg.ConfigOpts())
     rpc.remove_cell(rpc.default_cell)
-    for name, value in (("reconnect_delay", 0.1), ("reconnect_max_delay", 1.0),
-                        ("heartbeat", 5)):
+    for name, value in (("reconnect_interval", 0.1), ("reconnect_interval_max", 1.0),
+                        ("heartbeat_interval", 5)):
         options.setdefault(name, value)
     rpc.add_cell(rpc.default_cell, node.url("qpid"), control_exchange=namespace, **options)
     return rpc
@@ -152,8 +152,8 @@ def test_heartbeats_notice_a_hung_broker(node: PrivateRabbit) -> None:
     """SIGSTOP keeps the broker's sockets open but silent: only heartbeats
     (idle timeout) can tell. Calls fail typed meanwhile; all recovers after."""
     namespace = f"hang-{os.urandom(4).hex()}"
-    server_rpc = _rpc(node, namespace, heartbeat=2, connect_timeout=2)
-    client = _rpc(node, namespace, heartbeat=2, connect_timeout=2)
+    server_rpc = _rpc(node, namespace, heartbeat_interval=2, connect_timeout=2)
+    client = _rpc(node, namespace, heartbeat_interval=2, connect_timeout=2)
     try:
         server_rpc.serve("hang", [Counter()]).start()
         assert client.call({}, "hang", {"method": "add", "args": {"a": 1, "b": 1}},
@@ -257,7 +257,7 @@ def test_failover_to_the_next_host_when_the_first_dies(node: PrivateRabbit) -> N
     for _ in range(2):
         rpc = RPC(cfg.ConfigOpts())
         rpc.remove_cell(rpc.default_cell)
-        rpc.add_cell(rpc.default_cell, url, control_exchange=namespace, reconnect_delay=0.1)
+        rpc.add_cell(rpc.default_cell, url, control_exchange=namespace, reconnect_interval=0.1)
         rpcs.append(rpc)
     server_rpc, client = rpcs
     try:

@@ -29,15 +29,15 @@ def test_hosts_ports_and_masked_credentials() -> None:
     assert [b.url for b in brokers] == ["amqp://h1:5673", "amqp://[::1]:5672"]
     assert [(b.user, b.password) for b in brokers] == [("u", "secret"), ("u2", "pw/2")]
     assert all("secret" not in b.shown and "pw" not in b.shown for b in brokers)
-    assert cell.options.prefetch == 64 and cell.options.heartbeat == 30
+    assert cell.options.prefetch == 64 and cell.options.heartbeat_interval == 30
 
 
 def test_query_parameters_turn_on_tls_and_change_the_default_port(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("not really a certificate")
-    cell = _cell(f"qpid://u:p@h/?ssl=true&ssl_ca_file={ca}&heartbeat=5")
+    cell = _cell(f"qpid://u:p@h/?ssl=true&ssl_ca_file={ca}&heartbeat_interval=5")
     assert [b.url for b in broker_addresses(cell)] == ["amqps://h:5671"]
-    assert cell.options.heartbeat == 5
+    assert cell.options.heartbeat_interval == 5
 
 
 def test_credentials_mean_plain_only() -> None:
@@ -51,7 +51,7 @@ def test_credentials_mean_plain_only() -> None:
 
 
 def test_no_credentials_means_anonymous_and_heartbeat_zero_disables() -> None:
-    cell = _cell("qpid://h/", heartbeat=0)
+    cell = _cell("qpid://h/", heartbeat_interval=0)
     options = connect_options(cell, broker_addresses(cell)[0], None)
     assert options["allowed_mechs"] == "ANONYMOUS"
     assert "user" not in options and "heartbeat" not in options and "virtual_host" not in options

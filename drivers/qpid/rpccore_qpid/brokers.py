@@ -100,8 +100,8 @@ def connect_options(cell: Cell, target: BrokerAddress,
         kwargs.update(allowed_mechs="PLAIN", user=target.user, password=target.password or "")
     else:
         kwargs["allowed_mechs"] = "ANONYMOUS"
-    if cell.options.heartbeat:
-        kwargs["heartbeat"] = cell.options.heartbeat
+    if cell.options.heartbeat_interval:
+        kwargs["heartbeat"] = cell.options.heartbeat_interval
     if ssl is not None:
         kwargs["ssl_domain"] = ssl
     if cell.url.virtual_host:

@@ -382,8 +382,9 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
             if self._failures >= len(self._targets):
                 self._failed_round = True
             self._cond.notify_all()
-        delay = min(self._opts.reconnect_max_delay,
-                    self._opts.reconnect_delay * (2 ** max(0, self._failures - 1)))
+        delay = min(self._opts.reconnect_interval_max,
+                    self._opts.reconnect_interval
+                    * self._opts.reconnect_backoff ** max(0, self._failures - 1))
         LOG.warning("cell %s: connection attempt failed (%s); next try in %.2f s",
                     self.cell.name, why, delay)
         self._container.schedule(delay, Timer(self._connect))

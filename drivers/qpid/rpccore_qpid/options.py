@@ -19,15 +19,17 @@ QPID_OPTS: list[cfg.Opt] = [
     cfg.BoolOpt("ssl_verify_hostname", default=True,
                 help="Check that the broker's certificate names the host connected to. "
                      "False still checks the certificate chain when ssl_ca_file is set."),
-    cfg.FloatOpt("heartbeat", default=30.0, min=0.0,
+    cfg.FloatOpt("heartbeat_interval", default=30.0, min=0.0,
                  help="AMQP idle timeout in seconds: both ends send heartbeat frames so a "
                       "dead peer is noticed within about this time. 0 disables."),
     cfg.FloatOpt("connect_timeout", default=10.0, min=0.1,
                  help="Seconds one connection attempt to one host may take."),
-    cfg.FloatOpt("reconnect_delay", default=0.25, min=0.0,
-                 help="First delay before reconnecting after a failed attempt; doubles "
-                      "with every failure up to reconnect_max_delay."),
-    cfg.FloatOpt("reconnect_max_delay", default=10.0, min=0.0,
+    cfg.FloatOpt("reconnect_interval", default=0.25, min=0.0,
+                 help="First delay before reconnecting after a failed attempt; grows by "
+                      "reconnect_backoff with every failure up to reconnect_interval_max."),
+    cfg.FloatOpt("reconnect_backoff", default=2.0, min=1.0,
+                 help="Factor the delay between reconnection attempts grows by."),
+    cfg.FloatOpt("reconnect_interval_max", default=10.0, min=0.0,
                  help="Longest delay between reconnection attempts."),
     cfg.IntOpt("prefetch", default=64, min=1,
                help="Messages each server link takes from the broker ahead of "
