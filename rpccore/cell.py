@@ -109,6 +109,8 @@ class Cell:
                         LOG.warning("cell %s: %r (from the transport URL or add_cell) is "
                                     "not an option of any installed plugin; ignored",
                                     self.name, name)
+                for counter in getattr(cls, "counters", ()):
+                    self.stats.incr(counter, 0)
                 self._driver = cls(self)
                 LOG.info("cell %s: loaded driver %s for %s", self.name,
                          self.driver_name, self.url)

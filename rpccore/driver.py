@@ -92,6 +92,10 @@ class Driver(abc.ABC):
     #: backend's flow control (prefetch, link credit, high-water marks).
     on_message_may_block: ClassVar[bool] = False
 
+    #: Names of the driver's own counters (``cell.stats.incr(name)``), listed
+    #: in ``rpc.stats()`` from the start, at zero.
+    counters: ClassVar[tuple[str, ...]] = ()
+
     #: True when :meth:`send` can tell that nobody consumes a destination and
     #: raises :class:`~rpccore.Undeliverable` for it (AMQP mandatory flag).
     detects_undeliverable: ClassVar[bool] = False

@@ -18,6 +18,8 @@ COUNTERS = (
     "dropped_expired",    # requests whose caller had already given up
     "late_replies",       # replies nobody waited for any more
     "returned",           # casts the backend could not route
+    "nacked",             # messages the backend refused to take
+    "dropped_oversize",   # messages over max_message_size, refused by the driver
     "reconnects",         # transport connections re-established
 )
 

@@ -72,6 +72,9 @@ class ZmqDriver(Driver):
     distribution's README for the exact delivery guarantees.
     """
 
+    counters = ("zmq_rerouted", "zmq_replies_dropped", "zmq_refused", "zmq_peer_failures",
+                "zmq_lost_casts", "zmq_bad_handshakes")
+
     #: A call or confirmed cast raises Undeliverable when the matchmaker knows
     #: no host of the topic, or every host it names refuses the message.
     detects_undeliverable: ClassVar[bool] = True
