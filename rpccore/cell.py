@@ -100,15 +100,10 @@ class Cell:
             if self._driver is None:
                 cls = plugins.load_driver(self.driver_name)
                 self.register_plugin_options(cls.options())
-                if self._pending:
-                    # What is left may belong to a matchmaker the driver loads
-                    # later; warn only about names no installed plugin knows.
-                    known = {opt.name for plugin in plugins.installed_plugin_classes()
-                             for opt in plugin.options()}
-                    for name in sorted(set(self._pending) - known):
-                        LOG.warning("cell %s: %r (from the transport URL or add_cell) is "
-                                    "not an option of any installed plugin; ignored",
-                                    self.name, name)
+                # A driver with a matchmaker leaves the rest to it (warned
+                # about in load_matchmaker); otherwise nothing will use it.
+                if "matchmaker" not in self.options:
+                    self._warn_unused()
                 for counter in getattr(cls, "counters", ()):
                     self.stats.incr(counter, 0)
                 self._driver = cls(self)
@@ -123,8 +118,16 @@ class Cell:
         """
         cls = plugins.load_matchmaker(name)
         self.register_plugin_options(cls.options())
+        self._warn_unused()
         matchmaker: MatchMaker = cls(self.conf, self.group)
         return matchmaker
+
+    def _warn_unused(self) -> None:
+        for name in sorted(self._pending):
+            LOG.warning("cell %s: %r (from the transport URL or add_cell) is not an "
+                        "option of driver %s or its matchmaker; ignored",
+                        self.name, name, self.driver_name)
+        self._pending.clear()
 
     def close(self) -> None:
         with self._lock:
