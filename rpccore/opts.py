@@ -58,6 +58,22 @@ cell_opts: list[cfg.Opt] = [
 ]
 
 
+#: TLS options shared by the broker drivers, so that a cell is configured for
+#: TLS the same way whichever AMQP driver it uses.
+tls_opts: list[cfg.Opt] = [
+    cfg.BoolOpt("ssl", default=False,
+                help="Connect to the broker over TLS (the URL's default port becomes "
+                     "5671)."),
+    cfg.StrOpt("ssl_ca_file",
+               help="PEM file of the CA certificates the broker's certificate must "
+                    "chain to (unset: the system's default CAs)."),
+    cfg.StrOpt("ssl_cert_file", help="PEM client certificate, for brokers that ask for one."),
+    cfg.StrOpt("ssl_key_file", help="PEM private key of ssl_cert_file."),
+    cfg.BoolOpt("ssl_verify_hostname", default=True,
+                help="Check that the broker's certificate names the host connected to."),
+]
+
+
 def cell_group(name: str) -> str:
     """The option group name of cell ``name``."""
     return f"cell:{name}"

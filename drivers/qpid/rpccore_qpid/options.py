@@ -8,17 +8,11 @@ from __future__ import annotations
 
 from oslo_config import cfg
 
+from rpccore.opts import tls_opts
+
 QPID_OPTS: list[cfg.Opt] = [
-    cfg.BoolOpt("ssl", default=False,
-                help="Connect with TLS (amqps). The URL's default port becomes 5671."),
-    cfg.StrOpt("ssl_ca_file",
-               help="PEM file of the CA certificates that sign the broker's certificate."),
-    cfg.StrOpt("ssl_cert_file", help="PEM client certificate, for brokers that ask for one."),
-    cfg.StrOpt("ssl_key_file", help="PEM private key of ssl_cert_file."),
+    *tls_opts,
     cfg.StrOpt("ssl_key_password", secret=True, help="Password of ssl_key_file."),
-    cfg.BoolOpt("ssl_verify_hostname", default=True,
-                help="Check that the broker's certificate names the host connected to. "
-                     "False still checks the certificate chain when ssl_ca_file is set."),
     cfg.FloatOpt("heartbeat_interval", default=30.0, min=0.0,
                  help="AMQP idle timeout in seconds: both ends send heartbeat frames so a "
                       "dead peer is noticed within about this time. 0 disables."),

@@ -15,20 +15,11 @@ from typing import Any
 from oslo_config import cfg
 
 from rpccore.errors import ConfigError
+from rpccore.opts import tls_opts
 from rpccore.transport_url import TransportHost
 
 rabbit_opts: list[cfg.Opt] = [
-    cfg.BoolOpt("ssl", default=False,
-                help="Connect to RabbitMQ over TLS (default port 5671)."),
-    cfg.StrOpt("ssl_ca_file", default="",
-               help="CA bundle that the broker's certificate must chain to "
-                    "(empty: the system's default CAs)."),
-    cfg.StrOpt("ssl_cert_file", default="",
-               help="Client certificate file (PEM), for brokers that want one."),
-    cfg.StrOpt("ssl_key_file", default="",
-               help="Private key of ssl_cert_file (PEM)."),
-    cfg.BoolOpt("ssl_verify_hostname", default=True,
-                help="Check that the broker's certificate names the host connected to."),
+    *tls_opts,
     cfg.IntOpt("heartbeat_interval", default=10, min=0,
                help="AMQP heartbeat in seconds asked of the broker; a broker silent for "
                     "about twice this long is taken as dead and the driver reconnects. "
