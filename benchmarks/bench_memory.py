@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.measure import interleave, report  # noqa: E402
+from benchmarks.measure import interleave, report, timed_calls  # noqa: E402
 from rpccore.testing import memory_rpc  # noqa: E402
 
 PAYLOAD = "x" * 100
@@ -100,23 +100,8 @@ def rpccore_casts(n: int) -> tuple[float, list[float]]:
 def rpccore_calls(n: int, threads: int = 1) -> tuple[float, list[float]]:
     with memory_rpc() as rpc:
         rpc.serve("bench", [Endpoint()]).start()
-        latencies: list[float] = []
-
-        def caller(count: int) -> None:
-            own = []
-            for i in range(count):
-                t0 = time.perf_counter()
-                rpc.call({}, "bench", {"method": "work", "args": {"i": i, "payload": PAYLOAD}})
-                own.append(time.perf_counter() - t0)
-            latencies.extend(own)
-
-        workers = [threading.Thread(target=caller, args=(n // threads,)) for _ in range(threads)]
-        start = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        return (n // threads) * threads / (time.perf_counter() - start), latencies
+        return timed_calls(lambda i: rpc.call(
+            {}, "bench", {"method": "work", "args": {"i": i, "payload": PAYLOAD}}), n, threads)
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:

@@ -29,7 +29,7 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.measure import Result, interleave, report  # noqa: E402
+from benchmarks.measure import Result, interleave, report, timed_calls  # noqa: E402
 from rpccore_zmq.testing import free_port, zmq_rpc  # noqa: E402
 
 PAYLOAD = "x" * 100
@@ -173,23 +173,7 @@ class Rpc:
                              timeout=30)
 
     def calls(self, n: int, threads: int = 1) -> tuple[float, list[float]]:
-        latencies: list[float] = []
-
-        def caller(count: int) -> None:
-            own = []
-            for i in range(count):
-                t0 = time.perf_counter()
-                self.call(i)
-                own.append(time.perf_counter() - t0)
-            latencies.extend(own)
-
-        workers = [threading.Thread(target=caller, args=(n // threads,)) for _ in range(threads)]
-        start = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        return (n // threads) * threads / (time.perf_counter() - start), latencies
+        return timed_calls(self.call, n, threads)
 
     def casts(self, n: int) -> tuple[float, list[float]]:
         start = time.perf_counter()
