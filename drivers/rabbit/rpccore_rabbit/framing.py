@@ -208,17 +208,9 @@ class FrameReader:
                  channel: int) -> tuple[dict[str, Any], bytes, int] | None:
         """Header and body frames starting at ``pos``: (properties, body,
         position after them), or None when not all there yet."""
-        if total - pos < 8:
+        end = _frame_end(buf, pos, total, 2, channel, "content header")
+        if end is None:
             return None
-        frame_type, frame_channel, size = _HEADER.unpack_from(buf, pos)
-        end = pos + 7 + size
-        if end >= total:
-            return None
-        if frame_type != 2 or frame_channel != channel:
-            import amqp
-            raise amqp.exceptions.UnexpectedFrame(
-                f"frame type {frame_type} on channel {frame_channel} where a content "
-                f"header for channel {channel} was due")
         header = buf[pos + 7:end]
         (body_size,) = _BODY_SIZE.unpack_from(header, 4)
         props = _properties(header)
@@ -226,18 +218,33 @@ class FrameReader:
         parts = []
         got = 0
         while got < body_size:
-            if total - pos < 8:
+            end = _frame_end(buf, pos, total, 3, channel, "content body")
+            if end is None:
                 return None
-            frame_type, frame_channel, size = _HEADER.unpack_from(buf, pos)
-            end = pos + 7 + size
-            if end >= total:
-                return None
-            if frame_type != 3 or frame_channel != channel:
-                import amqp
-                raise amqp.exceptions.UnexpectedFrame(
-                    f"frame type {frame_type} where a content body was due")
             parts.append(buf[pos + 7:end])
-            got += size
+            got += end - pos - 7
             pos = end + 1
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         return props, body, pos
+
+
+def _frame_end(buf: bytes, pos: int, total: int, expected_type: int, channel: int,
+               what: str) -> int | None:
+    """Where the frame at ``pos`` ends (its frame-end octet), or None when it
+    has not all arrived.
+
+    :raises amqp.exceptions.UnexpectedFrame: it is not a frame of
+        ``expected_type`` on ``channel``.
+    """
+    if total - pos < 8:
+        return None
+    frame_type, frame_channel, size = _HEADER.unpack_from(buf, pos)
+    end: int = pos + 7 + size
+    if end >= total:
+        return None
+    if frame_type != expected_type or frame_channel != channel:
+        import amqp
+        raise amqp.exceptions.UnexpectedFrame(
+            f"frame type {frame_type} on channel {frame_channel} where a {what} for "
+            f"channel {channel} was due")
+    return end
