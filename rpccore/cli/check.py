@@ -81,8 +81,8 @@ def unknown_options(cell: Cell) -> list[str]:
         except configparser.Error:
             continue
         if parser.has_section(cell.group):
-            found.update(parser.options(cell.group))
-    found -= set(parser.defaults()) if files else set()
+            # options() also lists [DEFAULT]'s keys: those are not the cell's
+            found.update(set(parser.options(cell.group)) - set(parser.defaults()))
     return sorted(name for name in found if name not in cell.options)
 
 
