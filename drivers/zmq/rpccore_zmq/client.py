@@ -24,6 +24,7 @@ from rpccore_zmq import protocol
 from rpccore_zmq.curve import curve_keys, secure_client
 from rpccore_zmq.loop import LockedSocket, SocketLoop
 from rpccore_zmq.peer import Outgoing, Peer
+from rpccore_zmq.sockopts import set_common_options
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -59,7 +60,7 @@ class ClientLoop(SocketLoop):
         self.receipt_timeout: float = options.zmq_receipt_timeout
         self.max_peers: int = options.zmq_max_peers
         self.queue_size: int = options.zmq_send_queue
-        self.heartbeat_ms = int(options.zmq_heartbeat_interval * 1000)
+        self.heartbeat_interval: float = options.zmq_heartbeat_interval
         self.max_size: int = cell.max_message_size
         self.on_reply: ReplyHandler | None = None
         self.peers: dict[str, Peer] = {}
@@ -97,11 +98,11 @@ class ClientLoop(SocketLoop):
         peer = self.peers.get(self.endpoint_of(host))
         if peer is None or peer.dead:
             return False
-        # busy (another caller sends, or the loop reads): hand it to the loop
-        # rather than queue up on the lock
-        if not peer.lock.acquire(blocking=False):
-            return False
-        try:
+        # Wait for the lock even when the loop holds it (it reads a batch):
+        # handing the message to the loop instead would queue it behind a
+        # thread that, while this one keeps the GIL busy, gets to run only
+        # every few milliseconds.
+        with peer.lock:
             if peer.conn is None or peer.dead:
                 return False
             try:
@@ -109,8 +110,6 @@ class ClientLoop(SocketLoop):
             except zmq.ZMQError:
                 return False  # the loop retries, and fails over or reports
             out.tried.append(host)
-        finally:
-            peer.lock.release()
         if readable and peer.handler is not None:
             self.poke(peer.handler)
         return True
@@ -230,14 +229,9 @@ class ClientLoop(SocketLoop):
 
     def _connect(self, peer: Peer) -> None:
         sock = self.context.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, self.queue_size)
-        sock.setsockopt(zmq.RCVHWM, self.queue_size)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_size + 4096)
+        set_common_options(sock, self.queue_size, self.max_size, self.heartbeat_interval)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, self.heartbeat_ms)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self.heartbeat_ms * 3)
         if peer.endpoint.startswith("tcp://["):
             sock.setsockopt(zmq.IPV6, 1)
         if self.curve is not None:
@@ -262,11 +256,14 @@ class ClientLoop(SocketLoop):
         """Handle what ``peer`` sent; True if more is waiting."""
         with peer.lock:
             conn = peer.conn
-            for _ in range(256):
+            for n in range(256):
                 if conn is None or peer.conn is not conn or not conn.readable():
+                    if n:
+                        peer.last_heard = time.monotonic()
                     return False
                 frames = conn.socket.recv_multipart(zmq.NOBLOCK)
                 self._on_frames(peer, frames)
+            peer.last_heard = time.monotonic()
             return True
 
     def _on_frames(self, peer: Peer, frames: list[bytes]) -> None:
@@ -339,10 +336,21 @@ class ClientLoop(SocketLoop):
         for peer in list(self.peers.values()):
             with peer.lock:
                 oldest = next(iter(peer.unacked.values())) if peer.unacked else None
+            if oldest is not None and oldest.sent_at < limit and peer.last_heard < limit:
+                # judge on what the peer has sent, not on what this thread
+                # has had the time to read
+                while self._on_readable(peer):
+                    pass
+                with peer.lock:
+                    oldest = next(iter(peer.unacked.values())) if peer.unacked else None
             if oldest is not None:
-                if oldest.sent_at < limit:
+                # A peer working through a backlog receipts as it reads, so an
+                # old unacknowledged message alone does not make it dead:
+                # silence for the whole timeout does.
+                if oldest.sent_at < limit and peer.last_heard < limit:
                     self._peer_failed(peer, f"no receipt from {peer.host} within "
-                                            f"{self.receipt_timeout:g} s")
+                                            f"{self.receipt_timeout:g} s, nothing "
+                                            f"else heard from it")
             elif peer.dead and now - peer.last_ping >= PING_INTERVAL and peer.conn is not None:
                 peer.last_ping = now
                 try:

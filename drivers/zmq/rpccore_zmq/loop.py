@@ -43,6 +43,14 @@ _LAST = int(zmq.NOBLOCK)
 #: Reads what a socket has; returns True when more input is still waiting.
 SocketHandler = Callable[[], bool]
 
+#: Commands run per round of the loop before it polls its sockets again.
+_COMMANDS_PER_ROUND = 256
+
+
+def _nothing() -> bool:
+    """A handler that keeps the loop from sleeping for one round."""
+    return False
+
 
 class LockedSocket:
     """A ZMQ socket shared by threads under a (re-entrant) lock.
@@ -208,14 +216,21 @@ class SocketLoop:
     def on_stop(self) -> None:
         """Called on the loop thread when it stops: close sockets here."""
 
-    def _drain_commands(self) -> None:
+    def _drain_commands(self, limit: int = 0) -> bool:
+        """Run queued commands, at most ``limit`` of them (0: all); True
+        when some are left."""
         commands = self._commands
+        count = 0
         while commands:
+            if count == limit and limit:
+                return True
+            count += 1
             command = commands.popleft()
             try:
                 command()
             except Exception:
                 LOG.exception("%s: a command failed", self.name)
+        return False
 
     def _run(self) -> None:
         next_tick = time.monotonic() + self.tick_interval
@@ -243,7 +258,9 @@ class SocketLoop:
                             self._hot.append(handler)
                     except Exception:
                         LOG.exception("%s: handling a socket failed", self.name)
-                self._drain_commands()
+                # bounded, so that sockets are read between long bursts
+                if self._drain_commands(_COMMANDS_PER_ROUND):
+                    self._hot.append(_nothing)
                 now = time.monotonic()
                 if now >= next_tick:
                     next_tick = now + self.tick_interval

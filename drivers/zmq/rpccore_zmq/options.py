@@ -23,7 +23,8 @@ OPTIONS: list[cfg.Opt] = [
     cfg.FloatOpt("zmq_heartbeat_interval", default=5.0, min=0.05,
                  help="Seconds between re-registrations of this process's servers "
                       "with the matchmaker (keep it well under matchmaker_ttl), and "
-                      "between ZMTP heartbeats on every connection."),
+                      "the TCP keepalive interval of every connection (whole "
+                      "seconds, at least 1)."),
     cfg.FloatOpt("zmq_receipt_timeout", default=2.0, min=0.01,
                  help="Seconds a peer has to acknowledge a message it was sent. A "
                       "peer that misses it is marked dead: topic messages go to "

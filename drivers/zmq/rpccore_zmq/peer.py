@@ -69,7 +69,7 @@ class Peer:
     """
 
     __slots__ = ("endpoint", "host", "conn", "lock", "unacked", "dead", "last_used",
-                 "last_ping", "handler")
+                 "last_ping", "last_heard", "handler")
 
     def __init__(self, endpoint: str, host: str) -> None:
         self.endpoint = endpoint
@@ -81,3 +81,6 @@ class Peer:
         self.dead = False
         self.last_used = time.monotonic()
         self.last_ping = 0.0
+        #: when anything last came from the peer (receipts show a busy peer
+        #: is alive even while a backlog keeps older messages unacknowledged)
+        self.last_heard = 0.0

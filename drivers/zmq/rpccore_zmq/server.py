@@ -31,6 +31,7 @@ from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
 from rpccore_zmq.curve import curve_keys, secure_server
 from rpccore_zmq.loop import LockedSocket, LoopStopped, SocketLoop
+from rpccore_zmq.sockopts import set_common_options
 from rpccore_zmq.subscription import ZmqIncoming, ZmqSubscription
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ class ServerLoop(SocketLoop):
         self.finished = False
         self.max_size: int = cell.max_message_size
         self.queue_size: int = options.zmq_send_queue
-        self.heartbeat_ms = int(options.zmq_heartbeat_interval * 1000)
+        self.heartbeat_interval: float = options.zmq_heartbeat_interval
         self.drain_limit: float = options.rpc_response_timeout
         self.conn: LockedSocket | None = None
         self.curve = curve_keys(cell)
@@ -133,15 +134,8 @@ class ServerLoop(SocketLoop):
 
     def _bind(self) -> None:
         sock = self.context.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, self.queue_size)
-        sock.setsockopt(zmq.RCVHWM, self.queue_size)
-        # Envelopes a little over the limit reach parse_request() and are
-        # counted; far larger frames make libzmq drop the connection.
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_size + 4096)
+        set_common_options(sock, self.queue_size, self.max_size, self.heartbeat_interval)
         sock.setsockopt(zmq.HANDSHAKE_IVL, 5000)
-        sock.setsockopt(zmq.HEARTBEAT_IVL, self.heartbeat_ms)
-        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, self.heartbeat_ms * 3)
         if "[" in self.endpoint or "*" in self.endpoint:
             sock.setsockopt(zmq.IPV6, 1 if "[" in self.endpoint else 0)
         try:
