@@ -4,7 +4,9 @@ Servers run in a separate process (one for raw pyzmq, one for rpccore), the
 clients here. Scenarios, interleaved, median of 3 repeats:
 
 - raw REQ/REP round trips, and raw PUSH/PULL messages/s (counted at the receiver);
-- rpccore sequential calls, casts/s (counted at the server), calls from 8 threads.
+- rpccore sequential calls (to a server with worker threads, the default,
+  and to one with ``workers=0``), casts/s (counted at the server), calls
+  from 8 threads.
 
 Targets (issue 4): sequential calls >= 40% of raw REQ/REP; casts >= 20,000/s;
 8-thread calls >= 2x sequential calls.
@@ -35,6 +37,7 @@ from rpccore_zmq.testing import free_port, zmq_rpc  # noqa: E402
 PAYLOAD = "x" * 100
 RAW_BODY = b'{"v":1,"kind":"call","method":"work","args":{"i":1,"payload":"' + b"x" * 100 + b'"}}'
 TOPIC = "bench"
+INLINE_TOPIC = "bench-inline"
 
 
 # -- servers (run in a child process) ------------------------------------------
@@ -113,6 +116,9 @@ def serve_rpccore(port: int) -> None:
     rpc = zmq_rpc(port, cell="bench", zmq_bind_address="127.0.0.1",
                   static_hosts={TOPIC: ["127.0.0.1"]})
     rpc.serve(rpc.make_destination(TOPIC, host="127.0.0.1"), [Endpoint()]).start()
+    # the same endpoint without worker threads, for quick methods only
+    rpc.serve(rpc.make_destination(INLINE_TOPIC, host="127.0.0.1"), [Endpoint()],
+              workers=0).start()
     print("ready", flush=True)
     sys.stdin.read()  # until the parent closes our stdin
     rpc.close()
@@ -164,16 +170,23 @@ class Raw:
 
 class Rpc:
     def __init__(self, port: int) -> None:
-        self.rpc = zmq_rpc(port, cell="bench", static_hosts={TOPIC: ["127.0.0.1"]})
+        self.rpc = zmq_rpc(port, cell="bench", static_hosts={TOPIC: ["127.0.0.1"],
+                                                               INLINE_TOPIC: ["127.0.0.1"]})
         self.sent_casts = 0
         self.call(0)  # connect
 
-    def call(self, i: int) -> Any:
-        return self.rpc.call({}, TOPIC, {"method": "work", "args": {"i": i, "payload": PAYLOAD}},
+    def call(self, i: int, topic: str = TOPIC) -> Any:
+        return self.rpc.call({}, topic, {"method": "work", "args": {"i": i, "payload": PAYLOAD}},
                              timeout=30)
+
+    def inline_call(self, i: int) -> Any:
+        return self.call(i, INLINE_TOPIC)
 
     def calls(self, n: int, threads: int = 1) -> tuple[float, list[float]]:
         return timed_calls(self.call, n, threads)
+
+    def inline_calls(self, n: int) -> tuple[float, list[float]]:
+        return timed_calls(self.inline_call, n, 1)
 
     def casts(self, n: int) -> tuple[float, list[float]]:
         start = time.perf_counter()
@@ -207,12 +220,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         r = interleave([("raw REQ/REP", lambda: raw.roundtrips(calls)),
                         ("raw PUSH/PULL", lambda: raw.pushes(casts)),
                         ("rpccore calls", lambda: rpc.calls(calls)),
+                        ("rpccore calls, workers=0", lambda: rpc.inline_calls(calls)),
                         ("rpccore casts", lambda: rpc.casts(casts)),
                         ("rpccore calls, 8 threads", lambda: rpc.calls(calls, 8))])
         target = Result("20,000/s", rates=[20000.0])
         rows = [report("raw pyzmq REQ/REP round trips", r["raw REQ/REP"]),
                 report("raw pyzmq PUSH/PULL", r["raw PUSH/PULL"]),
                 report("zmq: sequential calls", r["rpccore calls"], r["raw REQ/REP"], 0.40),
+                report("zmq: sequential calls, server workers=0",
+                       r["rpccore calls, workers=0"], r["raw REQ/REP"], 0.40),
                 report("zmq: casts", r["rpccore casts"], target, 1.0),
                 report("zmq: calls from 8 threads", r["rpccore calls, 8 threads"],
                        r["rpccore calls"], 2.0)]

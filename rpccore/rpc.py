@@ -292,7 +292,12 @@ class RPC:
               workers: int | None = None) -> Server:
         """A :class:`Server` of ``endpoints`` at ``dest`` (not started yet).
 
+        ``workers``: threads that run endpoint methods (default: the cell's
+        ``server_workers``); 0 runs them on the driver's delivering thread,
+        for methods that never block (see :class:`rpccore.server.Server`).
+
         :raises InvalidDestination: fanout destination, unknown cell.
+        :raises ValueError: ``workers`` is negative.
         """
         dest = as_destination(dest)
         if dest.fanout:

@@ -31,6 +31,15 @@ class Server:
     ``start()`` returns once the subscriptions exist. ``stop()`` stops taking
     new requests; those already received still run and are answered.
     ``wait()`` returns when they have.
+
+    ``workers`` threads (default: the cell's ``server_workers``) run the
+    endpoint methods. With ``workers=0`` they run on the thread that delivers
+    each message (the driver's I/O thread, or the sender's with the memory
+    driver): no hand-off between threads, the lowest latency, for methods
+    that return quickly and never block. A method that blocks holds up every
+    message that thread delivers (with zmq, all servers of the process on
+    that port; with the AMQP drivers, all of the cell's traffic, replies to
+    its own calls included, so such a method must not make calls).
     """
 
     def __init__(self, cell: Cell, dest: Destination, endpoints: Iterable[object],
@@ -38,7 +47,9 @@ class Server:
         self.cell = cell
         self.destination = dest
         self._dispatcher = Dispatcher(endpoints)
-        self._nworkers = workers or cell.options.server_workers
+        if workers is not None and workers < 0:
+            raise ValueError(f"workers must be 0 or more, not {workers}")
+        self._nworkers = cell.options.server_workers if workers is None else workers
         self._queue: BoundedQueue[Any] = BoundedQueue(cell.options.server_queue_size)
         self._threads: list[threading.Thread] = []
         self._subscription: Subscription | None = None
@@ -65,10 +76,14 @@ class Server:
                 thread.start()
                 self._threads.append(thread)
             try:
-                # Never block a driver's I/O thread: only drivers that deliver
-                # on the sender's thread get the pushing-back put.
-                put = (self._queue.put if driver.on_message_may_block
-                       else self._queue.put_nowait_unbounded)
+                if self._nworkers == 0:  # inline: on the thread that delivers
+                    put = self._handle_safely
+                elif driver.on_message_may_block:
+                    put = self._queue.put
+                else:
+                    # Never block a driver's I/O thread: only drivers that
+                    # deliver on the sender's thread get the pushing-back put.
+                    put = self._queue.put_nowait_unbounded
                 self._subscription = driver.subscribe(self.destination, put)
             except BaseException:
                 self._stop_workers()
@@ -111,15 +126,19 @@ class Server:
 
     def _work(self) -> None:
         get = self._queue.get
+        handle = self._handle_safely
         while True:
             incoming = get()
             if incoming is _STOP:
                 return
-            try:
-                self._handle(incoming)
-            except Exception:  # a bad request never kills a worker
-                LOG.exception("unexpected error handling a message for %s", self.destination)
-                _safe_ack(incoming)
+            handle(incoming)
+
+    def _handle_safely(self, incoming: Incoming) -> None:
+        try:
+            self._handle(incoming)
+        except Exception:  # a bad request never kills a worker (or a driver's thread)
+            LOG.exception("unexpected error handling a message for %s", self.destination)
+            _safe_ack(incoming)
 
     def _handle(self, incoming: Incoming) -> None:
         cell = self.cell

@@ -119,10 +119,11 @@ class DriverConformance:
         return f"conformance.{label}.{os.urandom(4).hex()}"
 
     def serve(self, topic: str, host: str | None = None, name: str | None = None,
-              **options: Any) -> tuple[Recorder, Server]:
+              workers: int | None = None, **options: Any) -> tuple[Recorder, Server]:
         rpc = self.rpc(host, **options)
         recorder = Recorder(name or f"{topic}@{host}")
-        server = rpc.serve(rpc.make_destination(topic, host=host), [recorder]).start()
+        server = rpc.serve(rpc.make_destination(topic, host=host), [recorder],
+                           workers=workers).start()
         return recorder, server
 
     # -- calls and casts -----------------------------------------------------
@@ -147,6 +148,24 @@ class DriverConformance:
             client.cast({}, topic, {"method": "note", "args": {"value": i}})
         assert recorder.wait_for(20, self.patience)
         assert sorted(v for _, v in recorder.seen) == list(range(20))
+
+    def test_server_without_worker_threads(self) -> None:
+        # workers=0: methods run on the driver's delivering thread
+        topic = self.topic("inline")
+        recorder, server = self.serve(topic, self.hosts[0], workers=0)
+        client = self.rpc()
+        for i in range(20):
+            assert client.call({}, topic, {"method": "add", "args": {"a": i, "b": 1}},
+                               timeout=self.patience) == i + 1
+            client.cast({}, topic, {"method": "note", "args": {"value": i}})
+        with pytest.raises(RemoteError) as info:
+            client.call({}, topic, {"method": "fail", "args": {"text": "inline"}},
+                        timeout=self.patience)
+        assert "inline" in str(info.value)
+        assert recorder.wait_for(20, self.patience)
+        assert sorted(v for _, v in recorder.seen) == list(range(20))
+        server.stop()
+        assert server.wait(self.patience)
 
     def test_payloads_of_many_sizes_and_characters(self) -> None:
         topic = self.topic("payload")

@@ -1,4 +1,5 @@
-"""Client connections: one per peer host, reused, bounded by zmq_max_peers;
+"""Client connections: for casts one per peer host, for calls one per call
+in flight to a host (borrowed from a pool); reused, bounded by zmq_max_peers;
 closing never hangs, even with messages queued for a dead peer."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from typing import Any
 
 from rpccore_zmq import ZmqDriver
 from rpccore_zmq.testing import free_port, zmq_rpc
+
+from rpccore.testing import wait_until
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
@@ -37,12 +40,22 @@ def test_one_reused_connection_per_host_within_the_limit() -> None:
                 assert client.call({}, dest, {"method": "whoami", "args": {}},
                                    timeout=5) == host
         assert driver._client is not None
-        assert sorted(driver._client.peers) == [f"tcp://{h}:{port}" for h in HOSTS[:2]]
+        # sequential calls: one connection per host, reused
+        assert driver._client.pool.idle() == {f"tcp://{h}:{port}": 1 for h in HOSTS[:2]}
+        for host in HOSTS[:2]:  # casts: the shared connection per host
+            client.cast({}, client.make_destination(topic, host=host),
+                        {"method": "whoami", "args": {}})
+        client_loop = driver._client
+        assert wait_until(lambda: sorted(client_loop.peers) ==
+                          [f"tcp://{h}:{port}" for h in HOSTS[:2]])
         # a third host: the least recently used idle connection makes room
         for host in HOSTS:
             dest = client.make_destination(topic, host=host)
             assert client.call({}, dest, {"method": "whoami", "args": {}}, timeout=5) == host
+            client.cast({}, dest, {"method": "whoami", "args": {}})
             assert len(driver._client.peers) <= 2
+            assert sum(driver._client.pool.idle().values()) <= 2
+        assert f"tcp://{HOSTS[2]}:{port}" in driver._client.pool.idle()
     finally:
         client.close()
         for rpc in servers:

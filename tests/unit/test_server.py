@@ -150,3 +150,22 @@ def test_close_fails_waiting_calls_at_once() -> None:
     assert len(errors) == 1 and isinstance(errors[0], rpccore.TransportError)
     endpoint.release.set()
     server_rpc.close()
+
+
+def test_workers_zero_runs_methods_on_the_delivering_thread() -> None:
+    seen: list[str] = []
+
+    class Where:
+        def where(self, ctx: dict[str, Any]) -> str:
+            seen.append(threading.current_thread().name)
+            return "ok"
+
+    with memory_rpc() as rpc:
+        server = rpc.serve("inline", [Where()], workers=0).start()
+        assert rpc.call({}, "inline", {"method": "where", "args": {}}, timeout=5) == "ok"
+        # the memory driver delivers on the sender's thread: this one
+        assert seen == [threading.current_thread().name]
+        server.stop()
+        assert server.wait(1)
+        with pytest.raises(ValueError, match="0 or more"):
+            rpc.serve("inline", [Where()], workers=-1)

@@ -21,8 +21,9 @@ import zmq
 from rpccore.errors import TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
+from rpccore_zmq.calls import CallPool
 from rpccore_zmq.curve import curve_keys, secure_client
-from rpccore_zmq.loop import LockedSocket, SocketLoop
+from rpccore_zmq.loop import LockedSocket, SocketLoop, recv_frames, send_frames
 from rpccore_zmq.peer import Outgoing, Peer
 from rpccore_zmq.sockopts import set_common_options
 
@@ -35,6 +36,9 @@ _RATELOG = RateLimitedLog(LOG)
 
 #: Seconds between pings to a peer marked dead (any answer revives it).
 PING_INTERVAL = 0.5
+#: Seconds between checks, while a call that a host has taken waits for its
+#: reply, of whether that host has been marked dead meanwhile.
+_IN_FLIGHT_CHECK = 0.25
 
 
 class ClientLoop(SocketLoop):
@@ -72,6 +76,11 @@ class ClientLoop(SocketLoop):
         self.curve = curve_keys(cell)
         #: calls a server has taken, waiting for their reply, by sequence number
         self._calls: dict[int, Outgoing] = {}
+        #: connections that calling threads borrow (see rpccore_zmq.calls)
+        self.pool = CallPool(self._new_call_socket, self.max_peers)
+        #: when anything last came from an endpoint, on any connection
+        self._heard: dict[str, float] = {}
+        self._receipt_ms = max(1, int(self.receipt_timeout * 1000))
 
     # -- any thread -------------------------------------------------------------
 
@@ -128,6 +137,134 @@ class ClientLoop(SocketLoop):
         peer.unacked[seq] = out
         return readable
 
+    def call(self, out: Outgoing) -> bytes | None:
+        """(Calling thread) send the call ``out`` on a borrowed connection
+        and read its reply; fail over as :meth:`send` does.
+
+        :returns: the reply envelope, or ``None`` when ``out.deadline`` passed.
+        :raises Undeliverable: every host refused it.
+        :raises TransportError: no host took it, or the one that did stopped
+            answering, or the driver was closed.
+        """
+        stats = self.cell.stats
+        while True:
+            host = self._next_host(out)
+            if host is None:
+                raise self._failure(out)
+            if out.tried:
+                stats.incr("zmq_rerouted")
+            out.tried.append(host)
+            try:
+                endpoint = self.endpoint_of(host)
+            except ValueError as exc:
+                out.why = str(exc)
+                continue
+            sock = self.pool.take(endpoint)
+            reusable = True
+            try:
+                reply = self._exchange(sock, endpoint, host, out)
+            except _NextHost:
+                reusable = False
+                continue
+            except BaseException:
+                reusable = False
+                raise
+            finally:
+                self.pool.give(endpoint, sock, reusable)
+            return reply
+
+    def _exchange(self, sock: zmq.Socket[Any], endpoint: str, host: str,
+                  out: Outgoing) -> bytes | None:
+        """One try of a call on ``sock``; ``None`` when the deadline passed.
+
+        :raises _NextHost: refused, unsendable, or nothing heard from the
+            host in ``zmq_receipt_timeout`` (the host is then marked dead).
+        """
+        seq = next(self._seq)
+        try:
+            send_frames(sock, [protocol.request_header(out.kind, seq, out.topic, out.host),
+                               out.body])
+        except zmq.ZMQError as exc:
+            out.why = f"sending to {host} failed: {exc}"
+            raise _NextHost from None
+        sent_at = time.monotonic()
+        heard = self._heard
+        taken = False
+        timeout_ms = self._receipt_ms  # the connection's receive timeout
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= out.deadline:
+                    return None
+                if taken:
+                    until = min(out.deadline, now + _IN_FLIGHT_CHECK)
+                else:
+                    until = min(out.deadline,
+                                max(sent_at, heard.get(endpoint, 0.0)) + self.receipt_timeout)
+                if until <= now:  # nothing at all from the host for the whole timeout
+                    out.why = (f"no receipt from {host} within {self.receipt_timeout:g} s, "
+                               f"nothing else heard from it")
+                    self.submit(lambda: self._silent(host, out.why))
+                    raise _NextHost
+                # A blocking receive (the GIL is released while it waits), with
+                # the connection's usual timeout unless this wait is shorter.
+                wait_ms = max(1, int((until - now) * 1000.0))
+                if wait_ms >= self._receipt_ms - 50:  # near enough: no setsockopt
+                    wait_ms = self._receipt_ms
+                if wait_ms != timeout_ms and (wait_ms < timeout_ms or
+                                              timeout_ms != self._receipt_ms):
+                    sock.setsockopt(zmq.RCVTIMEO, wait_ms)
+                    timeout_ms = wait_ms
+                try:
+                    frames = recv_frames(sock, 0)
+                except zmq.Again:
+                    if self.pool.closed:
+                        raise TransportError(f"cell {self.cell.name}: the zmq driver was "
+                                             f"closed") from None
+                    if taken and self.is_dead(host):
+                        raise TransportError(f"{host} stopped answering while the call was "
+                                             f"in flight") from None
+                    continue
+                except zmq.ZMQError as exc:
+                    if self.pool.closed:
+                        raise TransportError(f"cell {self.cell.name}: the zmq driver was "
+                                             f"closed") from None
+                    raise TransportError(f"the call to {host} failed: {exc}") from None
+                heard[endpoint] = time.monotonic()
+                try:
+                    kind, got = protocol.parse_header(frames[0])
+                except protocol.Malformed as exc:
+                    self._malformed_from(endpoint, str(exc))
+                    continue
+                if got != seq:
+                    continue  # for an earlier call on this connection that gave up
+                if kind == protocol.REPLY and len(frames) == 2:
+                    return frames[1]
+                if kind == protocol.RECEIPT:
+                    taken = True
+                elif kind == protocol.REFUSED:
+                    out.refusals += 1
+                    out.why = f"nobody consumes it on {host}"
+                    raise _NextHost
+                else:
+                    self._malformed_from(endpoint, f"{kind[:8]!r} of {len(frames)} frames")
+        finally:
+            if timeout_ms != self._receipt_ms:
+                try:
+                    sock.setsockopt(zmq.RCVTIMEO, self._receipt_ms)
+                except zmq.ZMQError:
+                    pass
+
+    def _silent(self, host: str, why: str) -> None:
+        """(Loop) a call found ``host`` silent: mark it dead, as receipts do."""
+        try:
+            peer = self._peer(host)
+        except (TransportError, ValueError):
+            return
+        if not peer.dead and self._heard.get(peer.endpoint, 0.0) < time.monotonic() - \
+                self.receipt_timeout:
+            self._peer_failed(peer, why)
+
     def take_losses(self, host: str) -> tuple[int, str] | None:
         """``(count, why)`` of host-directed casts to ``host`` lost since the
         last call, or ``None``; resets the count."""
@@ -177,15 +314,19 @@ class ClientLoop(SocketLoop):
                 self.mark_hot(peer.handler)
             return
 
-    def _give_up(self, out: Outgoing) -> None:
+    @staticmethod
+    def _failure(out: Outgoing) -> Exception:
+        """The error for a message no host took."""
         topic = out.topic.decode("utf-8", "replace")
         where = ", ".join(out.tried) or "no host"
-        error: Exception
         if out.tried and out.refusals == len(out.tried):
-            error = Undeliverable(f"nobody consumes topic {topic!r} on {where}")
-        else:
-            error = TransportError(f"message to topic {topic!r} not delivered to {where}: "
-                                   f"{out.why or 'no receipt'}")
+            return Undeliverable(f"nobody consumes topic {topic!r} on {where}")
+        return TransportError(f"message to topic {topic!r} not delivered to {where}: "
+                              f"{out.why or 'no receipt'}")
+
+    def _give_up(self, out: Outgoing) -> None:
+        error = self._failure(out)
+        where = ", ".join(out.tried) or "no host"
         if out.waited_for:
             out.settle(error)
             return
@@ -227,16 +368,30 @@ class ClientLoop(SocketLoop):
     def _in_flight(self, peer: Peer) -> bool:
         return any(out.peer is peer for out in self._calls.values())
 
-    def _connect(self, peer: Peer) -> None:
+    def _new_socket(self, endpoint: str) -> zmq.Socket[Any]:
+        """(Any thread) a DEALER connecting to ``endpoint``."""
         sock = self.context.socket(zmq.DEALER)
-        set_common_options(sock, self.queue_size, self.max_size, self.heartbeat_interval)
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        if peer.endpoint.startswith("tcp://["):
-            sock.setsockopt(zmq.IPV6, 1)
-        if self.curve is not None:
-            secure_client(sock, self.curve)
-        sock.connect(peer.endpoint)
+        try:
+            set_common_options(sock, self.queue_size, self.max_size, self.heartbeat_interval)
+            sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+            if endpoint.startswith("tcp://["):
+                sock.setsockopt(zmq.IPV6, 1)
+            if self.curve is not None:
+                secure_client(sock, self.curve)
+            sock.connect(endpoint)
+        except BaseException:
+            sock.close(linger=0)
+            raise
+        return sock
+
+    def _new_call_socket(self, endpoint: str) -> zmq.Socket[Any]:
+        sock = self._new_socket(endpoint)
+        sock.setsockopt(zmq.RCVTIMEO, self._receipt_ms)
+        return sock
+
+    def _connect(self, peer: Peer) -> None:
+        sock = self._new_socket(peer.endpoint)
         with peer.lock:
             peer.conn = LockedSocket(sock)
             handler = peer.handler = lambda: self._on_readable(peer)
@@ -257,13 +412,13 @@ class ClientLoop(SocketLoop):
         with peer.lock:
             conn = peer.conn
             for n in range(256):
-                if conn is None or peer.conn is not conn or not conn.readable():
+                frames = conn.receive() if conn is not None and peer.conn is conn else None
+                if frames is None:
                     if n:
-                        peer.last_heard = time.monotonic()
+                        peer.last_heard = self._heard[peer.endpoint] = time.monotonic()
                     return False
-                frames = conn.socket.recv_multipart(zmq.NOBLOCK)
                 self._on_frames(peer, frames)
-            peer.last_heard = time.monotonic()
+            peer.last_heard = self._heard[peer.endpoint] = time.monotonic()
             return True
 
     def _on_frames(self, peer: Peer, frames: list[bytes]) -> None:
@@ -319,9 +474,12 @@ class ClientLoop(SocketLoop):
                 LOG.exception("cell %s: the reply handler failed", self.cell.name)
 
     def _malformed(self, peer: Peer, why: str) -> None:
+        self._malformed_from(peer.endpoint, why)
+
+    def _malformed_from(self, endpoint: str, why: str) -> None:
         self.cell.stats.incr("dropped_malformed")
         _RATELOG.warning("malformed-reply", "cell %s: dropped a malformed message from %s: %s",
-                         self.cell.name, peer.endpoint, why)
+                         self.cell.name, endpoint, why)
 
     def _alive(self, peer: Peer) -> None:
         if peer.dead:
@@ -336,6 +494,8 @@ class ClientLoop(SocketLoop):
         for peer in list(self.peers.values()):
             with peer.lock:
                 oldest = next(iter(peer.unacked.values())) if peer.unacked else None
+            if peer.last_heard < self._heard.get(peer.endpoint, 0.0):
+                peer.last_heard = self._heard[peer.endpoint]  # a call's connection heard it
             if oldest is not None and oldest.sent_at < limit and peer.last_heard < limit:
                 # judge on what the peer has sent, not on what this thread
                 # has had the time to read
@@ -371,6 +531,7 @@ class ClientLoop(SocketLoop):
             self.dead_endpoints.add(peer.endpoint)
             LOG.warning("cell %s: %s is not answering: %s", self.cell.name, peer.endpoint, why)
         self.cell.stats.incr("zmq_peer_failures")
+        self.pool.forget(peer.endpoint)
         with peer.lock:
             pending = list(peer.unacked.values())
             peer.unacked.clear()
@@ -387,6 +548,7 @@ class ClientLoop(SocketLoop):
             self._dispatch(out)
 
     def on_stop(self) -> None:
+        self.pool.close()
         for peer in self.peers.values():
             for out in peer.unacked.values():
                 if out.waited_for:
@@ -397,3 +559,7 @@ class ClientLoop(SocketLoop):
         for out in self._calls.values():
             out.settle(TransportError(f"cell {self.cell.name}: the zmq driver was closed"))
         self._calls.clear()
+
+
+class _NextHost(Exception):
+    """(Internal) this host did not take the call: try the next one."""

@@ -151,6 +151,9 @@ class ZmqDriver(Driver):
         else:
             kind = protocol.FANOUT if dest.fanout else protocol.CAST
         topic = dest.topic.encode("utf-8")
+        if kind == protocol.CALL and on_reply is not None:
+            self._call(client, dest, topic, body, on_reply, deadline)
+            return
         if dest.host is not None:
             outs = [self._directed(client, dest.host, kind, topic, body, wait, deadline)]
         else:
@@ -179,6 +182,28 @@ class ZmqDriver(Driver):
                 raise out.error
             if out.reply is not None and on_reply is not None:
                 on_reply(out.reply)
+
+    def _call(self, client: ClientLoop, dest: Destination, topic: bytes, body: bytes,
+              on_reply: ReplyHandler, deadline: float) -> None:
+        """A call, sent and answered on the calling thread (see
+        :mod:`rpccore_zmq.calls`)."""
+        if dest.host is not None:
+            out = self._directed(client, dest.host, protocol.CALL, topic, body, False, deadline)
+        else:
+            hosts = self._registry.lookup(dest.topic)
+            if not hosts:
+                return self._nobody(dest, True)
+            start = next(self._turn) % len(hosts)
+            out = Outgoing(protocol.CALL, topic, b"", body, hosts[start:] + hosts[:start],
+                           False, False, deadline)
+        try:
+            reply = client.call(out)
+        except Undeliverable:
+            if dest.host is None:
+                self._registry.forget(dest.topic)
+            raise
+        if reply is not None:  # None: the deadline passed, the core raises Timeout
+            on_reply(reply)
 
     def _directed(self, client: ClientLoop, host: str, kind: bytes, topic: bytes,
                   body: bytes, wait: bool, deadline: float) -> Outgoing:

@@ -36,9 +36,46 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _EVENTS = int(zmq.EVENTS)
+_RCVMORE = int(zmq.RCVMORE)
 _POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
 _MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
 _LAST = int(zmq.NOBLOCK)
+
+# pyzmq's compiled socket methods, without the pure-Python layer over them
+# (which converts every option and flag to an enum: a tenth of a call's cost)
+_raw_send = zmq.backend.Socket.send
+_raw_recv = zmq.backend.Socket.recv
+_raw_get = zmq.backend.Socket.get
+
+
+def send_frames(sock: zmq.Socket[Any], frames: list[bytes]) -> None:
+    """Send a multipart message without blocking.
+
+    :raises zmq.Again: the peer's queue is full (nothing was sent: libzmq
+        takes a multipart message whole or not at all).
+    :raises zmq.ZMQError: the socket is closed or failed.
+    """
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        _raw_send(sock, frame, _MORE if i < last else _LAST)
+
+
+def recv_frames(sock: zmq.Socket[Any], flags: int = _NOBLOCK) -> list[bytes]:
+    """Receive one whole multipart message.
+
+    :raises zmq.Again: none is waiting (``NOBLOCK``), or the socket's
+        receive timeout passed.
+    """
+    parts: list[bytes] = [_raw_recv(sock, flags)]
+    while _raw_get(sock, _RCVMORE):
+        parts.append(_raw_recv(sock, flags))
+    return parts
+
+
+def input_waiting(sock: zmq.Socket[Any]) -> bool:
+    """Whether a message is waiting on ``sock`` (``ZMQ_EVENTS``)."""
+    return bool(_raw_get(sock, _EVENTS) & _POLLIN)
 
 #: Reads what a socket has; returns True when more input is still waiting.
 SocketHandler = Callable[[], bool]
@@ -77,16 +114,21 @@ class LockedSocket:
     def send_locked(self, frames: list[bytes]) -> bool:
         """:meth:`send`, for a caller that holds :attr:`lock`."""
         sock = self.socket
-        # frame by frame: a failure can only come at the first one, as libzmq
-        # takes a multipart message whole or not at all
-        for frame in frames[:-1]:
-            sock.send(frame, _MORE)
-        sock.send(frames[-1], _LAST)
-        return bool(int(sock.getsockopt(_EVENTS)) & _POLLIN)
+        send_frames(sock, frames)
+        return input_waiting(sock)
 
     def readable(self) -> bool:
         """Whether input is waiting (call with the lock held)."""
-        return bool(int(self.socket.getsockopt(_EVENTS)) & _POLLIN)
+        return input_waiting(self.socket)
+
+    def receive(self) -> list[bytes] | None:
+        """The next whole message, or ``None`` when none is waiting (call
+        with the lock held). Reading until ``None`` leaves the descriptor
+        ready to signal the next message."""
+        try:
+            return recv_frames(self.socket)
+        except zmq.Again:
+            return None
 
 
 class LoopStopped(TransportError):

@@ -33,8 +33,9 @@ OPTIONS: list[cfg.Opt] = [
                  help="Seconds a non-empty matchmaker look-up is reused (0: look up "
                       "every message)."),
     cfg.IntOpt("zmq_max_peers", default=256, min=1,
-               help="Most client connections (one per peer host) kept open; beyond "
-                    "it the least recently used idle one is closed."),
+               help="Most client connections for casts (one per peer host) kept "
+                    "open, and most idle connections kept for calls; beyond it the "
+                    "least recently used idle one is closed."),
     cfg.IntOpt("zmq_send_queue", default=10000, min=1,
                help="Messages queued per peer connection (ZMQ high-water mark); a "
                     "send beyond it fails over or raises TransportError."),

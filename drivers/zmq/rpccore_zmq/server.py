@@ -244,8 +244,11 @@ class ServerLoop(SocketLoop):
             return False
         batch: list[list[bytes]] = []
         with conn.lock:
-            while len(batch) < _BATCH and self.conn is conn and conn.readable():
-                batch.append(conn.socket.recv_multipart(zmq.NOBLOCK))
+            while len(batch) < _BATCH and self.conn is conn:
+                frames = conn.receive()
+                if frames is None:
+                    break
+                batch.append(frames)
         receipts: dict[bytes, int] = {}
         for frames in batch:
             try:
