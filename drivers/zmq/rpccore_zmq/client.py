@@ -36,6 +36,8 @@ _RATELOG = RateLimitedLog(LOG)
 
 #: Seconds between pings to a peer marked dead (any answer revives it).
 PING_INTERVAL = 0.5
+#: Messages read from a connection before the loop turns to other work.
+_BATCH = 256
 #: Seconds between checks, while a call that a host has taken waits for its
 #: reply, of whether that host has been marked dead meanwhile.
 _IN_FLIGHT_CHECK = 0.25
@@ -411,15 +413,14 @@ class ClientLoop(SocketLoop):
         """Handle what ``peer`` sent; True if more is waiting."""
         with peer.lock:
             conn = peer.conn
-            for n in range(256):
-                frames = conn.receive() if conn is not None and peer.conn is conn else None
-                if frames is None:
-                    if n:
-                        peer.last_heard = self._heard[peer.endpoint] = time.monotonic()
+            batch = conn.receive(_BATCH) if conn is not None else []
+            if batch:
+                peer.last_heard = self._heard[peer.endpoint] = time.monotonic()
+            for frames in batch:
+                if peer.conn is not conn:  # failed over meanwhile: a new socket
                     return False
                 self._on_frames(peer, frames)
-            peer.last_heard = self._heard[peer.endpoint] = time.monotonic()
-            return True
+            return len(batch) == _BATCH
 
     def _on_frames(self, peer: Peer, frames: list[bytes]) -> None:
         try:

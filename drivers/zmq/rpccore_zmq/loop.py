@@ -21,6 +21,7 @@ import collections
 import logging
 import math
 import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +37,6 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _EVENTS = int(zmq.EVENTS)
-_RCVMORE = int(zmq.RCVMORE)
 _POLLIN = int(zmq.POLLIN)
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
@@ -67,9 +67,12 @@ def recv_frames(sock: zmq.Socket[Any], flags: int = _NOBLOCK) -> list[bytes]:
     :raises zmq.Again: none is waiting (``NOBLOCK``), or the socket's
         receive timeout passed.
     """
-    parts: list[bytes] = [_raw_recv(sock, flags)]
-    while _raw_get(sock, _RCVMORE):
-        parts.append(_raw_recv(sock, flags))
+    # as frames, whose "more" flag costs less to read than ZMQ_RCVMORE
+    frame = _raw_recv(sock, flags, copy=False)
+    parts: list[bytes] = [frame.bytes]
+    while frame.more:
+        frame = _raw_recv(sock, flags, copy=False)
+        parts.append(frame.bytes)
     return parts
 
 
@@ -121,14 +124,23 @@ class LockedSocket:
         """Whether input is waiting (call with the lock held)."""
         return input_waiting(self.socket)
 
-    def receive(self) -> list[bytes] | None:
-        """The next whole message, or ``None`` when none is waiting (call
-        with the lock held). Reading until ``None`` leaves the descriptor
-        ready to signal the next message."""
+    def receive(self, limit: int) -> list[list[bytes]]:
+        """Up to ``limit`` whole messages, as many as are waiting (call with
+        the lock held). Unless ``limit`` were read, ``ZMQ_EVENTS`` showed no
+        more input, which re-arms the descriptor for the next message.
+
+        The first read is tried blindly (the loop was woken for input, so
+        there nearly always is one): an empty read raises inside pyzmq, which
+        costs more than the ``ZMQ_EVENTS`` check that ends a batch.
+        """
+        sock = self.socket
         try:
-            return recv_frames(self.socket)
+            batch = [recv_frames(sock)]
         except zmq.Again:
-            return None
+            return []
+        while len(batch) < limit and input_waiting(sock):
+            batch.append(recv_frames(sock))
+        return batch
 
 
 class LoopStopped(TransportError):
@@ -154,9 +166,12 @@ class SocketLoop:
         os.set_blocking(self._write_fd, False)
         self._signalled = False
         self._pipe_open = True
-        self._poller = zmq.Poller()
-        self._poller.register(self._read_fd, zmq.POLLIN)
-        self._handlers: dict[Any, SocketHandler] = {}
+        # Only plain descriptors are watched (a ZMQ socket's ZMQ_FD, the wake-up
+        # pipe), so the C library's poll() does, without zmq_poll's per-call
+        # set-up of every item.
+        self._poller = select.poll()
+        self._poller.register(self._read_fd, select.POLLIN)
+        self._handlers: dict[int, SocketHandler] = {}
         self._hot: list[SocketHandler] = []
         self._running = True
         self._thread = threading.Thread(target=self._run, daemon=True, name=name)
@@ -238,15 +253,16 @@ class SocketLoop:
         """(Any thread) run ``handler`` on the loop soon: input is waiting."""
         self.submit(lambda: self.mark_hot(handler))
 
-    def watch(self, sock: zmq.Socket[Any] | int, handler: SocketHandler) -> None:
-        """Call ``handler`` whenever ``sock`` (a socket only the loop uses, or
-        a :class:`LockedSocket`'s ``fd``) is readable."""
-        self._poller.register(sock, zmq.POLLIN)
-        self._handlers[sock] = handler
+    def watch(self, fd: int, handler: SocketHandler) -> None:
+        """Call ``handler`` whenever ``fd`` (a ZMQ socket's ``ZMQ_FD``) is
+        readable. It is edge-triggered: ``handler`` must read until
+        ``ZMQ_EVENTS`` shows no input (or return True to be called again)."""
+        self._poller.register(fd, select.POLLIN)
+        self._handlers[fd] = handler
 
-    def unwatch(self, sock: zmq.Socket[Any] | int) -> None:
-        if self._handlers.pop(sock, None) is not None:
-            self._poller.unregister(sock)
+    def unwatch(self, fd: int) -> None:
+        if self._handlers.pop(fd, None) is not None:
+            self._poller.unregister(fd)
 
     def mark_hot(self, handler: SocketHandler) -> None:
         """(Loop thread) run ``handler`` again before sleeping."""
