@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from rpccore import envelope
@@ -76,6 +76,7 @@ class Server:
                 thread.start()
                 self._threads.append(thread)
             try:
+                put: Callable[[Incoming], None]
                 if self._nworkers == 0:  # inline: on the thread that delivers
                     put = self._handle_safely
                 elif driver.on_message_may_block:

@@ -372,7 +372,7 @@ class ClientLoop(SocketLoop):
 
     def _new_socket(self, endpoint: str) -> zmq.Socket[Any]:
         """(Any thread) a DEALER connecting to ``endpoint``."""
-        sock = self.context.socket(zmq.DEALER)
+        sock: zmq.Socket[Any] = self.context.socket(zmq.DEALER)
         try:
             set_common_options(sock, self.queue_size, self.max_size, self.heartbeat_interval)
             sock.setsockopt(zmq.RECONNECT_IVL, 100)

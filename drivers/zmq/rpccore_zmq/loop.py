@@ -78,7 +78,7 @@ def recv_frames(sock: zmq.Socket[Any], flags: int = _NOBLOCK) -> list[bytes]:
 
 def input_waiting(sock: zmq.Socket[Any]) -> bool:
     """Whether a message is waiting on ``sock`` (``ZMQ_EVENTS``)."""
-    return bool(_raw_get(sock, _EVENTS) & _POLLIN)
+    return bool(int(_raw_get(sock, _EVENTS)) & _POLLIN)
 
 #: Reads what a socket has; returns True when more input is still waiting.
 SocketHandler = Callable[[], bool]
