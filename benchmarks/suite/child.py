@@ -1,7 +1,8 @@
 """A benchmark server in a separate process (the cross-process scenarios).
 
 Started by :func:`start` as ``python -m benchmarks.suite.child SPEC_JSON``:
-serves topic ``xproc`` on the factory's cell, prints ``ready``, and runs until
+serves topic ``xproc`` (and ``xproc-inline`` with ``workers=0``) on the
+factory's cell, prints ``ready``, and runs until
 its stdin closes. What can go wrong: the driver fails to start (the child
 exits and :func:`start` raises with its exit code).
 """
@@ -23,6 +24,7 @@ def serve(spec: dict[str, object]) -> None:
     factory = CellFactory.from_spec(spec)
     rpc = factory.rpc(factory.hosts("xproc", 1)[0])
     rpc.serve("xproc", [Endpoint()]).start()
+    rpc.serve("xproc-inline", [Endpoint()], workers=0).start()  # quick methods only
     print("ready", flush=True)
     sys.stdin.read()
     rpc.close()

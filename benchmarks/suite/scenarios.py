@@ -39,6 +39,7 @@ class Scenario:
     remote: bool = False  # server in another process
     quick: bool = False   # part of --quick (the guarded scenarios)
     quick_for: tuple[str, ...] = ()  # part of --quick for these drivers only
+    topic: str = ""  # a remote scenario's topic, when not the default one
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -58,6 +59,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              remote=True, quick_for=("zmq",)),
     Scenario("xproc-calls8", "calls from 8 threads, server in another process", CALLS, 800,
              threads=8, remote=True, quick_for=("zmq",)),
+    Scenario("xproc-calls-w0", "sequential calls, server in another process, workers=0",
+             CALLS, 400, remote=True, topic="xproc-inline"),
 )
 
 # messages per repeat: the fast in-process drivers get more, so a repeat is long enough
@@ -82,6 +85,8 @@ def _trial(target: Any, scenario: Scenario, n: int) -> Callable[[], Measured]:
         return lambda: target.casts(n, scenario.size)
     if scenario.kind == FANOUT:
         return lambda: target.fanout(n)
+    if scenario.topic:
+        return lambda: target.calls(n, scenario.threads, scenario.size, topic=scenario.topic)
     return lambda: target.calls(n, scenario.threads, scenario.size)
 
 

@@ -128,10 +128,11 @@ class RemoteServerWorkload:
         self.client.call({}, "xproc", {"method": "work", "args": {"i": 0, "payload": ""}},
                          timeout=60)
 
-    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+    def calls(self, n: int, threads: int = 1, size: int = 100, topic: str = "xproc") -> Measured:
+        """``topic`` "xproc-inline" is the same endpoint served with workers=0."""
         payload = "x" * size
         return timed_calls(lambda i: self.client.call(
-            {}, "xproc", {"method": "work", "args": {"i": i, "payload": payload}}, timeout=60),
+            {}, topic, {"method": "work", "args": {"i": i, "payload": payload}}, timeout=60),
             n, threads)
 
     def casts(self, n: int, size: int = 100) -> Measured:
