@@ -48,6 +48,7 @@ class Cell:
         self.stats = CellStats()
         self.pending_calls = PendingCalls(self)
         self._driver: Driver | None = None
+        self._driver_options = False  # the driver's options are registered
         self._lock = threading.Lock()
         self._closed = False
         key = self.options.secret_key
@@ -100,6 +101,7 @@ class Cell:
             if self._driver is None:
                 cls = plugins.load_driver(self.driver_name)
                 self.register_plugin_options(cls.options())
+                self._driver_options = True
                 # A driver with a matchmaker leaves the rest to it (warned
                 # about in load_matchmaker); otherwise nothing will use it.
                 if "matchmaker" not in self.options:
@@ -118,7 +120,10 @@ class Cell:
         """
         cls = plugins.load_matchmaker(name)
         self.register_plugin_options(cls.options())
-        self._warn_unused()
+        # Before the driver's own options exist (a matchmaker built ahead of
+        # the driver), what is left may still be the driver's.
+        if self._driver_options:
+            self._warn_unused()
         matchmaker: MatchMaker = cls(self.conf, self.group)
         return matchmaker
 

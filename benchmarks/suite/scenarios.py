@@ -85,7 +85,7 @@ def _trial(target: Any, scenario: Scenario, n: int) -> Callable[[], Measured]:
         return lambda: target.casts(n, scenario.size)
     if scenario.kind == FANOUT:
         return lambda: target.fanout(n)
-    if scenario.topic:
+    if scenario.topic and isinstance(target, RemoteServerWorkload):  # peers have one server
         return lambda: target.calls(n, scenario.threads, scenario.size, topic=scenario.topic)
     return lambda: target.calls(n, scenario.threads, scenario.size)
 

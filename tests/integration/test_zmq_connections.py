@@ -71,3 +71,71 @@ def test_close_never_hangs_with_messages_queued_for_a_dead_peer() -> None:
     start = time.monotonic()
     client.close()
     assert time.monotonic() - start < 2
+
+
+class Slow:
+    def wait(self, ctx: dict[str, Any], seconds: float, tag: str) -> str:
+        time.sleep(seconds)
+        return tag
+
+
+def test_a_late_reply_never_answers_the_next_call_on_that_connection() -> None:
+    import pytest
+
+    from rpccore import Timeout
+
+    port = free_port()
+    topic = "late." + os.urandom(4).hex()
+    server = zmq_rpc(port, zmq_bind_address=HOSTS[0])
+    client = zmq_rpc(port)
+    try:
+        server.serve(server.make_destination(topic, host=HOSTS[0]), [Slow()]).start()
+        dest = client.make_destination(topic, host=HOSTS[0])
+        with pytest.raises(Timeout):
+            client.call({}, dest, {"method": "wait", "args": {"seconds": 0.5, "tag": "late"}},
+                        timeout=0.2)
+        driver = client.cell().driver()
+        assert isinstance(driver, ZmqDriver) and driver._client is not None
+        assert driver._client.pool.idle() == {f"tcp://{HOSTS[0]}:{port}": 1}  # kept
+        time.sleep(0.5)  # the late reply is now waiting on that connection
+        for i in range(3):
+            assert client.call({}, dest, {"method": "wait",
+                                          "args": {"seconds": 0, "tag": f"now{i}"}},
+                               timeout=5) == f"now{i}"
+    finally:
+        client.close()
+        server.close()
+
+
+def test_closing_the_driver_ends_a_call_in_flight() -> None:
+    import threading
+
+    from rpccore import TransportError
+
+    port = free_port()
+    topic = "closing." + os.urandom(4).hex()
+    server = zmq_rpc(port, zmq_bind_address=HOSTS[0])
+    client = zmq_rpc(port)
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.call({}, client.make_destination(topic, host=HOSTS[0]),
+                        {"method": "wait", "args": {"seconds": 5, "tag": "x"}}, timeout=30)
+        except BaseException as exc:  # recorded for the assertion below
+            outcome.append(exc)
+
+    try:
+        server.serve(server.make_destination(topic, host=HOSTS[0]), [Slow()]).start()
+        caller = threading.Thread(target=call)
+        caller.start()
+        assert wait_until(lambda: server.cell().stats.get("received") == 1)
+        start = time.monotonic()
+        client.close()
+        caller.join(5)
+        assert not caller.is_alive()
+        assert time.monotonic() - start < 2
+        assert len(outcome) == 1 and isinstance(outcome[0], TransportError), outcome
+    finally:
+        client.close()
+        server.close()

@@ -122,3 +122,23 @@ def test_local_host_is_where_this_process_is_reached() -> None:
         assert rpc.cell().driver().local_host()
     finally:
         rpc.close()
+
+
+def test_driver_options_survive_a_matchmaker_built_before_the_driver(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # found by the scale benchmark: building the matchmaker first used to
+    # drop zmq_port (not yet registered) as "not an option"
+    rpc = rpccore.RPC()
+    rpc.add_cell("edge", "zmq://", zmq_port=9702, static_hosts={"t": ["127.0.0.1"]},
+                 zmq_no_such_option=1)
+    try:
+        cell = rpc.cell("edge")
+        with caplog.at_level(logging.WARNING, logger="rpccore.cell"):
+            assert cell.load_matchmaker("static").lookup("t") == ["127.0.0.1"]
+            cell.driver()
+            cell.driver().connect(1)  # builds the driver's own matchmaker
+        assert cell.options.zmq_port == 9702
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == 1 and "'zmq_no_such_option'" in warnings[0], warnings
+    finally:
+        rpc.close()

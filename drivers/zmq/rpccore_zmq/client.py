@@ -161,7 +161,10 @@ class ClientLoop(SocketLoop):
             except ValueError as exc:
                 out.why = str(exc)
                 continue
-            sock = self.pool.take(endpoint)
+            try:
+                sock = self.pool.take(endpoint)
+            except zmq.ZMQError as exc:  # out of file descriptors, say
+                raise TransportError(f"cannot open a connection to {host}: {exc}") from None
             reusable = True
             try:
                 reply = self._exchange(sock, endpoint, host, out)
