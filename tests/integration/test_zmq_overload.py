@@ -21,7 +21,7 @@ from typing import Any
 
 from rpccore_zmq.testing import free_port, zmq_rpc
 
-from tests.process_peers import wait_for_line
+from process_peers import wait_for_line
 
 HOST = "127.0.0.1"
 
