@@ -139,3 +139,33 @@ def test_closing_the_driver_ends_a_call_in_flight() -> None:
     finally:
         client.close()
         server.close()
+
+
+class Log:
+    def __init__(self) -> None:
+        self.values: list[int] = []
+
+    def note(self, ctx: dict[str, Any], value: int) -> None:
+        self.values.append(value)
+
+    def last(self, ctx: dict[str, Any]) -> int | None:
+        return self.values[-1] if self.values else None
+
+
+def test_a_call_after_casts_to_the_same_host_arrives_after_them() -> None:
+    # calls use connections of their own: one that follows casts still in
+    # flight to its host goes on theirs, so it cannot overtake them
+    port = free_port()
+    topic = "order." + os.urandom(4).hex()
+    server = zmq_rpc(port, zmq_bind_address=HOSTS[0], server_workers=1)
+    client = zmq_rpc(port)
+    try:
+        server.serve(server.make_destination(topic, host=HOSTS[0]), [Log()]).start()
+        dest = client.make_destination(topic, host=HOSTS[0])
+        for i in range(200):
+            client.cast({}, dest, {"method": "note", "args": {"value": i}})
+            if i % 10 == 9:
+                assert client.call({}, dest, {"method": "last", "args": {}}, timeout=5) == i
+    finally:
+        client.close()
+        server.close()

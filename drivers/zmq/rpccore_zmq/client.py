@@ -82,6 +82,9 @@ class ClientLoop(SocketLoop):
         self.pool = CallPool(self._new_call_socket, self.max_peers)
         #: when anything last came from an endpoint, on any connection
         self._heard: dict[str, float] = {}
+        #: messages handed to the loop and not yet sent (calls wait behind them)
+        self._queued = 0
+        self._queued_lock = threading.Lock()
         self._receipt_ms = max(1, int(self.receipt_timeout * 1000))
 
     # -- any thread -------------------------------------------------------------
@@ -100,7 +103,9 @@ class ClientLoop(SocketLoop):
         """Send ``out``: from the calling thread when its first host is
         connected and alive, else through the loop. Never blocks."""
         if not self._send_now(out):
-            self.submit(lambda: self._dispatch(out))
+            with self._queued_lock:
+                self._queued += 1
+            self.submit(lambda: self._dispatch_queued(out))
 
     def _send_now(self, out: Outgoing) -> bool:
         host = self._next_host(out)
@@ -121,9 +126,43 @@ class ClientLoop(SocketLoop):
             except zmq.ZMQError:
                 return False  # the loop retries, and fails over or reports
             out.tried.append(host)
+            # receipts waiting: take them here rather than wake the loop
+            if readable:
+                readable = self._take_receipts(peer)
         if readable and peer.handler is not None:
             self.poke(peer.handler)
         return True
+
+    def _take_receipts(self, peer: Peer) -> bool:
+        """(A sending thread, ``peer.lock`` held) read what ``peer`` sent
+        and settle what receipts acknowledge. Anything else, and all that
+        follows it, is left to the loop (``peer.backlog``, kept in order).
+
+        :returns: whether the loop must look at ``peer``.
+        """
+        conn = peer.conn
+        if peer.backlog or conn is None:
+            return True
+        batch = conn.receive(_BATCH)
+        if not batch:
+            return False
+        peer.last_heard = self._heard[peer.endpoint] = time.monotonic()
+        for i, frames in enumerate(batch):
+            if len(frames) != 1 or not protocol.is_receipt(frames[0]):
+                peer.backlog.extend(batch[i:])
+                return True
+            self._alive(peer)
+            self._acknowledged(peer, protocol.parse_header(frames[0])[1])
+        return len(batch) == _BATCH
+
+    def _acknowledged(self, peer: Peer, seq: int) -> None:
+        """A receipt: every message to ``peer`` up to ``seq`` was taken."""
+        unacked = peer.unacked
+        while unacked:
+            first = next(iter(unacked))
+            if first > seq:
+                break
+            self._received(first, unacked.popitem(last=False)[1])
 
     def _put(self, peer: Peer, out: Outgoing) -> bool:
         """Send ``out`` on ``peer`` (lock held); True when input is waiting.
@@ -153,6 +192,8 @@ class ClientLoop(SocketLoop):
             host = self._next_host(out)
             if host is None:
                 raise self._failure(out)
+            if self._casts_in_flight(host):
+                return self._call_in_order(out)
             if out.tried:
                 stats.incr("zmq_rerouted")
             out.tried.append(host)
@@ -177,6 +218,29 @@ class ClientLoop(SocketLoop):
             finally:
                 self.pool.give(endpoint, sock, reusable)
             return reply
+
+    def _casts_in_flight(self, host: str) -> bool:
+        """Whether messages sent to ``host`` on the shared connection (or
+        queued for the loop) are not yet acknowledged: a call sent on another
+        connection could overtake them."""
+        if self._queued:
+            return True
+        try:
+            peer = self.peers.get(self.endpoint_of(host))
+        except ValueError:
+            return False
+        return peer is not None and bool(peer.unacked)
+
+    def _call_in_order(self, out: Outgoing) -> bytes | None:
+        """A call that follows casts to its host still in flight: sent on the
+        same connection as they were, so that it arrives after them; the
+        loop reads its reply."""
+        self.send(out)
+        if not out.wait(out.deadline):
+            return None
+        if out.error is not None:
+            raise out.error
+        return out.reply
 
     def _exchange(self, sock: zmq.Socket[Any], endpoint: str, host: str,
                   out: Outgoing) -> bytes | None:
@@ -273,16 +337,22 @@ class ClientLoop(SocketLoop):
     def take_losses(self, host: str) -> tuple[int, str] | None:
         """``(count, why)`` of host-directed casts to ``host`` lost since the
         last call, or ``None``; resets the count."""
+        if not self._losses:  # the common case, without the lock
+            return None
         with self._losses_lock:
             return self._losses.pop(host, None)
 
     def is_dead(self, host: str) -> bool:
         """Whether ``host`` missed a receipt and has not answered since."""
-        return self.endpoint_of(host) in self.dead_endpoints
+        return bool(self.dead_endpoints) and self.endpoint_of(host) in self.dead_endpoints
 
     # -- loop thread: sending -----------------------------------------------
 
     def _next_host(self, out: Outgoing) -> str | None:
+        if not out.tried and not self.dead_endpoints:  # the common case
+            first = out.candidates[0]
+            if first in self._endpoints:  # a host string known to parse
+                return first
         left = [h for h in out.candidates if h not in out.tried]
         for host in left:
             try:
@@ -291,6 +361,13 @@ class ClientLoop(SocketLoop):
             except ValueError:
                 continue
         return left[0] if left else None
+
+    def _dispatch_queued(self, out: Outgoing) -> None:
+        try:
+            self._dispatch(out)
+        finally:
+            with self._queued_lock:
+                self._queued -= 1
 
     def _dispatch(self, out: Outgoing) -> None:
         while True:
@@ -406,6 +483,7 @@ class ClientLoop(SocketLoop):
     def _disconnect(self, peer: Peer) -> None:
         with peer.lock:
             conn, peer.conn, peer.handler = peer.conn, None, None
+            peer.backlog.clear()
             if conn is not None:
                 self.unwatch(conn.fd)
                 conn.socket.close(linger=0)
@@ -416,6 +494,10 @@ class ClientLoop(SocketLoop):
         """Handle what ``peer`` sent; True if more is waiting."""
         with peer.lock:
             conn = peer.conn
+            if peer.backlog:  # what a sending thread read and left to the loop
+                backlog, peer.backlog = peer.backlog, []
+                for frames in backlog:
+                    self._on_frames(peer, frames)
             batch = conn.receive(_BATCH) if conn is not None else []
             if batch:
                 peer.last_heard = self._heard[peer.endpoint] = time.monotonic()
@@ -442,12 +524,7 @@ class ClientLoop(SocketLoop):
             return
         self._alive(peer)
         if kind == protocol.RECEIPT:
-            unacked = peer.unacked
-            while unacked:
-                first = next(iter(unacked))
-                if first > seq:
-                    break
-                self._received(first, unacked.popitem(last=False)[1])
+            self._acknowledged(peer, seq)
         elif kind == protocol.REFUSED:
             out = peer.unacked.pop(seq, None)
             if out is not None:

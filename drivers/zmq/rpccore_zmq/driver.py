@@ -188,14 +188,14 @@ class ZmqDriver(Driver):
         """A call, sent and answered on the calling thread (see
         :mod:`rpccore_zmq.calls`)."""
         if dest.host is not None:
-            out = self._directed(client, dest.host, protocol.CALL, topic, body, False, deadline)
+            out = self._directed(client, dest.host, protocol.CALL, topic, body, True, deadline)
         else:
             hosts = self._registry.lookup(dest.topic)
             if not hosts:
                 return self._nobody(dest, True)
             start = next(self._turn) % len(hosts)
             out = Outgoing(protocol.CALL, topic, b"", body, hosts[start:] + hosts[:start],
-                           False, False, deadline)
+                           False, True, deadline)
         try:
             reply = client.call(out)
         except Undeliverable:

@@ -69,7 +69,7 @@ class Peer:
     """
 
     __slots__ = ("endpoint", "host", "conn", "lock", "unacked", "dead", "last_used",
-                 "last_ping", "last_heard", "handler")
+                 "last_ping", "last_heard", "handler", "backlog")
 
     def __init__(self, endpoint: str, host: str) -> None:
         self.endpoint = endpoint
@@ -84,3 +84,5 @@ class Peer:
         #: when anything last came from the peer (receipts show a busy peer
         #: is alive even while a backlog keeps older messages unacknowledged)
         self.last_heard = 0.0
+        #: frames a sending thread read but left to the loop, in order
+        self.backlog: list[list[bytes]] = []

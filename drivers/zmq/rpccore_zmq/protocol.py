@@ -68,6 +68,11 @@ def request_header(kind: bytes, seq: int, topic: bytes, host: bytes) -> bytes:
     return _REQUEST_HEAD.pack(MAGIC, kind, seq, len(topic)) + topic + host
 
 
+def is_receipt(frame: bytes) -> bool:
+    """Whether ``frame`` is a well-formed RECEIPT header."""
+    return len(frame) == HEAD_SIZE and frame[5:6] == RECEIPT and frame[:5] == MAGIC
+
+
 def parse_header(frame: bytes) -> tuple[bytes, int]:
     """``(kind, seq)`` of a header without addressing.
 

@@ -46,8 +46,6 @@ _HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAK
 _BATCH = 128
 #: Seconds a call's receipt waits for its reply, which stands in for it.
 _CALL_RECEIPT_DELAY = 0.05
-#: Least seconds between two cast receipts to one client.
-_RECEIPT_INTERVAL = 0.005
 
 
 class BindError(TransportError):
@@ -85,9 +83,6 @@ class ServerLoop(SocketLoop):
         #: calls received and not yet answered, with when: their receipt is
         #: sent only if the reply is slow (the reply is the receipt)
         self._unanswered: dict[tuple[bytes, int], float] = {}
-        #: cast receipts held back, and when each client last got one
-        self._receipts_due: dict[bytes, int] = {}
-        self._receipt_sent: dict[bytes, float] = {}
 
     # -- any thread -------------------------------------------------------------
 
@@ -276,21 +271,9 @@ class ServerLoop(SocketLoop):
                     self._unanswered.pop((req.identity, req.seq), None)
                 self.cell.stats.incr("zmq_refused")
                 self._send([req.identity, protocol.header(protocol.REFUSED, req.seq)])
-        if receipts or self._receipts_due:
-            self._receipt(receipts, time.monotonic())
+        for identity, seq in receipts.items():
+            self._send([identity, protocol.header(protocol.RECEIPT, seq)])
         return len(batch) == _BATCH
-
-    def _receipt(self, receipts: dict[bytes, int], now: float, force: bool = False) -> None:
-        """Acknowledge casts, at most once per ``_RECEIPT_INTERVAL`` per
-        client (receipts are cumulative): under a stream of casts the client
-        gets a few hundred receipts a second, not one per message. What is
-        held back goes out with the next batch or tick."""
-        due, sent = self._receipts_due, self._receipt_sent
-        due.update(receipts)
-        limit = now if force else now - _RECEIPT_INTERVAL
-        for identity in [i for i in due if sent.get(i, 0.0) <= limit]:
-            sent[identity] = now
-            self._send([identity, protocol.header(protocol.RECEIPT, due.pop(identity))])
 
     def _cells(self) -> list[Cell]:
         """Every cell with a subscription here (they share the counts of
@@ -352,12 +335,6 @@ class ServerLoop(SocketLoop):
         return True
 
     def on_tick(self, now: float) -> None:
-        if self._receipts_due:
-            self._receipt({}, now, force=True)  # everything held back
-        if len(self._receipt_sent) > 256:
-            for identity, when in list(self._receipt_sent.items()):
-                if when < now - 1.0:
-                    del self._receipt_sent[identity]
         if self._unanswered:
             limit = now - _CALL_RECEIPT_DELAY
             for key, when in list(self._unanswered.items()):
