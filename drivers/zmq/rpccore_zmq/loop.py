@@ -174,6 +174,8 @@ class SocketLoop:
         self._handlers: dict[int, SocketHandler] = {}
         self._hot: list[SocketHandler] = []
         self._running = True
+        #: when to call on_wake() (math.inf: not needed)
+        self.wake_at = math.inf
         self._thread = threading.Thread(target=self._run, daemon=True, name=name)
         self._started = False
         self._start_lock = threading.Lock()
@@ -271,6 +273,10 @@ class SocketLoop:
     def on_tick(self, now: float) -> None:
         """Called about every :attr:`tick_interval` seconds."""
 
+    def on_wake(self, now: float) -> None:
+        """(Loop thread) called once :attr:`wake_at` (set by the subclass, a
+        ``time.monotonic()`` value) has passed."""
+
     def on_stop(self) -> None:
         """Called on the loop thread when it stops: close sockets here."""
 
@@ -297,7 +303,8 @@ class SocketLoop:
         read_fd = self._read_fd
         try:
             while self._running:
-                timeout = 0.0 if self._hot else max(0.0, next_tick - time.monotonic())
+                timeout = 0.0 if self._hot else max(
+                    0.0, min(next_tick, self.wake_at) - time.monotonic())
                 ready, self._hot = self._hot, []
                 for sock, _ in poll(math.ceil(timeout * 1000.0)):
                     if sock == read_fd:
@@ -320,6 +327,12 @@ class SocketLoop:
                 if self._drain_commands(_COMMANDS_PER_ROUND):
                     self._hot.append(_nothing)
                 now = time.monotonic()
+                if now >= self.wake_at:
+                    self.wake_at = math.inf
+                    try:
+                        self.on_wake(now)
+                    except Exception:
+                        LOG.exception("%s: delayed work failed", self.name)
                 if now >= next_tick:
                     next_tick = now + self.tick_interval
                     try:

@@ -46,6 +46,8 @@ _HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAK
 _BATCH = 128
 #: Seconds a call's receipt waits for its reply, which stands in for it.
 _CALL_RECEIPT_DELAY = 0.05
+#: Least seconds between two cast receipts to one client.
+_RECEIPT_INTERVAL = 0.005
 
 
 class BindError(TransportError):
@@ -83,6 +85,9 @@ class ServerLoop(SocketLoop):
         #: calls received and not yet answered, with when: their receipt is
         #: sent only if the reply is slow (the reply is the receipt)
         self._unanswered: dict[tuple[bytes, int], float] = {}
+        #: cast receipts held back, and when each client last got one
+        self._receipts_due: dict[bytes, int] = {}
+        self._receipt_sent: dict[bytes, float] = {}
 
     # -- any thread -------------------------------------------------------------
 
@@ -271,9 +276,28 @@ class ServerLoop(SocketLoop):
                     self._unanswered.pop((req.identity, req.seq), None)
                 self.cell.stats.incr("zmq_refused")
                 self._send([req.identity, protocol.header(protocol.REFUSED, req.seq)])
-        for identity, seq in receipts.items():
-            self._send([identity, protocol.header(protocol.RECEIPT, seq)])
+        if receipts:
+            self._receipt(receipts, time.monotonic())
         return len(batch) == _BATCH
+
+    def _receipt(self, receipts: dict[bytes, int], now: float, force: bool = False) -> None:
+        """Acknowledge casts, at most once per ``_RECEIPT_INTERVAL`` per
+        client (receipts are cumulative): under a stream of casts a client
+        gets a few hundred receipts a second rather than one per message,
+        which costs both sides less. What is held back goes out when the
+        interval has passed (:meth:`on_wake`)."""
+        due, sent = self._receipts_due, self._receipt_sent
+        due.update(receipts)
+        limit = now if force else now - _RECEIPT_INTERVAL
+        for identity in [i for i in due if sent.get(i, 0.0) <= limit]:
+            sent[identity] = now
+            self._send([identity, protocol.header(protocol.RECEIPT, due.pop(identity))])
+        if due:
+            self.wake_at = min(self.wake_at, now + _RECEIPT_INTERVAL)
+
+    def on_wake(self, now: float) -> None:
+        if self._receipts_due:
+            self._receipt({}, now, force=True)
 
     def _cells(self) -> list[Cell]:
         """Every cell with a subscription here (they share the counts of
@@ -335,6 +359,10 @@ class ServerLoop(SocketLoop):
         return True
 
     def on_tick(self, now: float) -> None:
+        if len(self._receipt_sent) > 256:
+            for identity, when in list(self._receipt_sent.items()):
+                if when < now - 1.0:
+                    del self._receipt_sent[identity]
         if self._unanswered:
             limit = now - _CALL_RECEIPT_DELAY
             for key, when in list(self._unanswered.items()):
