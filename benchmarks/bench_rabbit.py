@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.measure import timed_calls  # noqa: E402
+from benchmarks.measure import drain_until, timed_calls  # noqa: E402
 
 ARG = "x" * 100
 
@@ -142,11 +142,7 @@ class RawKombu:
 
             with kombu.Consumer(conn, [queue], callbacks=[on_message], prefetch_count=64):
                 ready.set()
-                while not self.stop.is_set():
-                    try:
-                        conn.drain_events(timeout=0.2)
-                    except TimeoutError:
-                        pass
+                drain_until(conn, self.stop)
 
     def casts(self, n: int) -> float:
         self.counter.expect(n)

@@ -32,6 +32,7 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.measure import Result, interleave, report, timed_calls  # noqa: E402
+from benchmarks.suite.child import stop  # noqa: E402
 from rpccore_zmq.testing import free_port, zmq_rpc  # noqa: E402
 
 PAYLOAD = "x" * 100
@@ -241,13 +242,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         raw.ctx.destroy(linger=0)
         rpc.rpc.close()
         for proc in servers:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 def profile(rpc: Rpc, casts: int, calls: int) -> None:

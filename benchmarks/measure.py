@@ -93,3 +93,12 @@ def timed_calls(call: Callable[[int], Any], n: int, threads: int = 1) -> Measure
     elapsed = time.perf_counter() - start
     latencies = [x for part in parts for x in part]
     return len(latencies) / elapsed, latencies
+
+
+def drain_until(conn: Any, stop: threading.Event, timeout: float = 0.2) -> None:
+    """Run a kombu connection's consumers until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            conn.drain_events(timeout=timeout)
+        except TimeoutError:
+            pass

@@ -60,6 +60,13 @@ def _bars(rows: Sequence[Row], driver: str) -> int:
     return sum(1 + len(r.peers) for r in rows if r.driver == driver) + 1
 
 
+def _row_axis(ax: object, ticks: list[float], labels: list[str]) -> None:
+    """One label per scenario down the side, first on top; a log x scale."""
+    ax.set_yticks(ticks, labels, fontsize=9.5)  # type: ignore[attr-defined]
+    ax.invert_yaxis()  # type: ignore[attr-defined]
+    ax.set_xscale("log")  # type: ignore[attr-defined]
+
+
 def _throughput(ax: object, driver: str, rows: Sequence[Row]) -> None:
     y = 0.0
     ticks, labels = [], []
@@ -77,9 +84,7 @@ def _throughput(ax: object, driver: str, rows: Sequence[Row]) -> None:
         ticks.append(sum(positions) / len(positions))
         labels.append(textwrap.fill(row.label, 24))
         y += len(figs) + 0.8
-    ax.set_yticks(ticks, labels, fontsize=9.5)  # type: ignore[attr-defined]
-    ax.invert_yaxis()  # type: ignore[attr-defined]
-    ax.set_xscale("log")  # type: ignore[attr-defined]
+    _row_axis(ax, ticks, labels)
     right = max((f.rate for r in rows for f in [r.rpccore, *r.peers]), default=1.0)
     ax.set_xlim(left=max(1.0, min((f.rate for r in rows for f in [r.rpccore, *r.peers]  # type: ignore[attr-defined]
                                    if f.rate > 0), default=1.0) / 3), right=right * 15)
@@ -109,9 +114,7 @@ def _latency(ax: object, driver: str, rows: Sequence[Row]) -> None:
         ticks.append(sum(positions) / len(positions))
         labels.append(textwrap.fill(row.label, 24))
         y += len(figs) + 0.8
-    ax.set_yticks(ticks, labels, fontsize=9.5)  # type: ignore[attr-defined]
-    ax.invert_yaxis()  # type: ignore[attr-defined]
-    ax.set_xscale("log")  # type: ignore[attr-defined]
+    _row_axis(ax, ticks, labels)
     hi = max(f.p999_ms or 0 for r in rows for f in [r.rpccore, *r.peers])
     lo = min(f.p50_ms for r in rows for f in [r.rpccore, *r.peers] if f.p50_ms)
     ax.set_xlim(lo / 2, hi * 12)  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any
 
+from benchmarks.measure import drain_until
 from benchmarks.suite.workload import Counter, Measured
 
 BODY = {"method": "note", "args": {"payload": "x" * 100}}
@@ -75,11 +76,7 @@ class KombuFanout:
 
             with kombu.Consumer(conn, [q], callbacks=[on_message], prefetch_count=64):
                 ready.set()
-                while not self.stop.is_set():
-                    try:
-                        conn.drain_events(timeout=0.2)
-                    except TimeoutError:
-                        pass
+                drain_until(conn, self.stop)
 
     def run(self, n: int) -> Measured:
         start = time.perf_counter()
