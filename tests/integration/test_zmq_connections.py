@@ -41,7 +41,7 @@ def test_one_reused_connection_per_host_within_the_limit() -> None:
                                    timeout=5) == host
         assert driver._client is not None
         # sequential calls: one connection per host, reused
-        assert driver._client.pool.idle() == {f"tcp://{h}:{port}": 1 for h in HOSTS[:2]}
+        assert driver._client.calls.pool.idle() == {f"tcp://{h}:{port}": 1 for h in HOSTS[:2]}
         for host in HOSTS[:2]:  # casts: the shared connection per host
             client.cast({}, client.make_destination(topic, host=host),
                         {"method": "whoami", "args": {}})
@@ -54,8 +54,8 @@ def test_one_reused_connection_per_host_within_the_limit() -> None:
             assert client.call({}, dest, {"method": "whoami", "args": {}}, timeout=5) == host
             client.cast({}, dest, {"method": "whoami", "args": {}})
             assert len(driver._client.peers) <= 2
-            assert sum(driver._client.pool.idle().values()) <= 2
-        assert f"tcp://{HOSTS[2]}:{port}" in driver._client.pool.idle()
+            assert sum(driver._client.calls.pool.idle().values()) <= 2
+        assert f"tcp://{HOSTS[2]}:{port}" in driver._client.calls.pool.idle()
     finally:
         client.close()
         for rpc in servers:
@@ -96,7 +96,7 @@ def test_a_late_reply_never_answers_the_next_call_on_that_connection() -> None:
                         timeout=0.2)
         driver = client.cell().driver()
         assert isinstance(driver, ZmqDriver) and driver._client is not None
-        assert driver._client.pool.idle() == {f"tcp://{HOSTS[0]}:{port}": 1}  # kept
+        assert driver._client.calls.pool.idle() == {f"tcp://{HOSTS[0]}:{port}": 1}  # kept
         time.sleep(0.5)  # the late reply is now waiting on that connection
         for i in range(3):
             assert client.call({}, dest, {"method": "wait",

@@ -1,29 +1,40 @@
-"""Connections that calling threads borrow: a call is sent and its reply read
-by the thread that makes it, like a plain REQ/REP round trip, without a
-hand-off to the client's I/O thread and back (each one a thread switch, the
-largest cost of a call).
+"""Calls: sent and answered on the thread that makes them, like a plain
+REQ/REP round trip, without a hand-off to the client's I/O thread and back
+(each one a thread switch, the largest cost of a call).
 
 A :class:`CallPool` keeps idle DEALER connections per peer endpoint. A caller
 takes one for the duration of one call (nobody else uses it meanwhile, so no
 lock is held while waiting) and gives it back. A reply that arrives after its
 call gave up is recognised by its sequence number and skipped by the next
-call on that connection.
+call on that connection. :class:`Caller` runs a call on such a connection
+with the failover, refusal and dead-host rules of
+:class:`rpccore_zmq.client.ClientLoop`.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from rpccore.errors import TransportError
+from rpccore_zmq import protocol
+from rpccore_zmq.loop import recv_frames, send_frames
+from rpccore_zmq.peer import Outgoing
+
+if TYPE_CHECKING:
+    from rpccore_zmq.client import ClientLoop
 
 #: Idle connections kept per peer endpoint (more are made while more threads
 #: call that peer at once, and closed when given back).
 IDLE_PER_ENDPOINT = 8
+#: Seconds between checks, while a call that a host has taken waits for its
+#: reply, of whether that host has been marked dead meanwhile.
+IN_FLIGHT_CHECK = 0.25
 
 
 class CallPool:
@@ -101,3 +112,154 @@ class CallPool:
             self._idle_count -= 1
         if not idle:
             del self._idle[endpoint]
+
+
+class _NextHost(Exception):
+    """(Internal) this host did not take the call: try the next one."""
+
+
+class Caller:
+    """Runs calls for one :class:`~rpccore_zmq.client.ClientLoop`, on the
+    calling threads, over connections from its own :class:`CallPool`."""
+
+    def __init__(self, client: ClientLoop) -> None:
+        self.client = client
+        self.receipt_timeout = client.receipt_timeout
+        #: a call connection's usual receive timeout
+        self.receipt_ms = max(1, int(client.receipt_timeout * 1000))
+        self.pool = CallPool(self._new_socket, client.max_peers)
+
+    def _new_socket(self, endpoint: str) -> zmq.Socket[Any]:
+        sock = self.client.new_socket(endpoint)
+        sock.setsockopt(zmq.RCVTIMEO, self.receipt_ms)
+        return sock
+
+    def call(self, out: Outgoing) -> bytes | None:
+        """Send the call ``out`` and read its reply; fail over as
+        :meth:`ClientLoop.send` does.
+
+        :returns: the reply envelope, or ``None`` when ``out.deadline`` passed.
+        :raises Undeliverable: every host refused it.
+        :raises TransportError: no host took it, or the one that did stopped
+            answering, or the driver was closed.
+        """
+        client = self.client
+        while True:
+            host = client.next_host(out)
+            if host is None:
+                raise client.failure(out)
+            if client.casts_in_flight(host):
+                return self._call_in_order(out)
+            if out.tried:
+                client.cell.stats.incr("zmq_rerouted")
+            out.tried.append(host)
+            try:
+                endpoint = client.endpoint_of(host)
+            except ValueError as exc:
+                out.why = str(exc)
+                continue
+            try:
+                sock = self.pool.take(endpoint)
+            except zmq.ZMQError as exc:  # out of file descriptors, say
+                raise TransportError(f"cannot open a connection to {host}: {exc}") from None
+            reusable = True
+            try:
+                reply = self._exchange(sock, endpoint, host, out)
+            except _NextHost:
+                reusable = False
+                continue
+            except BaseException:
+                reusable = False
+                raise
+            finally:
+                self.pool.give(endpoint, sock, reusable)
+            return reply
+
+    def _call_in_order(self, out: Outgoing) -> bytes | None:
+        """A call that follows casts to its host still in flight: sent on the
+        same connection as they were, so that it arrives after them; the
+        client's loop reads its reply."""
+        self.client.send(out)
+        if not out.wait(out.deadline):
+            return None
+        if out.error is not None:
+            raise out.error
+        return out.reply
+
+    def _exchange(self, sock: zmq.Socket[Any], endpoint: str, host: str,
+                  out: Outgoing) -> bytes | None:
+        """One try of a call on ``sock``; ``None`` when the deadline passed.
+
+        :raises _NextHost: refused, unsendable, or nothing heard from the
+            host in ``zmq_receipt_timeout`` (the host is then marked dead).
+        """
+        client = self.client
+        seq = next(client.seq)
+        try:
+            send_frames(sock, [protocol.request_header(out.kind, seq, out.topic, out.host),
+                               out.body])
+        except zmq.ZMQError as exc:
+            out.why = f"sending to {host} failed: {exc}"
+            raise _NextHost from None
+        sent_at = time.monotonic()
+        heard = client.heard
+        taken = False
+        timeout_ms = self.receipt_ms  # the connection's receive timeout
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= out.deadline:
+                    return None
+                if taken:
+                    until = min(out.deadline, now + IN_FLIGHT_CHECK)
+                else:
+                    until = min(out.deadline,
+                                max(sent_at, heard.get(endpoint, 0.0)) + self.receipt_timeout)
+                if until <= now:  # nothing at all from the host for the whole timeout
+                    out.why = (f"no receipt from {host} within {self.receipt_timeout:g} s, "
+                               f"nothing else heard from it")
+                    client.submit(lambda: client.mark_silent(host, out.why))
+                    raise _NextHost
+                # A blocking receive (the GIL is released while it waits), with
+                # the connection's usual timeout unless this wait is shorter.
+                wait_ms = max(1, int((until - now) * 1000.0))
+                wanted = self.receipt_ms if wait_ms >= self.receipt_ms - 50 else wait_ms
+                if wanted != timeout_ms:
+                    sock.setsockopt(zmq.RCVTIMEO, wanted)
+                    timeout_ms = wanted
+                try:
+                    frames = recv_frames(sock, 0)
+                except zmq.ZMQError as exc:
+                    if self.pool.closed:
+                        raise TransportError(f"cell {client.cell.name}: the zmq driver was "
+                                             f"closed") from None
+                    if not isinstance(exc, zmq.Again):
+                        raise TransportError(f"the call to {host} failed: {exc}") from None
+                    if taken and client.is_dead(host):
+                        raise TransportError(f"{host} stopped answering while the call was "
+                                             f"in flight") from None
+                    continue
+                heard[endpoint] = time.monotonic()
+                try:
+                    kind, got = protocol.parse_header(frames[0])
+                except protocol.Malformed as exc:
+                    client.malformed_from(endpoint, str(exc))
+                    continue
+                if got != seq:
+                    continue  # for an earlier call on this connection that gave up
+                if kind == protocol.REPLY and len(frames) == 2:
+                    return frames[1]
+                if kind == protocol.RECEIPT:
+                    taken = True
+                elif kind == protocol.REFUSED:
+                    out.refusals += 1
+                    out.why = f"nobody consumes it on {host}"
+                    raise _NextHost
+                else:
+                    client.malformed_from(endpoint, f"{kind[:8]!r} of {len(frames)} frames")
+        finally:
+            if timeout_ms != self.receipt_ms:
+                try:
+                    sock.setsockopt(zmq.RCVTIMEO, self.receipt_ms)
+                except zmq.ZMQError:
+                    pass

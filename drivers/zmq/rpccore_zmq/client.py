@@ -1,4 +1,5 @@
-"""The client side: one DEALER connection per peer host, receipts, failover.
+"""The client side: one DEALER connection per peer host for casts, receipts,
+failover (calls run on the calling threads: :mod:`rpccore_zmq.calls`).
 
 Every request a client sends must be acknowledged by the server's I/O thread
 with a receipt (sent once the request is in a server's queue) within
@@ -21,11 +22,11 @@ import zmq
 from rpccore.errors import TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
-from rpccore_zmq.calls import CallPool
-from rpccore_zmq.curve import curve_keys, secure_client
-from rpccore_zmq.loop import LockedSocket, SocketLoop, recv_frames, send_frames
+from rpccore_zmq.calls import Caller
+from rpccore_zmq.curve import curve_keys
+from rpccore_zmq.loop import LockedSocket, SocketLoop, send_frames
 from rpccore_zmq.peer import Outgoing, Peer
-from rpccore_zmq.sockopts import set_common_options
+from rpccore_zmq.sockopts import client_socket
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -38,9 +39,6 @@ _RATELOG = RateLimitedLog(LOG)
 PING_INTERVAL = 0.5
 #: Messages read from a connection before the loop turns to other work.
 _BATCH = 256
-#: Seconds between checks, while a call that a host has taken waits for its
-#: reply, of whether that host has been marked dead meanwhile.
-_IN_FLIGHT_CHECK = 0.25
 
 
 class ClientLoop(SocketLoop):
@@ -74,18 +72,17 @@ class ClientLoop(SocketLoop):
         self._endpoints: dict[str, str] = {}
         self._losses: dict[str, tuple[int, str]] = {}
         self._losses_lock = threading.Lock()
-        self._seq = itertools.count(1)
+        self.seq = itertools.count(1)
         self.curve = curve_keys(cell)
         #: calls a server has taken, waiting for their reply, by sequence number
         self._calls: dict[int, Outgoing] = {}
-        #: connections that calling threads borrow (see rpccore_zmq.calls)
-        self.pool = CallPool(self._new_call_socket, self.max_peers)
         #: when anything last came from an endpoint, on any connection
-        self._heard: dict[str, float] = {}
+        self.heard: dict[str, float] = {}
         #: messages handed to the loop and not yet sent (calls wait behind them)
-        self._queued = 0
-        self._queued_lock = threading.Lock()
-        self._receipt_ms = max(1, int(self.receipt_timeout * 1000))
+        self.queued = 0
+        self.queued_lock = threading.Lock()
+        #: runs calls on the calling threads (see rpccore_zmq.calls)
+        self.calls = Caller(self)
 
     # -- any thread -------------------------------------------------------------
 
@@ -103,12 +100,12 @@ class ClientLoop(SocketLoop):
         """Send ``out``: from the calling thread when its first host is
         connected and alive, else through the loop. Never blocks."""
         if not self._send_now(out):
-            with self._queued_lock:
-                self._queued += 1
+            with self.queued_lock:
+                self.queued += 1
             self.submit(lambda: self._dispatch_queued(out))
 
     def _send_now(self, out: Outgoing) -> bool:
-        host = self._next_host(out)
+        host = self.next_host(out)
         if host is None:
             return False
         peer = self.peers.get(self.endpoint_of(host))
@@ -146,7 +143,7 @@ class ClientLoop(SocketLoop):
         batch = conn.receive(_BATCH)
         if not batch:
             return False
-        peer.last_heard = self._heard[peer.endpoint] = time.monotonic()
+        peer.last_heard = self.heard[peer.endpoint] = time.monotonic()
         for i, frames in enumerate(batch):
             if len(frames) != 1 or not protocol.is_receipt(frames[0]):
                 peer.backlog.extend(batch[i:])
@@ -171,7 +168,7 @@ class ClientLoop(SocketLoop):
         """
         conn = peer.conn
         assert conn is not None
-        seq = next(self._seq)
+        seq = next(self.seq)
         frames = [protocol.request_header(out.kind, seq, out.topic, out.host), out.body]
         if out.waited_for:
             readable = conn.send(frames)
@@ -187,52 +184,11 @@ class ClientLoop(SocketLoop):
         peer.unacked[seq] = out
         return readable
 
-    def call(self, out: Outgoing) -> bytes | None:
-        """(Calling thread) send the call ``out`` on a borrowed connection
-        and read its reply; fail over as :meth:`send` does.
-
-        :returns: the reply envelope, or ``None`` when ``out.deadline`` passed.
-        :raises Undeliverable: every host refused it.
-        :raises TransportError: no host took it, or the one that did stopped
-            answering, or the driver was closed.
-        """
-        stats = self.cell.stats
-        while True:
-            host = self._next_host(out)
-            if host is None:
-                raise self._failure(out)
-            if self._casts_in_flight(host):
-                return self._call_in_order(out)
-            if out.tried:
-                stats.incr("zmq_rerouted")
-            out.tried.append(host)
-            try:
-                endpoint = self.endpoint_of(host)
-            except ValueError as exc:
-                out.why = str(exc)
-                continue
-            try:
-                sock = self.pool.take(endpoint)
-            except zmq.ZMQError as exc:  # out of file descriptors, say
-                raise TransportError(f"cannot open a connection to {host}: {exc}") from None
-            reusable = True
-            try:
-                reply = self._exchange(sock, endpoint, host, out)
-            except _NextHost:
-                reusable = False
-                continue
-            except BaseException:
-                reusable = False
-                raise
-            finally:
-                self.pool.give(endpoint, sock, reusable)
-            return reply
-
-    def _casts_in_flight(self, host: str) -> bool:
+    def casts_in_flight(self, host: str) -> bool:
         """Whether messages sent to ``host`` on the shared connection (or
         queued for the loop) are not yet acknowledged: a call sent on another
         connection could overtake them."""
-        if self._queued:
+        if self.queued:
             return True
         try:
             peer = self.peers.get(self.endpoint_of(host))
@@ -240,106 +196,18 @@ class ClientLoop(SocketLoop):
             return False
         return peer is not None and bool(peer.unacked)
 
-    def _call_in_order(self, out: Outgoing) -> bytes | None:
-        """A call that follows casts to its host still in flight: sent on the
-        same connection as they were, so that it arrives after them; the
-        loop reads its reply."""
-        self.send(out)
-        if not out.wait(out.deadline):
-            return None
-        if out.error is not None:
-            raise out.error
-        return out.reply
+    def new_socket(self, endpoint: str) -> zmq.Socket[Any]:
+        """(Any thread) a DEALER connecting to ``endpoint``."""
+        return client_socket(self.context, endpoint, self.queue_size, self.max_size,
+                             self.heartbeat_interval, self.curve)
 
-    def _exchange(self, sock: zmq.Socket[Any], endpoint: str, host: str,
-                  out: Outgoing) -> bytes | None:
-        """One try of a call on ``sock``; ``None`` when the deadline passed.
-
-        :raises _NextHost: refused, unsendable, or nothing heard from the
-            host in ``zmq_receipt_timeout`` (the host is then marked dead).
-        """
-        seq = next(self._seq)
-        try:
-            send_frames(sock, [protocol.request_header(out.kind, seq, out.topic, out.host),
-                               out.body])
-        except zmq.ZMQError as exc:
-            out.why = f"sending to {host} failed: {exc}"
-            raise _NextHost from None
-        sent_at = time.monotonic()
-        heard = self._heard
-        taken = False
-        timeout_ms = self._receipt_ms  # the connection's receive timeout
-        try:
-            while True:
-                now = time.monotonic()
-                if now >= out.deadline:
-                    return None
-                if taken:
-                    until = min(out.deadline, now + _IN_FLIGHT_CHECK)
-                else:
-                    until = min(out.deadline,
-                                max(sent_at, heard.get(endpoint, 0.0)) + self.receipt_timeout)
-                if until <= now:  # nothing at all from the host for the whole timeout
-                    out.why = (f"no receipt from {host} within {self.receipt_timeout:g} s, "
-                               f"nothing else heard from it")
-                    self.submit(lambda: self._silent(host, out.why))
-                    raise _NextHost
-                # A blocking receive (the GIL is released while it waits), with
-                # the connection's usual timeout unless this wait is shorter.
-                wait_ms = max(1, int((until - now) * 1000.0))
-                if wait_ms >= self._receipt_ms - 50:  # near enough: no setsockopt
-                    wait_ms = self._receipt_ms
-                if wait_ms != timeout_ms and (wait_ms < timeout_ms or
-                                              timeout_ms != self._receipt_ms):
-                    sock.setsockopt(zmq.RCVTIMEO, wait_ms)
-                    timeout_ms = wait_ms
-                try:
-                    frames = recv_frames(sock, 0)
-                except zmq.Again:
-                    if self.pool.closed:
-                        raise TransportError(f"cell {self.cell.name}: the zmq driver was "
-                                             f"closed") from None
-                    if taken and self.is_dead(host):
-                        raise TransportError(f"{host} stopped answering while the call was "
-                                             f"in flight") from None
-                    continue
-                except zmq.ZMQError as exc:
-                    if self.pool.closed:
-                        raise TransportError(f"cell {self.cell.name}: the zmq driver was "
-                                             f"closed") from None
-                    raise TransportError(f"the call to {host} failed: {exc}") from None
-                heard[endpoint] = time.monotonic()
-                try:
-                    kind, got = protocol.parse_header(frames[0])
-                except protocol.Malformed as exc:
-                    self._malformed_from(endpoint, str(exc))
-                    continue
-                if got != seq:
-                    continue  # for an earlier call on this connection that gave up
-                if kind == protocol.REPLY and len(frames) == 2:
-                    return frames[1]
-                if kind == protocol.RECEIPT:
-                    taken = True
-                elif kind == protocol.REFUSED:
-                    out.refusals += 1
-                    out.why = f"nobody consumes it on {host}"
-                    raise _NextHost
-                else:
-                    self._malformed_from(endpoint, f"{kind[:8]!r} of {len(frames)} frames")
-        finally:
-            if timeout_ms != self._receipt_ms:
-                try:
-                    sock.setsockopt(zmq.RCVTIMEO, self._receipt_ms)
-                except zmq.ZMQError:
-                    pass
-
-    def _silent(self, host: str, why: str) -> None:
+    def mark_silent(self, host: str, why: str) -> None:
         """(Loop) a call found ``host`` silent: mark it dead, as receipts do."""
         try:
             peer = self._peer(host)
         except (TransportError, ValueError):
             return
-        if not peer.dead and self._heard.get(peer.endpoint, 0.0) < time.monotonic() - \
+        if not peer.dead and self.heard.get(peer.endpoint, 0.0) < time.monotonic() - \
                 self.receipt_timeout:
             self._peer_failed(peer, why)
 
@@ -357,7 +225,7 @@ class ClientLoop(SocketLoop):
 
     # -- loop thread: sending -----------------------------------------------
 
-    def _next_host(self, out: Outgoing) -> str | None:
+    def next_host(self, out: Outgoing) -> str | None:
         if not out.tried and not self.dead_endpoints:  # the common case
             first = out.candidates[0]
             if first in self._endpoints:  # a host string known to parse
@@ -375,12 +243,12 @@ class ClientLoop(SocketLoop):
         try:
             self._dispatch(out)
         finally:
-            with self._queued_lock:
-                self._queued -= 1
+            with self.queued_lock:
+                self.queued -= 1
 
     def _dispatch(self, out: Outgoing) -> None:
         while True:
-            host = self._next_host(out)
+            host = self.next_host(out)
             if host is None:
                 self._give_up(out)
                 return
@@ -406,7 +274,7 @@ class ClientLoop(SocketLoop):
             return
 
     @staticmethod
-    def _failure(out: Outgoing) -> Exception:
+    def failure(out: Outgoing) -> Exception:
         """The error for a message no host took."""
         topic = out.topic.decode("utf-8", "replace")
         where = ", ".join(out.tried) or "no host"
@@ -416,7 +284,7 @@ class ClientLoop(SocketLoop):
                               f"{out.why or 'no receipt'}")
 
     def _give_up(self, out: Outgoing) -> None:
-        error = self._failure(out)
+        error = self.failure(out)
         where = ", ".join(out.tried) or "no host"
         if out.waited_for:
             out.settle(error)
@@ -445,7 +313,8 @@ class ClientLoop(SocketLoop):
         return peer
 
     def _evict_one(self) -> None:
-        idle = [p for p in self.peers.values() if not p.unacked and not self._in_flight(p)]
+        busy = {out.peer for out in self._calls.values()}  # calls waiting for replies
+        idle = [p for p in self.peers.values() if not p.unacked and p not in busy]
         if not idle:
             raise TransportError(f"cell {self.cell.name}: {len(self.peers)} peer connections "
                                  f"are busy (zmq_max_peers = {self.max_peers})")
@@ -456,33 +325,8 @@ class ClientLoop(SocketLoop):
         LOG.info("cell %s: closed idle connection to %s (zmq_max_peers reached)",
                  self.cell.name, victim.endpoint)
 
-    def _in_flight(self, peer: Peer) -> bool:
-        return any(out.peer is peer for out in self._calls.values())
-
-    def _new_socket(self, endpoint: str) -> zmq.Socket[Any]:
-        """(Any thread) a DEALER connecting to ``endpoint``."""
-        sock: zmq.Socket[Any] = self.context.socket(zmq.DEALER)
-        try:
-            set_common_options(sock, self.queue_size, self.max_size, self.heartbeat_interval)
-            sock.setsockopt(zmq.RECONNECT_IVL, 100)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-            if endpoint.startswith("tcp://["):
-                sock.setsockopt(zmq.IPV6, 1)
-            if self.curve is not None:
-                secure_client(sock, self.curve)
-            sock.connect(endpoint)
-        except BaseException:
-            sock.close(linger=0)
-            raise
-        return sock
-
-    def _new_call_socket(self, endpoint: str) -> zmq.Socket[Any]:
-        sock = self._new_socket(endpoint)
-        sock.setsockopt(zmq.RCVTIMEO, self._receipt_ms)
-        return sock
-
     def _connect(self, peer: Peer) -> None:
-        sock = self._new_socket(peer.endpoint)
+        sock = self.new_socket(peer.endpoint)
         with peer.lock:
             peer.conn = LockedSocket(sock)
             handler = peer.handler = lambda: self._on_readable(peer)
@@ -509,7 +353,7 @@ class ClientLoop(SocketLoop):
                     self._on_frames(peer, frames)
             batch = conn.receive(_BATCH) if conn is not None else []
             if batch:
-                peer.last_heard = self._heard[peer.endpoint] = time.monotonic()
+                peer.last_heard = self.heard[peer.endpoint] = time.monotonic()
             for frames in batch:
                 if peer.conn is not conn:  # failed over meanwhile: a new socket
                     return False
@@ -520,16 +364,17 @@ class ClientLoop(SocketLoop):
         try:
             kind, seq = protocol.parse_header(frames[0])
         except protocol.Malformed as exc:
-            self._malformed(peer, str(exc))
+            self.malformed_from(peer.endpoint, str(exc))
             return
         if kind == protocol.REPLY:
             if len(frames) != 2:
-                self._malformed(peer, f"reply of {len(frames)} frames")
+                self.malformed_from(peer.endpoint, f"reply of {len(frames)} frames")
                 return
             self._on_reply(peer, seq, frames[1])
             return
         if len(frames) != 1:
-            self._malformed(peer, f"{len(frames)} frames after a header of kind {kind!r}")
+            self.malformed_from(peer.endpoint,
+                                f"{len(frames)} frames after a header of kind {kind!r}")
             return
         self._alive(peer)
         if kind == protocol.RECEIPT:
@@ -541,7 +386,7 @@ class ClientLoop(SocketLoop):
                 out.why = f"nobody consumes it on {peer.host}"
                 self._dispatch(out)
         elif kind != protocol.PONG:
-            self._malformed(peer, f"unknown kind {kind[:8]!r}")
+            self.malformed_from(peer.endpoint, f"unknown kind {kind[:8]!r}")
 
     def _received(self, seq: int, out: Outgoing) -> None:
         if out.kind == protocol.CALL and out.waited_for:
@@ -566,10 +411,7 @@ class ClientLoop(SocketLoop):
             except Exception:
                 LOG.exception("cell %s: the reply handler failed", self.cell.name)
 
-    def _malformed(self, peer: Peer, why: str) -> None:
-        self._malformed_from(peer.endpoint, why)
-
-    def _malformed_from(self, endpoint: str, why: str) -> None:
+    def malformed_from(self, endpoint: str, why: str) -> None:
         self.cell.stats.incr("dropped_malformed")
         _RATELOG.warning("malformed-reply", "cell %s: dropped a malformed message from %s: %s",
                          self.cell.name, endpoint, why)
@@ -590,8 +432,8 @@ class ClientLoop(SocketLoop):
                     pass
             with peer.lock:
                 oldest = next(iter(peer.unacked.values())) if peer.unacked else None
-            if peer.last_heard < self._heard.get(peer.endpoint, 0.0):
-                peer.last_heard = self._heard[peer.endpoint]  # a call's connection heard it
+            if peer.last_heard < self.heard.get(peer.endpoint, 0.0):
+                peer.last_heard = self.heard[peer.endpoint]  # a call's connection heard it
             if oldest is not None and oldest.sent_at < limit and peer.last_heard < limit:
                 # judge on what the peer has sent, not on what this thread
                 # has had the time to read
@@ -610,7 +452,7 @@ class ClientLoop(SocketLoop):
             elif peer.dead and now - peer.last_ping >= PING_INTERVAL and peer.conn is not None:
                 peer.last_ping = now
                 try:
-                    if peer.conn.send([protocol.header(protocol.PING, next(self._seq))]):
+                    if peer.conn.send([protocol.header(protocol.PING, next(self.seq))]):
                         self.mark_hot(peer.handler)  # type: ignore[arg-type]
                 except zmq.ZMQError:
                     pass
@@ -627,7 +469,7 @@ class ClientLoop(SocketLoop):
             self.dead_endpoints.add(peer.endpoint)
             LOG.warning("cell %s: %s is not answering: %s", self.cell.name, peer.endpoint, why)
         self.cell.stats.incr("zmq_peer_failures")
-        self.pool.forget(peer.endpoint)
+        self.calls.pool.forget(peer.endpoint)
         with peer.lock:
             pending = list(peer.unacked.values())
             peer.unacked.clear()
@@ -644,7 +486,7 @@ class ClientLoop(SocketLoop):
             self._dispatch(out)
 
     def on_stop(self) -> None:
-        self.pool.close()
+        self.calls.pool.close()
         for peer in self.peers.values():
             for out in peer.unacked.values():
                 if out.waited_for:
@@ -656,6 +498,3 @@ class ClientLoop(SocketLoop):
             out.settle(TransportError(f"cell {self.cell.name}: the zmq driver was closed"))
         self._calls.clear()
 
-
-class _NextHost(Exception):
-    """(Internal) this host did not take the call: try the next one."""

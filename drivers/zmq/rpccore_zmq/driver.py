@@ -3,7 +3,9 @@
 Where things live:
 
 - :mod:`rpccore_zmq.protocol`: frames on the wire, host strings;
-- :mod:`rpccore_zmq.client`: connections to peers, receipts, failover;
+- :mod:`rpccore_zmq.client`: connections to peers for casts, receipts, failover;
+- :mod:`rpccore_zmq.calls`: calls on the calling thread, their connection pool;
+- :mod:`rpccore_zmq.sockopts`: how sockets are set up (no ZMTP heartbeats);
 - :mod:`rpccore_zmq.peer`: what is kept per request and per connection;
 - :mod:`rpccore_zmq.server`: the bound socket, demultiplexing;
 - :mod:`rpccore_zmq.subscription`: a server's subscription and its messages;
@@ -197,7 +199,7 @@ class ZmqDriver(Driver):
             out = Outgoing(protocol.CALL, topic, b"", body, hosts[start:] + hosts[:start],
                            False, True, deadline)
         try:
-            reply = client.call(out)
+            reply = client.calls.call(out)
         except Undeliverable:
             if dest.host is None:
                 self._registry.forget(dest.topic)

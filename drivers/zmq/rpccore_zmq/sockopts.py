@@ -16,6 +16,8 @@ from typing import Any
 
 import zmq
 
+from rpccore_zmq.curve import CurveKeys, secure_client
+
 
 def set_common_options(sock: zmq.Socket[Any], queue_size: int, max_size: int,
                        keepalive_interval: float) -> None:
@@ -38,3 +40,23 @@ def set_common_options(sock: zmq.Socket[Any], queue_size: int, max_size: int,
     sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, seconds)
     sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, seconds)
     sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+
+
+def client_socket(context: zmq.Context[Any], endpoint: str, queue_size: int, max_size: int,
+                  keepalive_interval: float, curve: CurveKeys | None) -> zmq.Socket[Any]:
+    """A DEALER connecting to ``endpoint`` (a server's ROUTER), with the
+    common options, quick reconnects and CURVE when the cell has keys."""
+    sock: zmq.Socket[Any] = context.socket(zmq.DEALER)
+    try:
+        set_common_options(sock, queue_size, max_size, keepalive_interval)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        if endpoint.startswith("tcp://["):
+            sock.setsockopt(zmq.IPV6, 1)
+        if curve is not None:
+            secure_client(sock, curve)
+        sock.connect(endpoint)
+    except BaseException:
+        sock.close(linger=0)
+        raise
+    return sock
