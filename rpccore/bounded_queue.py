@@ -76,6 +76,8 @@ class BoundedQueue(Generic[T]):
                 return item
             waiter: _Waiter[T] = _Waiter()
             self._idle.append(waiter)
+            if self._waiting:  # a producer waits for room: hand it this consumer
+                self._room.notify()
         waiter.lock.acquire()
         return cast(T, waiter.item)
 

@@ -102,3 +102,21 @@ def test_many_producers_and_consumers_deliver_every_item_once() -> None:
         thread.join(30)
         assert not thread.is_alive()
     assert sorted(received) == sorted(k * 10000 + i for k in range(4) for i in range(2000))
+
+
+def test_producers_waiting_for_room_get_in_as_soon_as_a_consumer_goes_idle() -> None:
+    # Items handed straight to a parked consumer never pass through the
+    # queue, so parking must let a waiting producer in (its wait would
+    # otherwise run out its one-second guard).
+    queue: BoundedQueue[int] = BoundedQueue(1)
+    queue.put(0)
+    for i in (1, 2, 3):
+        threading.Thread(target=queue.put, args=(i,), daemon=True).start()
+    end = time.monotonic() + 5
+    while queue._waiting < 3:
+        assert time.monotonic() < end, "producers never waited"
+        time.sleep(0.001)
+    start = time.monotonic()
+    got = [queue.get() for _ in range(4)]
+    assert sorted(got) == [0, 1, 2, 3]
+    assert time.monotonic() - start < 0.5
