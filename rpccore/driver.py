@@ -48,6 +48,20 @@ class Incoming(abc.ABC):
         away: a reply nobody waits for is dropped (and may be counted).
         """
 
+    def release_thread(self) -> bool:
+        """Let the calling thread (the one ``on_message`` was called on) run
+        this message for as long as it takes, another thread of the driver
+        taking over its I/O meanwhile (leader/follower). Only called from
+        ``on_message``, and only by a server with worker threads on a driver
+        with :attr:`Driver.leader_follower` set.
+
+        :returns: True when the caller may now block (the driver's I/O goes
+            on without this thread); False when it must return at once (the
+            server then queues the message for its workers). The default
+            returns False.
+        """
+        return False
+
     def ack(self) -> None:
         """Tell the backend this message is done with (processed or dropped).
 
@@ -91,6 +105,13 @@ class Driver(abc.ABC):
     #: ``on_message``, and the driver bounds what is in flight with its
     #: backend's flow control (prefetch, link credit, high-water marks).
     on_message_may_block: ClassVar[bool] = False
+
+    #: True when :meth:`Incoming.release_thread` can hand the driver's I/O to
+    #: another of its threads. A server with worker threads then runs a
+    #: request on the thread that read it whenever fewer than ``workers`` of
+    #: its requests are running (no hand-off between threads, which is most
+    #: of a quick call's latency), and queues it for its workers otherwise.
+    leader_follower: ClassVar[bool] = False
 
     #: Names of the driver's own counters (``cell.stats.incr(name)``), listed
     #: in ``rpc.stats()`` from the start, at zero.

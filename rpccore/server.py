@@ -33,7 +33,11 @@ class Server:
     ``wait()`` returns when they have.
 
     ``workers`` threads (default: the cell's ``server_workers``) run the
-    endpoint methods. With ``workers=0`` they run on the thread that delivers
+    endpoint methods; at most that many run at once. On a driver with
+    ``leader_follower`` (zmq) a request runs on the driver's thread that read
+    it, which hands the driver's I/O to another of its threads first, and
+    only goes to the workers when ``workers`` requests are running already.
+    With ``workers=0`` methods run on the thread that delivers
     each message (the driver's I/O thread, or the sender's with the memory
     driver): no hand-off between threads, the lowest latency, for methods
     that return quickly and never block. A method that blocks holds up every
@@ -52,6 +56,9 @@ class Server:
         self._nworkers = cell.options.server_workers if workers is None else workers
         self._queue: BoundedQueue[Any] = BoundedQueue(cell.options.server_queue_size)
         self._threads: list[threading.Thread] = []
+        #: requests running at once (leader/follower drivers only: requests
+        #: run on the driver's threads as well as on the workers)
+        self._slots: threading.Semaphore | None = None
         self._subscription: Subscription | None = None
         self._lock = threading.Lock()
         self._state = "new"
@@ -70,6 +77,8 @@ class Server:
             if self._state != "new":
                 raise RuntimeError(f"server is {self._state}; a server starts once")
             driver = self.cell.driver()
+            if self._nworkers and driver.leader_follower:
+                self._slots = threading.Semaphore(self._nworkers)
             for i in range(self._nworkers):
                 thread = threading.Thread(target=self._work, daemon=True,
                                           name=f"rpccore-{self.destination.topic}-{i}")
@@ -79,6 +88,8 @@ class Server:
                 put: Callable[[Incoming], None]
                 if self._nworkers == 0:  # inline: on the thread that delivers
                     put = self._handle_safely
+                elif self._slots is not None:
+                    put = self._run_or_queue
                 elif driver.on_message_may_block:
                     put = self._queue.put
                 else:
@@ -119,7 +130,19 @@ class Server:
         end = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
             thread.join(None if end is None else max(0.0, end - time.monotonic()))
-        return not any(t.is_alive() for t in self._threads)
+        if any(t.is_alive() for t in self._threads):
+            return False
+        slots = self._slots
+        if slots is None:
+            return True
+        # requests still running on the driver's threads hold slots
+        taken = 0
+        while taken < self._nworkers and slots.acquire(
+                timeout=None if end is None else max(0.0, end - time.monotonic())):
+            taken += 1
+        for _ in range(taken):
+            slots.release()
+        return taken == self._nworkers
 
     @property
     def running(self) -> bool:
@@ -128,11 +151,30 @@ class Server:
     def _work(self) -> None:
         get = self._queue.get
         handle = self._handle_safely
+        slots = self._slots
         while True:
             incoming = get()
             if incoming is _STOP:
                 return
-            handle(incoming)
+            if slots is None:
+                handle(incoming)
+            else:
+                with slots:
+                    handle(incoming)
+
+    def _run_or_queue(self, incoming: Incoming) -> None:
+        """(Leader/follower drivers) run the request on this thread when a
+        slot is free and the driver lets the thread go; queue it otherwise."""
+        slots = self._slots
+        assert slots is not None
+        if slots.acquire(blocking=False):
+            try:
+                if incoming.release_thread():
+                    self._handle_safely(incoming)
+                    return
+            finally:
+                slots.release()
+        self._queue.put_nowait_unbounded(incoming)
 
     def _handle_safely(self, incoming: Incoming) -> None:
         try:

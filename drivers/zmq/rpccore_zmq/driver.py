@@ -80,6 +80,7 @@ class ZmqDriver(Driver):
     #: A call or confirmed cast raises Undeliverable when the matchmaker knows
     #: no host of the topic, or every host it names refuses the message.
     detects_undeliverable: ClassVar[bool] = True
+    leader_follower: ClassVar[bool] = True
 
     def __init__(self, cell: Cell) -> None:
         super().__init__(cell)

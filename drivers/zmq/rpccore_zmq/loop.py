@@ -13,11 +13,20 @@ plain file descriptor. That descriptor is edge-triggered (any use of the
 socket may consume the signal), so after each use the user checks
 ``ZMQ_EVENTS``: a thread that finds input waiting pokes the loop, and the
 loop keeps reading a socket until ``ZMQ_EVENTS`` shows none.
+
+The loop is a role, not a thread (leader/follower): work the loop defers to
+the end of a round (the server's deliveries) may :meth:`SocketLoop.step_down`,
+handing the loop to a waiting thread (or a new one) and keeping its own thread
+to run a request for as long as the request takes. So a quick request runs
+on the thread that read it, with no hand-off between threads (the wake-up of
+a worker was most of a quick call's latency), and a slow one holds up
+nothing else. A thread that has stepped down waits for its next turn.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import math
 import os
@@ -148,8 +157,9 @@ class LoopStopped(TransportError):
 
 
 class SocketLoop:
-    """One I/O thread polling sockets, running submitted commands and a
-    periodic :meth:`on_tick`.
+    """One I/O loop polling sockets, running submitted commands and a
+    periodic :meth:`on_tick`, on one thread at a time ("the loop thread":
+    the one that last took over, see :meth:`step_down`).
 
     Subclasses register sockets with :meth:`watch` (from the loop thread) and
     implement :meth:`on_tick` and :meth:`on_stop`.
@@ -176,7 +186,16 @@ class SocketLoop:
         self._running = True
         #: when to call on_wake() (math.inf: not needed)
         self.wake_at = math.inf
-        self._thread = threading.Thread(target=self._run, daemon=True, name=name)
+        self._next_tick = 0.0
+        #: the thread that runs the loop now (see step_down)
+        self._owner: threading.Thread | None = None
+        #: work to run at the end of this round (see defer)
+        self._deferred: list[Callable[[], None]] = []
+        #: threads waiting to take over the loop, each on a lock of its own
+        self._followers: list[threading.Lock] = []
+        self._followers_lock = threading.Lock()
+        self._threads = itertools.count(1)
+        self._stopped = threading.Event()
         self._started = False
         self._start_lock = threading.Lock()
 
@@ -187,16 +206,17 @@ class SocketLoop:
         with self._start_lock:
             if not self._started:
                 self._started = True
-                self._thread.start()
+                self._spawn(self.name)
 
     @property
     def alive(self) -> bool:
-        """Whether the thread is running."""
-        return self._thread.is_alive()
+        """Whether the loop is running (started and not stopped)."""
+        return self._started and not self._stopped.is_set()
 
     @property
     def in_loop(self) -> bool:
-        return threading.current_thread() is self._thread
+        """Whether the calling thread runs the loop now."""
+        return threading.current_thread() is self._owner
 
     def submit(self, command: Callable[[], None]) -> None:
         """Run ``command`` on the loop thread soon. Never blocks."""
@@ -232,7 +252,7 @@ class SocketLoop:
             try:
                 return future.result(min(0.1, max(0.0, end - time.monotonic())))
             except FutureTimeout:
-                if not self._thread.is_alive() and future.cancel():
+                if self._stopped.is_set() and future.cancel():
                     raise LoopStopped(f"{self.name} has stopped") from None
                 if time.monotonic() >= end:
                     raise TimeoutError(f"{self.name} did not answer in {timeout:g} s") from None
@@ -243,8 +263,7 @@ class SocketLoop:
             self._running = False
         self.submit(halt)
         if self._started and not self.in_loop:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
+            if not self._stopped.wait(timeout):
                 LOG.warning("%s: I/O thread did not stop within %.1f s", self.name, timeout)
         if not self._started:
             self._close_pipe()
@@ -296,56 +315,141 @@ class SocketLoop:
                 LOG.exception("%s: a command failed", self.name)
         return False
 
-    def _run(self) -> None:
-        next_tick = time.monotonic() + self.tick_interval
-        poll = self._poller.poll
-        handlers = self._handlers
-        read_fd = self._read_fd
+    # -- leader/follower -----------------------------------------------------
+
+    def defer(self, work: Callable[[], None]) -> None:
+        """(Loop thread) run ``work`` at the end of this round, once the
+        loop's own work is done: ``work`` may :meth:`step_down` and then run
+        for as long as it likes."""
+        self._deferred.append(work)
+
+    def step_down(self) -> bool:
+        """(Deferred work) let another thread run the loop from now on, so
+        that this one can run a request for as long as it takes (the
+        leader/follower pattern: no hand-off of the request between threads).
+
+        :returns: True when the calling thread no longer runs the loop (it
+            did not, or it handed it over); False when the loop is stopping.
+        """
+        if threading.current_thread() is not self._owner:
+            return True
+        if not self._running:
+            return False
+        self._owner = None
+        with self._followers_lock:
+            follower = self._followers.pop() if self._followers else None
+        if follower is not None:
+            follower.release()  # the one that went idle last: the warmest
+            return True
+        try:
+            self._spawn(f"{self.name}-{next(self._threads)}")
+        except RuntimeError as exc:  # no more threads: keep the loop
+            self._owner = threading.current_thread()
+            LOG.warning("%s: cannot start a thread to take over the loop: %s", self.name, exc)
+            return False
+        return True
+
+    def _spawn(self, name: str) -> None:
+        threading.Thread(target=self._serve, daemon=True, name=name).start()
+
+    def _serve(self) -> None:
+        """A thread of the loop: lead; after stepping down to run deferred
+        work, follow (wait for a turn to lead again)."""
+        while True:
+            if not self._lead():
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            with self._followers_lock:
+                if self._stopped.is_set():
+                    return
+                self._followers.append(turn)
+            turn.acquire()
+            if self._stopped.is_set():
+                return
+
+    def _lead(self) -> bool:
+        """Run the loop until it stops (False) or this thread steps down and
+        has run its deferred work (True)."""
+        me = threading.current_thread()
+        self._owner = me
         try:
             while self._running:
-                timeout = 0.0 if self._hot else max(
-                    0.0, min(next_tick, self.wake_at) - time.monotonic())
-                ready, self._hot = self._hot, []
-                for sock, _ in poll(math.ceil(timeout * 1000.0)):
-                    if sock == read_fd:
-                        try:
-                            os.read(read_fd, 4096)
-                        except BlockingIOError:
-                            pass
-                        self._signalled = False
-                        continue
-                    handler = handlers.get(sock)
-                    if handler is not None:
-                        ready.append(handler)
-                for handler in dict.fromkeys(ready):
+                self._round()
+                if not self._deferred:
+                    continue
+                work, self._deferred = self._deferred, []
+                for item in work:
                     try:
-                        if handler():
-                            self._hot.append(handler)
+                        item()
                     except Exception:
-                        LOG.exception("%s: handling a socket failed", self.name)
-                # bounded, so that sockets are read between long bursts
-                if self._drain_commands(_COMMANDS_PER_ROUND):
-                    self._hot.append(_nothing)
-                now = time.monotonic()
-                if now >= self.wake_at:
-                    self.wake_at = math.inf
-                    try:
-                        self.on_wake(now)
-                    except Exception:
-                        LOG.exception("%s: delayed work failed", self.name)
-                if now >= next_tick:
-                    next_tick = now + self.tick_interval
-                    try:
-                        self.on_tick(now)
-                    except Exception:
-                        LOG.exception("%s: periodic work failed", self.name)
-        finally:
+                        LOG.exception("%s: deferred work failed", self.name)
+                if self._owner is not me:
+                    return True
+        except BaseException:
+            LOG.exception("%s: the I/O loop failed", self.name)
+        self._finish_loop()
+        return False
+
+    def _finish_loop(self) -> None:
+        """(The last leader) close everything and release the followers."""
+        try:
             self._drain_commands()
             try:
                 self.on_stop()
             except Exception:
                 LOG.exception("%s: closing sockets failed", self.name)
+        finally:
             self._close_pipe()
+            with self._followers_lock:
+                self._stopped.set()
+                followers, self._followers = self._followers, []
+            for follower in followers:
+                follower.release()
+
+    def _round(self) -> None:
+        """Wait for input (or the next timer), then handle the sockets that
+        have some, queued commands and timers."""
+        if not self._next_tick:
+            self._next_tick = time.monotonic() + self.tick_interval
+        handlers = self._handlers
+        read_fd = self._read_fd
+        timeout = 0.0 if self._hot else max(
+            0.0, min(self._next_tick, self.wake_at) - time.monotonic())
+        ready, self._hot = self._hot, []
+        for sock, _ in self._poller.poll(math.ceil(timeout * 1000.0)):
+            if sock == read_fd:
+                try:
+                    os.read(read_fd, 4096)
+                except BlockingIOError:
+                    pass
+                self._signalled = False
+                continue
+            handler = handlers.get(sock)
+            if handler is not None:
+                ready.append(handler)
+        for handler in dict.fromkeys(ready):
+            try:
+                if handler():
+                    self._hot.append(handler)
+            except Exception:
+                LOG.exception("%s: handling a socket failed", self.name)
+        # bounded, so that sockets are read between long bursts
+        if self._drain_commands(_COMMANDS_PER_ROUND):
+            self._hot.append(_nothing)
+        now = time.monotonic()
+        if now >= self.wake_at:
+            self.wake_at = math.inf
+            try:
+                self.on_wake(now)
+            except Exception:
+                LOG.exception("%s: delayed work failed", self.name)
+        if now >= self._next_tick:
+            self._next_tick = now + self.tick_interval
+            try:
+                self.on_tick(now)
+            except Exception:
+                LOG.exception("%s: periodic work failed", self.name)
 
     def _close_pipe(self) -> None:
         self._pipe_open = False

@@ -7,6 +7,12 @@ that address and port, whichever ``RPC`` object or cell made it: get it with
 closed when the last one has stopped and every message it delivered has been
 acknowledged (so replies of requests in flight still go out over it).
 
+Requests are delivered at the end of the loop's round. A server with worker
+threads takes the loop's thread for each request it runs
+(:meth:`ZmqIncoming.release_thread`): the loop goes on on another thread
+(:meth:`~rpccore_zmq.loop.SocketLoop.step_down`), so a quick call is read,
+run and answered on one thread, and a blocking method holds up nothing else.
+
 Hostile input never stops the loop: frames that do not parse are counted
 (``dropped_malformed``, and ``dropped_oversize`` for envelopes over
 ``max_message_size``) and dropped; libzmq itself disconnects a peer sending a
@@ -16,6 +22,7 @@ ZMTP handshake (raw TCP noise), which are counted as ``zmq_bad_handshakes``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -250,6 +257,7 @@ class ServerLoop(SocketLoop):
         with conn.lock:
             batch = conn.receive(_BATCH) if self.conn is conn else []
         receipts: dict[bytes, int] = {}
+        deliveries: list[tuple[ZmqSubscription, ZmqIncoming]] = []
         for frames in batch:
             try:
                 req = protocol.parse_request(frames, self.max_size)
@@ -262,13 +270,7 @@ class ServerLoop(SocketLoop):
             call = req.kind == protocol.CALL
             if call:  # before delivery: the reply may come back at once
                 self._unanswered[(req.identity, req.seq)] = time.monotonic()
-            try:
-                delivered = self._deliver(req)
-            except Exception:  # a broken on_message must not lose the batch
-                LOG.exception("cell %s: delivering a request for %r failed", self.cell.name,
-                              req.topic)
-                delivered = False
-            if delivered:
+            if self._route(req, deliveries):
                 if not call:
                     receipts[req.identity] = req.seq
             else:
@@ -278,6 +280,10 @@ class ServerLoop(SocketLoop):
                 self._send([req.identity, protocol.header(protocol.REFUSED, req.seq)])
         if receipts:
             self._receipt(receipts, time.monotonic())
+        if deliveries:
+            # at the end of the round: the servers may take this thread
+            # (Incoming.release_thread), and the loop goes on on another
+            self.defer(functools.partial(_deliver, deliveries))
         return len(batch) == _BATCH
 
     def _receipt(self, receipts: dict[bytes, int], now: float, force: bool = False) -> None:
@@ -313,7 +319,10 @@ class ServerLoop(SocketLoop):
         _RATELOG.warning("malformed", "cell %s: dropped malformed input on %s: %s",
                          self.cell.name, self.endpoint, why)
 
-    def _deliver(self, req: protocol.Request) -> bool:
+    def _route(self, req: protocol.Request,
+               deliveries: list[tuple[ZmqSubscription, ZmqIncoming]]) -> bool:
+        """Add what ``req`` delivers to ``deliveries``; False when no
+        subscription here takes it."""
         if req.kind == protocol.FANOUT:
             subs = self._by_host.get((req.topic, req.host)) or self._by_topic.get(req.topic)
             if not subs:
@@ -331,9 +340,7 @@ class ServerLoop(SocketLoop):
                 continue
             with self._outstanding_lock:
                 self._outstanding += 1
-            # may block while the server's queue is full: that stops reading
-            # the socket, which is the back-pressure we want
-            sub.on_message(ZmqIncoming(req.body, req.identity, req.seq, self, call))
+            deliveries.append((sub, ZmqIncoming(req.body, req.identity, req.seq, self, call)))
         return True
 
     def _on_monitor(self) -> bool:
@@ -384,6 +391,21 @@ class ServerLoop(SocketLoop):
             if _listeners.get(self.endpoint) is self:
                 del _listeners[self.endpoint]
         self.context.term()
+
+
+def _deliver(deliveries: list[tuple[ZmqSubscription, ZmqIncoming]]) -> None:
+    """Hand requests to their servers (deferred work of the loop: a server
+    may take the thread for as long as its method runs)."""
+    for sub, incoming in deliveries:
+        if sub.closed:  # closed since it was read: never reaches the server
+            incoming.ack()
+            continue
+        try:
+            sub.on_message(incoming)
+        except Exception:
+            LOG.exception("cell %s: delivering a request for %r failed", sub.cell.name,
+                          sub.topic)
+            incoming.ack()
 
 
 def _discard(table: dict[Any, list[ZmqSubscription]], key: Any, sub: ZmqSubscription) -> None:

@@ -37,6 +37,11 @@ class ZmqIncoming(Incoming):
         if self._call:
             self._server.send_reply(self._identity, self._seq, body)
 
+    def release_thread(self) -> bool:
+        """Hand the server socket's loop to another thread (leader/follower),
+        so that this one can run the request."""
+        return self._server.step_down()
+
     def ack(self) -> None:
         if not self._acked:
             self._acked = True
