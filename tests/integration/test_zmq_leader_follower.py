@@ -63,6 +63,39 @@ def test_a_quick_request_runs_on_the_thread_that_read_it() -> None:
         server.close()
 
 
+def test_requests_read_in_one_batch_do_not_wait_behind_a_blocking_one() -> None:
+    # A quick workers=0 method that blocks holds the loop while a blocking
+    # call and three quick ones queue up on the socket; the loop then reads
+    # them in one batch. The thread that runs the blocking one would run the
+    # rest after it; the watchman hands them to another thread instead.
+    server, client = _pair()
+    topic, gate = "lf." + os.urandom(4).hex(), "lf-gate." + os.urandom(4).hex()
+    recorder = Recorder()
+    try:
+        server.serve(server.make_destination(topic, host=HOST), [recorder], workers=4).start()
+        server.serve(server.make_destination(gate, host=HOST), [Recorder()], workers=0).start()
+        dest = client.make_destination(topic, host=HOST)
+        gate_dest = client.make_destination(gate, host=HOST)
+        with ThreadPoolExecutor(5) as pool:
+            gated = pool.submit(client.call, {}, gate_dest,
+                                {"method": "hold", "args": {"seconds": 0.5}}, timeout=10)
+            time.sleep(0.2)  # the loop is now held
+            slow = pool.submit(client.call, {}, dest,
+                               {"method": "hold", "args": {"seconds": 2.0}}, timeout=10)
+            time.sleep(0.05)
+            quick = [pool.submit(client.call, {}, dest, {"method": "where", "args": {}},
+                                 timeout=10) for _ in range(3)]
+            assert gated.result(10) == "held"
+            released = time.monotonic()
+            for future in quick:
+                future.result(10)
+            assert time.monotonic() - released < 1.0
+            assert slow.result(10) == "held"
+    finally:
+        client.close()
+        server.close()
+
+
 def test_blocking_methods_run_side_by_side_up_to_the_workers_and_no_more() -> None:
     server, client = _pair()
     topic = "lf." + os.urandom(4).hex()

@@ -26,6 +26,7 @@ nothing else. A thread that has stepped down waits for its next turn.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import logging
 import math
@@ -195,6 +196,10 @@ class SocketLoop:
         self._followers: list[threading.Lock] = []
         self._followers_lock = threading.Lock()
         self._threads = itertools.count(1)
+        #: whether the watchman thread is checking on the loop (see watch_on)
+        self._watching = False
+        self._watchman: threading.Thread | None = None
+        self._arm = threading.Event()
         self._stopped = threading.Event()
         self._started = False
         self._start_lock = threading.Lock()
@@ -320,8 +325,58 @@ class SocketLoop:
     def defer(self, work: Callable[[], None]) -> None:
         """(Loop thread) run ``work`` at the end of this round, once the
         loop's own work is done: ``work`` may :meth:`step_down` and then run
-        for as long as it likes."""
+        for as long as it likes. (Only deferred work may step down: a thread
+        that steps down must not be in the middle of the loop's own work.)"""
         self._deferred.append(work)
+
+    #: seconds between two checks of the watchman (see watch_on)
+    watch_interval = 0.002
+    #: seconds with nothing to check after which the watchman sleeps
+    watch_idle = 0.2
+
+    def watch_on(self) -> None:
+        """(Any thread) have the watchman thread call :meth:`on_watch` every
+        :attr:`watch_interval` seconds, until it has said there is nothing
+        to check for :attr:`watch_idle` seconds."""
+        if self._watching:
+            return
+        with self._followers_lock:
+            arm, self._watching = not self._watching, True
+            if arm and self._watchman is None:
+                self._watchman = threading.Thread(target=self._watch, daemon=True,
+                                                  name=f"{self.name}-watchman")
+                self._watchman.start()
+        if arm:
+            self._arm.set()
+
+    def on_watch(self, now: float) -> bool:
+        """(Watchman thread) a subclass's periodic check on the threads that
+        run requests; True while there is something to check."""
+        return False
+
+    def _watch(self) -> None:
+        idle_since = time.monotonic()
+        while not self._stopped.is_set():
+            if not self._watching:
+                self._arm.wait()
+                self._arm.clear()
+                idle_since = time.monotonic()
+                continue
+            time.sleep(self.watch_interval)
+            now = time.monotonic()
+            try:
+                busy = self.on_watch(now)
+            except Exception:
+                LOG.exception("%s: the watchman's check failed", self.name)
+                busy = False
+            if busy:
+                idle_since = now
+            elif now - idle_since > self.watch_idle:
+                with self._followers_lock:
+                    self._watching = False
+                # armed again meanwhile (its flag was seen set): look again
+                if self.on_watch(now):
+                    self.watch_on()
 
     def step_down(self) -> bool:
         """(Deferred work) let another thread run the loop from now on, so
@@ -379,7 +434,11 @@ class SocketLoop:
                 if not self._deferred:
                     continue
                 work, self._deferred = self._deferred, []
-                for item in work:
+                for index, item in enumerate(work):
+                    if self._owner is not me:  # the rest is for the loop's new thread
+                        for rest in work[index:]:
+                            self.submit(functools.partial(self.defer, rest))
+                        return True
                     try:
                         item()
                     except Exception:
@@ -406,6 +465,7 @@ class SocketLoop:
                 followers, self._followers = self._followers, []
             for follower in followers:
                 follower.release()
+            self._arm.set()  # the watchman leaves too
 
     def _round(self) -> None:
         """Wait for input (or the next timer), then handle the sockets that
@@ -414,7 +474,7 @@ class SocketLoop:
             self._next_tick = time.monotonic() + self.tick_interval
         handlers = self._handlers
         read_fd = self._read_fd
-        timeout = 0.0 if self._hot else max(
+        timeout = 0.0 if self._hot or self._deferred else max(
             0.0, min(self._next_tick, self.wake_at) - time.monotonic())
         ready, self._hot = self._hot, []
         for sock, _ in self._poller.poll(math.ceil(timeout * 1000.0)):

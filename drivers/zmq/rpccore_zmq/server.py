@@ -22,6 +22,7 @@ ZMTP handshake (raw TCP noise), which are counted as ``zmq_bad_handshakes``.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import logging
@@ -95,6 +96,11 @@ class ServerLoop(SocketLoop):
         #: cast receipts held back, and when each client last got one
         self._receipts_due: dict[bytes, int] = {}
         self._receipt_sent: dict[bytes, float] = {}
+        #: batches of requests being delivered, by the thread delivering them
+        self._holders: dict[threading.Thread, _Holder] = {}
+        #: requests read and not yet handed to their servers
+        self._pending: collections.deque[tuple[ZmqSubscription, ZmqIncoming]] = (
+            collections.deque())
 
     # -- any thread -------------------------------------------------------------
 
@@ -257,7 +263,8 @@ class ServerLoop(SocketLoop):
         with conn.lock:
             batch = conn.receive(_BATCH) if self.conn is conn else []
         receipts: dict[bytes, int] = {}
-        deliveries: list[tuple[ZmqSubscription, ZmqIncoming]] = []
+        deliveries = self._pending
+        queued = len(deliveries)
         for frames in batch:
             try:
                 req = protocol.parse_request(frames, self.max_size)
@@ -280,10 +287,10 @@ class ServerLoop(SocketLoop):
                 self._send([req.identity, protocol.header(protocol.REFUSED, req.seq)])
         if receipts:
             self._receipt(receipts, time.monotonic())
-        if deliveries:
+        if len(deliveries) > queued:
             # at the end of the round: the servers may take this thread
             # (Incoming.release_thread), and the loop goes on on another
-            self.defer(functools.partial(_deliver, deliveries))
+            self.defer(self._deliver)
         return len(batch) == _BATCH
 
     def _receipt(self, receipts: dict[bytes, int], now: float, force: bool = False) -> None:
@@ -319,8 +326,60 @@ class ServerLoop(SocketLoop):
         _RATELOG.warning("malformed", "cell %s: dropped malformed input on %s: %s",
                          self.cell.name, self.endpoint, why)
 
+    def _deliver(self) -> None:
+        """(Deferred work) hand the requests read in this round to their
+        servers, on this thread: a server may keep it to run a request
+        (:meth:`SocketLoop.step_down`); the rest of the batch follows on this
+        thread, unless one request runs longer than ``watch_interval``: then
+        the watchman gives what is left to the loop (:meth:`on_watch`)."""
+        batch, self._pending = self._pending, collections.deque()
+        holder = _Holder(batch)
+        me = threading.current_thread()
+        self._holders[me] = holder
+        try:
+            while True:
+                try:
+                    sub, incoming = batch.popleft()
+                except IndexError:
+                    return
+                if sub.closed:  # closed since it was read: never reaches the server
+                    incoming.ack()
+                    continue
+                holder.since = time.monotonic()
+                if batch:  # others wait behind this one: watch that it is quick
+                    self.watch_on()
+                try:
+                    sub.on_message(incoming)
+                except Exception:
+                    LOG.exception("cell %s: delivering a request for %r failed",
+                                  sub.cell.name, sub.topic)
+                    incoming.ack()
+        finally:
+            del self._holders[me]
+
+    def on_watch(self, now: float) -> bool:
+        """Requests stuck behind one that runs long on the same thread go
+        back to the loop, which delivers them on another."""
+        limit = now - self.watch_interval
+        for holder in list(self._holders.values()):
+            if holder.batch and holder.since < limit:
+                self.submit(functools.partial(self._adopt, holder.batch))
+        return bool(self._holders)
+
+    def _adopt(self, batch: collections.deque[tuple[ZmqSubscription, ZmqIncoming]]) -> None:
+        """(Loop thread) take over what is left of another thread's batch."""
+        moved = False
+        while True:
+            try:
+                self._pending.append(batch.popleft())
+            except IndexError:
+                break
+            moved = True
+        if moved:
+            self.defer(self._deliver)
+
     def _route(self, req: protocol.Request,
-               deliveries: list[tuple[ZmqSubscription, ZmqIncoming]]) -> bool:
+               deliveries: collections.deque[tuple[ZmqSubscription, ZmqIncoming]]) -> bool:
         """Add what ``req`` delivers to ``deliveries``; False when no
         subscription here takes it."""
         if req.kind == protocol.FANOUT:
@@ -393,19 +452,15 @@ class ServerLoop(SocketLoop):
         self.context.term()
 
 
-def _deliver(deliveries: list[tuple[ZmqSubscription, ZmqIncoming]]) -> None:
-    """Hand requests to their servers (deferred work of the loop: a server
-    may take the thread for as long as its method runs)."""
-    for sub, incoming in deliveries:
-        if sub.closed:  # closed since it was read: never reaches the server
-            incoming.ack()
-            continue
-        try:
-            sub.on_message(incoming)
-        except Exception:
-            LOG.exception("cell %s: delivering a request for %r failed", sub.cell.name,
-                          sub.topic)
-            incoming.ack()
+class _Holder:
+    """A batch of requests a thread is delivering, and since when it has
+    been running the current one."""
+
+    __slots__ = ("batch", "since")
+
+    def __init__(self, batch: collections.deque[tuple[ZmqSubscription, ZmqIncoming]]) -> None:
+        self.batch = batch
+        self.since = 0.0
 
 
 def _discard(table: dict[Any, list[ZmqSubscription]], key: Any, sub: ZmqSubscription) -> None:
