@@ -23,7 +23,7 @@ import zmq
 
 from rpccore.errors import TransportError
 from rpccore_zmq import protocol
-from rpccore_zmq.loop import recv_frames, send_frames
+from rpccore_zmq.frames import recv_frames, send_frames
 from rpccore_zmq.peer import Outgoing
 
 if TYPE_CHECKING:

@@ -24,7 +24,8 @@ from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
 from rpccore_zmq.calls import Caller
 from rpccore_zmq.curve import curve_keys
-from rpccore_zmq.loop import LockedSocket, SocketLoop, send_frames
+from rpccore_zmq.frames import LockedSocket, send_frames
+from rpccore_zmq.loop import SocketLoop
 from rpccore_zmq.peer import Outgoing, Peer
 from rpccore_zmq.sockopts import client_socket
 

@@ -5,11 +5,9 @@ one :class:`SocketLoop`: a thread that waits for input, runs commands other
 threads hand it with :meth:`SocketLoop.submit` (a queue plus one byte written
 to a wake-up pipe) and does periodic work.
 
-ZMQ sockets must not be used by two threads at once. A :class:`LockedSocket`
-lets other threads *send* on a socket without waking the loop (a thread
-hand-off costs more than the send): every use of the socket holds its lock,
-and the loop never waits on the socket itself, only on its ``ZMQ_FD``, a
-plain file descriptor. That descriptor is edge-triggered (any use of the
+The loop never waits on a ZMQ socket itself, only on its ``ZMQ_FD``, a plain
+file descriptor, so that other threads can use the socket meanwhile (see
+:mod:`rpccore_zmq.frames`). That descriptor is edge-triggered (any use of the
 socket may consume the signal), so after each use the user checks
 ``ZMQ_EVENTS``: a thread that finds input waiting pokes the loop, and the
 loop keeps reading a socket until ``ZMQ_EVENTS`` shows none.
@@ -46,50 +44,6 @@ from rpccore.errors import TransportError
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
-_NOBLOCK = int(zmq.NOBLOCK)
-_MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
-_LAST = int(zmq.NOBLOCK)
-
-# pyzmq's compiled socket methods, without the pure-Python layer over them
-# (which converts every option and flag to an enum: a tenth of a call's cost)
-_raw_send = zmq.backend.Socket.send
-_raw_recv = zmq.backend.Socket.recv
-_raw_get = zmq.backend.Socket.get
-
-
-def send_frames(sock: zmq.Socket[Any], frames: list[bytes]) -> None:
-    """Send a multipart message without blocking.
-
-    :raises zmq.Again: the peer's queue is full (nothing was sent: libzmq
-        takes a multipart message whole or not at all).
-    :raises zmq.ZMQError: the socket is closed or failed.
-    """
-    last = len(frames) - 1
-    for i, frame in enumerate(frames):
-        _raw_send(sock, frame, _MORE if i < last else _LAST)
-
-
-def recv_frames(sock: zmq.Socket[Any], flags: int = _NOBLOCK) -> list[bytes]:
-    """Receive one whole multipart message.
-
-    :raises zmq.Again: none is waiting (``NOBLOCK``), or the socket's
-        receive timeout passed.
-    """
-    # as frames, whose "more" flag costs less to read than ZMQ_RCVMORE
-    frame = _raw_recv(sock, flags, copy=False)
-    parts: list[bytes] = [frame.bytes]
-    while frame.more:
-        frame = _raw_recv(sock, flags, copy=False)
-        parts.append(frame.bytes)
-    return parts
-
-
-def input_waiting(sock: zmq.Socket[Any]) -> bool:
-    """Whether a message is waiting on ``sock`` (``ZMQ_EVENTS``)."""
-    return bool(int(_raw_get(sock, _EVENTS)) & _POLLIN)
-
 #: Reads what a socket has; returns True when more input is still waiting.
 SocketHandler = Callable[[], bool]
 
@@ -100,57 +54,6 @@ _COMMANDS_PER_ROUND = 256
 def _nothing() -> bool:
     """A handler that keeps the loop from sleeping for one round."""
     return False
-
-
-class LockedSocket:
-    """A ZMQ socket shared by threads under a (re-entrant) lock.
-
-    :ivar fd: the socket's ``ZMQ_FD``, which the loop waits on
-    """
-
-    __slots__ = ("socket", "lock", "fd")
-
-    def __init__(self, sock: zmq.Socket[Any]) -> None:
-        self.socket = sock
-        self.lock = threading.RLock()
-        self.fd: int = int(sock.getsockopt(zmq.FD))
-
-    def send(self, frames: list[bytes]) -> bool:
-        """Send without blocking; True when input is waiting afterwards.
-
-        :raises zmq.Again: the peer's queue is full.
-        :raises zmq.ZMQError: the socket is closed or failed.
-        """
-        with self.lock:
-            return self.send_locked(frames)
-
-    def send_locked(self, frames: list[bytes]) -> bool:
-        """:meth:`send`, for a caller that holds :attr:`lock`."""
-        sock = self.socket
-        send_frames(sock, frames)
-        return input_waiting(sock)
-
-    def readable(self) -> bool:
-        """Whether input is waiting (call with the lock held)."""
-        return input_waiting(self.socket)
-
-    def receive(self, limit: int) -> list[list[bytes]]:
-        """Up to ``limit`` whole messages, as many as are waiting (call with
-        the lock held). Unless ``limit`` were read, ``ZMQ_EVENTS`` showed no
-        more input, which re-arms the descriptor for the next message.
-
-        The first read is tried blindly (the loop was woken for input, so
-        there nearly always is one): an empty read raises inside pyzmq, which
-        costs more than the ``ZMQ_EVENTS`` check that ends a batch.
-        """
-        sock = self.socket
-        try:
-            batch = [recv_frames(sock)]
-        except zmq.Again:
-            return []
-        while len(batch) < limit and input_waiting(sock):
-            batch.append(recv_frames(sock))
-        return batch
 
 
 class LoopStopped(TransportError):

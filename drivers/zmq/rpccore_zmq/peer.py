@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from rpccore_zmq.loop import LockedSocket
+from rpccore_zmq.frames import LockedSocket
 
 
 class Outgoing:

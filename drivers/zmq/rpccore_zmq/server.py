@@ -11,7 +11,9 @@ Requests are delivered at the end of the loop's round. A server with worker
 threads takes the loop's thread for each request it runs
 (:meth:`ZmqIncoming.release_thread`): the loop goes on on another thread
 (:meth:`~rpccore_zmq.loop.SocketLoop.step_down`), so a quick call is read,
-run and answered on one thread, and a blocking method holds up nothing else.
+run and answered on one thread, and a blocking method holds up nothing else
+(requests read in the same batch included: a watchman thread hands them to
+the loop when the one before them runs long, :meth:`ServerLoop.on_watch`).
 
 Hostile input never stops the loop: frames that do not parse are counted
 (``dropped_malformed``, and ``dropped_oversize`` for envelopes over
@@ -38,7 +40,8 @@ from rpccore.errors import ConfigError, TransportError
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
 from rpccore_zmq.curve import curve_keys, secure_server
-from rpccore_zmq.loop import LockedSocket, LoopStopped, SocketLoop
+from rpccore_zmq.frames import LockedSocket
+from rpccore_zmq.loop import LoopStopped, SocketLoop
 from rpccore_zmq.sockopts import set_common_options
 from rpccore_zmq.subscription import ZmqIncoming, ZmqSubscription
 

@@ -1,0 +1,110 @@
+"""Sending and reading whole multipart messages, and sockets shared by threads.
+
+ZMQ sockets must not be used by two threads at once. A :class:`LockedSocket`
+lets other threads *send* on a socket without waking its I/O loop (a thread
+hand-off costs more than the send): every use of the socket holds its lock,
+and the loop waits on the socket's ``ZMQ_FD`` only, never inside the socket
+(see :mod:`rpccore_zmq.loop`).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import zmq
+
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE = int(zmq.SNDMORE) | int(zmq.NOBLOCK)
+_LAST = int(zmq.NOBLOCK)
+
+# pyzmq's compiled socket methods, without the pure-Python layer over them
+# (which converts every option and flag to an enum: a tenth of a call's cost)
+_raw_send = zmq.backend.Socket.send
+_raw_recv = zmq.backend.Socket.recv
+_raw_get = zmq.backend.Socket.get
+
+
+def send_frames(sock: zmq.Socket[Any], frames: list[bytes]) -> None:
+    """Send a multipart message without blocking.
+
+    :raises zmq.Again: the peer's queue is full (nothing was sent: libzmq
+        takes a multipart message whole or not at all).
+    :raises zmq.ZMQError: the socket is closed or failed.
+    """
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        _raw_send(sock, frame, _MORE if i < last else _LAST)
+
+
+def recv_frames(sock: zmq.Socket[Any], flags: int = _NOBLOCK) -> list[bytes]:
+    """Receive one whole multipart message.
+
+    :raises zmq.Again: none is waiting (``NOBLOCK``), or the socket's
+        receive timeout passed.
+    """
+    # as frames, whose "more" flag costs less to read than ZMQ_RCVMORE
+    frame = _raw_recv(sock, flags, copy=False)
+    parts: list[bytes] = [frame.bytes]
+    while frame.more:
+        frame = _raw_recv(sock, flags, copy=False)
+        parts.append(frame.bytes)
+    return parts
+
+
+def input_waiting(sock: zmq.Socket[Any]) -> bool:
+    """Whether a message is waiting on ``sock`` (``ZMQ_EVENTS``)."""
+    return bool(int(_raw_get(sock, _EVENTS)) & _POLLIN)
+
+
+class LockedSocket:
+    """A ZMQ socket shared by threads under a (re-entrant) lock.
+
+    :ivar fd: the socket's ``ZMQ_FD``, which the loop waits on
+    """
+
+    __slots__ = ("socket", "lock", "fd")
+
+    def __init__(self, sock: zmq.Socket[Any]) -> None:
+        self.socket = sock
+        self.lock = threading.RLock()
+        self.fd: int = int(sock.getsockopt(zmq.FD))
+
+    def send(self, frames: list[bytes]) -> bool:
+        """Send without blocking; True when input is waiting afterwards.
+
+        :raises zmq.Again: the peer's queue is full.
+        :raises zmq.ZMQError: the socket is closed or failed.
+        """
+        with self.lock:
+            return self.send_locked(frames)
+
+    def send_locked(self, frames: list[bytes]) -> bool:
+        """:meth:`send`, for a caller that holds :attr:`lock`."""
+        sock = self.socket
+        send_frames(sock, frames)
+        return input_waiting(sock)
+
+    def readable(self) -> bool:
+        """Whether input is waiting (call with the lock held)."""
+        return input_waiting(self.socket)
+
+    def receive(self, limit: int) -> list[list[bytes]]:
+        """Up to ``limit`` whole messages, as many as are waiting (call with
+        the lock held). Unless ``limit`` were read, ``ZMQ_EVENTS`` showed no
+        more input, which re-arms the descriptor for the next message.
+
+        The first read is tried blindly (the loop was woken for input, so
+        there nearly always is one): an empty read raises inside pyzmq, which
+        costs more than the ``ZMQ_EVENTS`` check that ends a batch.
+        """
+        sock = self.socket
+        try:
+            batch = [recv_frames(sock)]
+        except zmq.Again:
+            return []
+        while len(batch) < limit and input_waiting(sock):
+            batch.append(recv_frames(sock))
+        return batch
