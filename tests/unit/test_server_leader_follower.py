@@ -1,0 +1,107 @@
+"""The core's side of leader/follower (Driver.leader_follower,
+Incoming.release_thread), on the memory driver made to claim it: a request
+runs on the delivering thread when the driver lets it go and a slot is free,
+on the server's workers otherwise, and never more than ``workers`` at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from rpccore.drivers import memory
+from rpccore.testing import memory_rpc
+
+
+class Endpoint:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+
+    def where(self, ctx: dict[str, Any]) -> str:
+        return threading.current_thread().name
+
+    def hold(self, ctx: dict[str, Any], seconds: float) -> str:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(seconds)
+        with self.lock:
+            self.running -= 1
+        return threading.current_thread().name
+
+
+@pytest.fixture
+def lends(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Make the memory driver a leader/follower one; the returned list holds
+    what release_thread answers (True by default)."""
+    answer = [True]
+    monkeypatch.setattr(memory.MemoryDriver, "leader_follower", True)
+    monkeypatch.setattr(memory._MemoryIncoming, "release_thread", lambda self: answer[0],
+                        raising=False)
+    return answer
+
+
+def test_a_request_runs_on_the_delivering_thread_when_the_driver_lets_it_go(
+        lends: list[bool]) -> None:
+    with memory_rpc() as rpc:
+        rpc.serve("svc", [Endpoint()]).start()
+        # the memory driver delivers on the sender's thread
+        assert rpc.call({}, "svc", {"method": "where", "args": {}}, timeout=5) == (
+            threading.current_thread().name)
+
+
+def test_a_request_goes_to_the_workers_when_the_driver_keeps_its_thread(
+        lends: list[bool]) -> None:
+    lends[0] = False
+    with memory_rpc() as rpc:
+        rpc.serve("svc", [Endpoint()]).start()
+        name = rpc.call({}, "svc", {"method": "where", "args": {}}, timeout=5)
+        assert name.startswith("rpccore-svc-")
+
+
+def test_no_more_than_workers_run_at_once_and_the_rest_wait_for_a_worker(
+        lends: list[bool]) -> None:
+    with memory_rpc() as rpc:
+        endpoint = Endpoint()
+        server = rpc.serve("svc", [endpoint], workers=2).start()
+        names: list[str] = []
+
+        def call() -> None:
+            names.append(rpc.call({}, "svc", {"method": "hold", "args": {"seconds": 0.2}},
+                                  timeout=10))
+
+        callers = [threading.Thread(target=call, name=f"caller-{i}") for i in range(5)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(10)
+        assert len(names) == 5
+        assert endpoint.most == 2
+        # some ran on their callers' threads, the others on the two workers
+        assert any(n.startswith("caller-") for n in names)
+        assert any(n.startswith("rpccore-svc-") for n in names)
+        server.stop()
+        assert server.wait(5)
+
+
+def test_wait_after_stop_waits_for_requests_running_on_delivering_threads(
+        lends: list[bool]) -> None:
+    with memory_rpc() as rpc:
+        endpoint = Endpoint()
+        server = rpc.serve("svc", [endpoint], workers=2).start()
+        caller = threading.Thread(target=lambda: rpc.call(
+            {}, "svc", {"method": "hold", "args": {"seconds": 0.5}}, timeout=10))
+        caller.start()
+        deadline = time.monotonic() + 5
+        while endpoint.running < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        server.stop()
+        assert not server.wait(0.1)
+        assert server.wait(5)
+        assert endpoint.running == 0
+        caller.join(5)
