@@ -121,6 +121,8 @@ class RedisMatchMaker(MatchMaker):
                 self._go_offline(exc)
             except redis.RedisError as exc:
                 raise self._failure("register", topic, exc) from None
+            finally:
+                self._written(topic)
 
     def unregister(self, topic: str, host: str) -> None:
         """Remove ``host`` from ``topic`` at once (or when Redis returns).
@@ -149,6 +151,24 @@ class RedisMatchMaker(MatchMaker):
                 self._go_offline(exc)
             except redis.RedisError as exc:
                 raise self._failure("unregister", topic, exc) from None
+            finally:
+                self._written(topic)
+
+    def _written(self, topic: str) -> None:
+        """A local change of ``topic`` has reached Redis (or failed to). A
+        look-up that queried Redis while it was on its way may have cached
+        an answer without it: put this process's own registrations back into
+        what is known, and have the next look-up ask Redis again."""
+        with self._lock:
+            known = self._known.get(topic)
+            if known is None:
+                return
+            hosts = set(known.hosts)
+            hosts.update(h for (t, h) in self._registered if t == topic)
+            hosts.difference_update(h for (t, h) in self._removed if t == topic)
+            known.hosts = sorted(hosts)
+            known.fetched = float("-inf")
+            known.version += 1
 
     def lookup(self, topic: str) -> list[str]:
         """The live hosts of ``topic`` (sorted); ``[]`` if none.
@@ -177,8 +197,9 @@ class RedisMatchMaker(MatchMaker):
             else:
                 with self._lock:
                     known = self._known.get(topic)
-                    # A local register/unregister during the query makes
-                    # this answer older than what we know: do not keep it.
+                    # A local register/unregister during the query (made
+                    # or written to Redis) may be missing from this answer:
+                    # do not keep it.
                     if known is None or known.version == version:
                         self._known[topic] = _Known(hosts, time.monotonic(), version)
                 return list(hosts)
