@@ -186,7 +186,9 @@ class Driver(abc.ABC):
         ``(dest.topic, dest.host)`` when ``dest.host`` is set, and the topic's
         fanout. Returns once consuming, so that a message sent after it returns
         reaches this subscription. ``on_message`` returns at once unless
-        :attr:`on_message_may_block` is set. Messages are acknowledged
+        :attr:`on_message_may_block` is set, or the incoming message's
+        :meth:`Incoming.release_thread` returned True (then it runs the
+        request before returning). Messages are acknowledged
         (:meth:`Incoming.ack`) only once run, so a driver bounds what a slow
         server holds by limiting unacknowledged deliveries (for example to
         ``cell.options.server_queue_size``).
