@@ -31,14 +31,14 @@ LOG = logging.getLogger(__name__)
 class QpidIncoming(Incoming):
     """One request delivered to a server."""
 
-    __slots__ = ("body", "_reply", "_link", "_dlv", "_generation", "_reply_to", "_settled")
+    __slots__ = ("body", "_reply", "_link", "_token", "_generation", "_reply_to", "_settled")
 
     def __init__(self, body: bytes, reply: Callable[[str, bytes], None], link: IncomingLink,
-                 dlv: Delivery, generation: int, reply_to: str | None) -> None:
+                 token: int, generation: int, reply_to: str | None) -> None:
         self.body = body
         self._reply = reply
         self._link = link
-        self._dlv = dlv
+        self._token = token  # the delivery stays on the I/O thread (IncomingLink.io_hold)
         self._generation = generation
         self._reply_to = reply_to if is_reply_address(reply_to) else None
         self._settled = False
@@ -64,8 +64,8 @@ class QpidIncoming(Incoming):
         if self._settled:
             return
         self._settled = True
-        link, dlv, generation = self._link, self._dlv, self._generation
-        link.loop.submit(lambda: link.io_settle(dlv, generation, outcome))
+        link, token, generation = self._link, self._token, self._generation
+        link.loop.submit(lambda: link.io_settle_held(token, generation, outcome))
 
     @property
     def generation(self) -> int:
@@ -98,13 +98,14 @@ class QpidSubscription(Subscription):
             body = body.encode("utf-8")
         elif not isinstance(body, bytes):
             body = b""  # not ours: the envelope decoder drops it and counts it
-        incoming = QpidIncoming(body, self._reply, link, dlv, self._loop.generation,
+        token = link.io_hold(dlv)
+        incoming = QpidIncoming(body, self._reply, link, token, self._loop.generation,
                                 message.reply_to)
         try:
             self._on_message(incoming)
         except Exception:
             LOG.exception("delivering a message to its server failed")
-            link.io_settle(dlv, incoming.generation, Delivery.RELEASED)
+            link.io_settle_held(token, incoming.generation, Delivery.RELEASED)
 
     def close(self) -> None:
         """Detach the receivers; returns once no more messages are delivered.

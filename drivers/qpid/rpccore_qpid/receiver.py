@@ -3,6 +3,7 @@ only, see :mod:`rpccore_qpid.links`)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -49,6 +50,12 @@ class IncomingLink(LinkOwner):
         self.batch = max(1, credit // 4)        # ... given back this many at a time
         self.ready = threading.Event()
         self.error: RPCError | None = None
+        #: deliveries handed to servers and not yet settled, by token: the
+        #: proton objects never leave the I/O thread (a proton wrapper whose
+        #: last reference drops on another thread decrefs its C object there,
+        #: racing the reactor: heap corruption)
+        self._held: dict[int, Delivery] = {}
+        self._tokens = itertools.count(1)
 
     def io_start(self) -> None:
         self.loop.owners.add(self)
@@ -92,6 +99,18 @@ class IncomingLink(LinkOwner):
             return
         self.unacked += 1
         self.deliver(self, dlv, message)
+
+    def io_hold(self, dlv: Delivery) -> int:
+        """Keep ``dlv`` here until :meth:`io_settle_held`; returns its token."""
+        token = next(self._tokens)
+        self._held[token] = dlv
+        return token
+
+    def io_settle_held(self, token: int, generation: int, outcome: Any) -> None:
+        """:meth:`io_settle` the delivery held under ``token`` (if still held)."""
+        dlv = self._held.pop(token, None)
+        if dlv is not None:
+            self.io_settle(dlv, generation, outcome)
 
     def io_settle(self, dlv: Delivery, generation: int, outcome: Any) -> None:
         """Accept (``Delivery.ACCEPTED``) or release a delivered message."""
@@ -146,10 +165,12 @@ class IncomingLink(LinkOwner):
         if self.session is not None:
             self.session.close()
         self.link = self.session = None
+        self._held.clear()
 
     def io_lost(self) -> None:
         self.link = self.session = None
         self.unacked = 0
+        self._held.clear()  # the broker redelivers them
 
     def io_connected(self, conn: Connection) -> None:
         if not self.closing and self.error is None:
