@@ -24,6 +24,7 @@ import zmq
 from rpccore.errors import TransportError
 from rpccore_zmq import protocol
 from rpccore_zmq.frames import recv_frames, send_frames
+from rpccore_zmq.losses import failure
 from rpccore_zmq.peer import Outgoing
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ class Caller:
         while True:
             host = client.next_host(out)
             if host is None:
-                raise client.failure(out)
+                raise failure(out)
             if client.casts_in_flight(host):
                 return self._call_in_order(out)
             if out.tried:

@@ -26,6 +26,7 @@ from rpccore_zmq.calls import Caller
 from rpccore_zmq.curve import curve_keys
 from rpccore_zmq.frames import LockedSocket, send_frames
 from rpccore_zmq.loop import SocketLoop
+from rpccore_zmq.losses import LostCasts, failure
 from rpccore_zmq.peer import Outgoing, Peer
 from rpccore_zmq.sockopts import client_socket
 
@@ -54,7 +55,7 @@ class ClientLoop(SocketLoop):
       (``returned`` or ``zmq_lost_casts``) and logged;
     - host-directed or fanout cast: counted (``zmq_lost_casts``) and logged;
       a host-directed one also makes the next plain cast to that host raise
-      :class:`TransportError` (see :meth:`take_losses`).
+      :class:`TransportError` (see :class:`~rpccore_zmq.losses.LostCasts`).
     """
 
     def __init__(self, cell: Cell, context: zmq.Context[Any]) -> None:
@@ -71,8 +72,8 @@ class ClientLoop(SocketLoop):
         self.peers: dict[str, Peer] = {}
         self.dead_endpoints: set[str] = set()
         self._endpoints: dict[str, str] = {}
-        self._losses: dict[str, tuple[int, str]] = {}
-        self._losses_lock = threading.Lock()
+        #: host-directed casts given up, reported by the next cast there
+        self.losses = LostCasts()
         self.seq = itertools.count(1)
         self.curve = curve_keys(cell)
         #: calls a server has taken, waiting for their reply, by sequence number
@@ -212,14 +213,6 @@ class ClientLoop(SocketLoop):
                 self.receipt_timeout:
             self._peer_failed(peer, why)
 
-    def take_losses(self, host: str) -> tuple[int, str] | None:
-        """``(count, why)`` of host-directed casts to ``host`` lost since the
-        last call, or ``None``; resets the count."""
-        if not self._losses:  # the common case, without the lock
-            return None
-        with self._losses_lock:
-            return self._losses.pop(host, None)
-
     def is_dead(self, host: str) -> bool:
         """Whether ``host`` missed a receipt and has not answered since."""
         return bool(self.dead_endpoints) and self.endpoint_of(host) in self.dead_endpoints
@@ -274,18 +267,8 @@ class ClientLoop(SocketLoop):
                 self.mark_hot(peer.handler)
             return
 
-    @staticmethod
-    def failure(out: Outgoing) -> Exception:
-        """The error for a message no host took."""
-        topic = out.topic.decode("utf-8", "replace")
-        where = ", ".join(out.tried) or "no host"
-        if out.tried and out.refusals == len(out.tried):
-            return Undeliverable(f"nobody consumes topic {topic!r} on {where}")
-        return TransportError(f"message to topic {topic!r} not delivered to {where}: "
-                              f"{out.why or 'no receipt'}")
-
     def _give_up(self, out: Outgoing) -> None:
-        error = self.failure(out)
+        error = failure(out)
         where = ", ".join(out.tried) or "no host"
         if out.waited_for:
             out.settle(error)
@@ -297,10 +280,7 @@ class ClientLoop(SocketLoop):
             stats.incr("zmq_lost_casts")
         _RATELOG.warning("lost:" + where, "cell %s: cast dropped: %s", self.cell.name, error)
         if out.directed and out.kind == protocol.CAST:
-            host = out.candidates[0]
-            with self._losses_lock:
-                count, _ = self._losses.get(host, (0, ""))
-                self._losses[host] = (count + 1, str(error))
+            self.losses.record(out.candidates[0], error)
 
     def _peer(self, host: str) -> Peer:
         endpoint = self.endpoint_of(host)

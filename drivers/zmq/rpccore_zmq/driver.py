@@ -215,7 +215,7 @@ class ZmqDriver(Driver):
         except ValueError as exc:
             raise InvalidDestination(str(exc)) from None
         if kind == protocol.CAST and not wait:
-            lost = client.take_losses(host)
+            lost = client.losses.take(host)
             if lost is not None:
                 raise TransportError(f"{lost[0]} earlier cast(s) to host {host!r} were lost "
                                      f"({lost[1]}); this cast was not sent")
