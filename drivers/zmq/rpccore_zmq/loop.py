@@ -377,7 +377,7 @@ class SocketLoop:
             self._next_tick = time.monotonic() + self.tick_interval
         handlers = self._handlers
         read_fd = self._read_fd
-        timeout = 0.0 if self._hot or self._deferred else max(
+        timeout = 0.0 if self._hot else max(
             0.0, min(self._next_tick, self.wake_at) - time.monotonic())
         ready, self._hot = self._hot, []
         for sock, _ in self._poller.poll(math.ceil(timeout * 1000.0)):
