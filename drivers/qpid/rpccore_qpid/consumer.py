@@ -65,7 +65,7 @@ class QpidIncoming(Incoming):
             return
         self._settled = True
         link, token, generation = self._link, self._token, self._generation
-        link.loop.submit(lambda: link.io_settle_held(token, generation, outcome))
+        link.loop.submit(lambda: link.io_settle(token, generation, outcome))
 
     @property
     def generation(self) -> int:
@@ -105,7 +105,7 @@ class QpidSubscription(Subscription):
             self._on_message(incoming)
         except Exception:
             LOG.exception("delivering a message to its server failed")
-            link.io_settle_held(token, incoming.generation, Delivery.RELEASED)
+            link.io_settle(token, incoming.generation, Delivery.RELEASED)
 
     def close(self) -> None:
         """Detach the receivers; returns once no more messages are delivered.

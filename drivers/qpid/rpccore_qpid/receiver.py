@@ -29,7 +29,7 @@ class IncomingLink(LinkOwner):
     """A receiver from one address, re-attached after every reconnect.
 
     ``credit`` bounds the messages delivered but not yet acknowledged
-    (:meth:`io_ack`); ``auto_accept`` links (replies) accept each message as
+    (:meth:`io_settle`); ``auto_accept`` links (replies) accept each message as
     soon as ``deliver`` returns. ``ready`` is set once the first attach
     succeeded or failed (then ``error`` holds why).
     """
@@ -101,20 +101,17 @@ class IncomingLink(LinkOwner):
         self.deliver(self, dlv, message)
 
     def io_hold(self, dlv: Delivery) -> int:
-        """Keep ``dlv`` here until :meth:`io_settle_held`; returns its token."""
+        """Keep ``dlv`` here until :meth:`io_settle`; returns its token."""
         token = next(self._tokens)
         self._held[token] = dlv
         return token
 
-    def io_settle_held(self, token: int, generation: int, outcome: Any) -> None:
-        """:meth:`io_settle` the delivery held under ``token`` (if still held)."""
+    def io_settle(self, token: int, generation: int, outcome: Any) -> None:
+        """Accept (``Delivery.ACCEPTED``) or release the delivered message
+        held under ``token``."""
         dlv = self._held.pop(token, None)
-        if dlv is not None:
-            self.io_settle(dlv, generation, outcome)
-
-    def io_settle(self, dlv: Delivery, generation: int, outcome: Any) -> None:
-        """Accept (``Delivery.ACCEPTED``) or release a delivered message."""
-        if generation != self.loop.generation or self.link is None or dlv.settled:
+        if (dlv is None or generation != self.loop.generation or self.link is None
+                or dlv.settled):
             return  # its connection is gone; the broker redelivers it
         dlv.update(outcome)
         dlv.settle()
