@@ -8,10 +8,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from rpccore_zmq.testing import free_port, zmq_rpc
+
+from rpccore.destination import Destination
+from rpccore.server import Server
 
 HOST = "127.0.0.1"
 
@@ -41,130 +46,113 @@ class Recorder:
         return threading.current_thread().name
 
 
-def _pair(**server_options: Any) -> tuple[Any, Any]:
-    port = free_port(HOST)
-    server = zmq_rpc(port, zmq_bind_address=HOST, **server_options)
-    client = zmq_rpc(port)
-    return server, client
+class Pair:
+    """A server ``RPC`` listening on ``HOST`` and a client ``RPC``, one port."""
+
+    def __init__(self) -> None:
+        port = free_port(HOST)
+        self.server = zmq_rpc(port, zmq_bind_address=HOST)
+        self.client = zmq_rpc(port)
+
+    def serve(self, endpoint: object, workers: int | None = None) -> tuple[Server, Destination]:
+        """Serve ``endpoint`` on a fresh topic; the server and the client's
+        destination for it."""
+        topic = "lf." + os.urandom(4).hex()
+        server = self.server.serve(self.server.make_destination(topic, host=HOST), [endpoint],
+                                   workers=workers).start()
+        return server, self.client.make_destination(topic, host=HOST)
+
+    def call(self, dest: Destination, method: str, **args: Any) -> Any:
+        return self.client.call({}, dest, {"method": method, "args": args}, timeout=10)
+
+    def submit(self, pool: ThreadPoolExecutor, dest: Destination, method: str,
+               **args: Any) -> Future[Any]:
+        return pool.submit(self.call, dest, method, **args)
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.close()
 
 
-def test_a_quick_request_runs_on_the_thread_that_read_it() -> None:
-    server, client = _pair()
-    topic = "lf." + os.urandom(4).hex()
-    try:
-        server.serve(server.make_destination(topic, host=HOST), [Recorder()]).start()
-        dest = client.make_destination(topic, host=HOST)
-        names = {client.call({}, dest, {"method": "where", "args": {}}, timeout=10)
-                 for _ in range(20)}
-        # the listener's threads, never the server's worker pool
-        assert names and all(name.startswith("rpccore-zmq-server-") for name in names), names
-    finally:
-        client.close()
-        server.close()
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    made = Pair()
+    yield made
+    made.close()
 
 
-def test_requests_read_in_one_batch_do_not_wait_behind_a_blocking_one() -> None:
+def _wait_running(recorder: Recorder, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while recorder.running < count:
+        assert time.monotonic() < deadline, "the blocking methods never started"
+        time.sleep(0.01)
+
+
+def test_a_quick_request_runs_on_the_thread_that_read_it(pair: Pair) -> None:
+    _, dest = pair.serve(Recorder())
+    names = {pair.call(dest, "where") for _ in range(20)}
+    # the listener's threads, never the server's worker pool
+    assert names and all(name.startswith("rpccore-zmq-server-") for name in names), names
+
+
+def test_requests_read_in_one_batch_do_not_wait_behind_a_blocking_one(pair: Pair) -> None:
     # A quick workers=0 method that blocks holds the loop while a blocking
     # call and three quick ones queue up on the socket; the loop then reads
     # them in one batch. The thread that runs the blocking one would run the
     # rest after it; the watchman hands them to another thread instead.
-    server, client = _pair()
-    topic, gate = "lf." + os.urandom(4).hex(), "lf-gate." + os.urandom(4).hex()
-    recorder = Recorder()
-    try:
-        server.serve(server.make_destination(topic, host=HOST), [recorder], workers=4).start()
-        server.serve(server.make_destination(gate, host=HOST), [Recorder()], workers=0).start()
-        dest = client.make_destination(topic, host=HOST)
-        gate_dest = client.make_destination(gate, host=HOST)
-        with ThreadPoolExecutor(5) as pool:
-            gated = pool.submit(client.call, {}, gate_dest,
-                                {"method": "hold", "args": {"seconds": 0.5}}, timeout=10)
-            time.sleep(0.2)  # the loop is now held
-            slow = pool.submit(client.call, {}, dest,
-                               {"method": "hold", "args": {"seconds": 2.0}}, timeout=10)
-            time.sleep(0.05)
-            quick = [pool.submit(client.call, {}, dest, {"method": "where", "args": {}},
-                                 timeout=10) for _ in range(3)]
-            assert gated.result(10) == "held"
-            released = time.monotonic()
-            for future in quick:
-                future.result(10)
-            assert time.monotonic() - released < 1.0
-            assert slow.result(10) == "held"
-    finally:
-        client.close()
-        server.close()
+    _, dest = pair.serve(Recorder(), workers=4)
+    _, gate = pair.serve(Recorder(), workers=0)
+    with ThreadPoolExecutor(5) as pool:
+        gated = pair.submit(pool, gate, "hold", seconds=0.5)
+        time.sleep(0.2)  # the loop is now held
+        slow = pair.submit(pool, dest, "hold", seconds=2.0)
+        time.sleep(0.05)
+        quick = [pair.submit(pool, dest, "where") for _ in range(3)]
+        assert gated.result(10) == "held"
+        released = time.monotonic()
+        for future in quick:
+            future.result(10)
+        assert time.monotonic() - released < 1.0
+        assert slow.result(10) == "held"
 
 
-def test_blocking_methods_run_side_by_side_up_to_the_workers_and_no_more() -> None:
-    server, client = _pair()
-    topic = "lf." + os.urandom(4).hex()
+def test_blocking_methods_run_side_by_side_up_to_the_workers_and_no_more(pair: Pair) -> None:
     recorder = Recorder()
-    try:
-        server.serve(server.make_destination(topic, host=HOST), [recorder], workers=3).start()
-        dest = client.make_destination(topic, host=HOST)
+    _, dest = pair.serve(recorder, workers=3)
+    start = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        results = [f.result(10) for f in [pair.submit(pool, dest, "hold", seconds=0.3)
+                                          for _ in range(8)]]
+    elapsed = time.monotonic() - start
+    assert results == ["held"] * 8
+    assert recorder.most == 3
+    # three waves of at most three: not one after the other (2.4 s)
+    assert elapsed < 1.6, elapsed
+
+
+def test_a_server_whose_methods_block_holds_up_no_other_server_on_the_port(pair: Pair) -> None:
+    recorder = Recorder()
+    _, slow = pair.serve(recorder, workers=2)
+    _, quick = pair.serve(Recorder())
+    with ThreadPoolExecutor(4) as pool:
+        held = [pair.submit(pool, slow, "hold", seconds=1.5) for _ in range(4)]
+        _wait_running(recorder, 2)
         start = time.monotonic()
-        with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(
-                lambda _: client.call({}, dest, {"method": "hold", "args": {"seconds": 0.3}},
-                                      timeout=10), range(8)))
-        elapsed = time.monotonic() - start
-        assert results == ["held"] * 8
-        assert recorder.most == 3
-        # three waves of at most three: not one after the other (2.4 s)
-        assert elapsed < 1.6, elapsed
-    finally:
-        client.close()
-        server.close()
+        for _ in range(5):
+            pair.call(quick, "where")
+        assert time.monotonic() - start < 0.5
+        assert [f.result(10) for f in held] == ["held"] * 4
 
 
-def test_a_server_whose_methods_block_holds_up_no_other_server_on_the_port() -> None:
-    server, client = _pair()
-    slow, quick = "lf-slow." + os.urandom(4).hex(), "lf-quick." + os.urandom(4).hex()
+def test_wait_after_stop_waits_for_a_request_running_on_a_listener_thread(pair: Pair) -> None:
     recorder = Recorder()
-    try:
-        server.serve(server.make_destination(slow, host=HOST), [recorder], workers=2).start()
-        server.serve(server.make_destination(quick, host=HOST), [Recorder()]).start()
-        slow_dest = client.make_destination(slow, host=HOST)
-        quick_dest = client.make_destination(quick, host=HOST)
-        with ThreadPoolExecutor(4) as pool:
-            held = [pool.submit(client.call, {}, slow_dest,
-                                {"method": "hold", "args": {"seconds": 1.5}}, timeout=10)
-                    for _ in range(4)]
-            deadline = time.monotonic() + 5
-            while recorder.running < 2:
-                assert time.monotonic() < deadline, "the slow methods never started"
-                time.sleep(0.01)
-            start = time.monotonic()
-            for _ in range(5):
-                client.call({}, quick_dest, {"method": "where", "args": {}}, timeout=10)
-            assert time.monotonic() - start < 0.5
-            assert [f.result(10) for f in held] == ["held"] * 4
-    finally:
-        client.close()
-        server.close()
-
-
-def test_wait_after_stop_waits_for_a_request_running_on_a_listener_thread() -> None:
-    server, client = _pair()
-    topic = "lf." + os.urandom(4).hex()
-    recorder = Recorder()
-    try:
-        srv = server.serve(server.make_destination(topic, host=HOST), [recorder]).start()
-        dest = client.make_destination(topic, host=HOST)
-        with ThreadPoolExecutor(1) as pool:
-            held = pool.submit(client.call, {}, dest,
-                               {"method": "hold", "args": {"seconds": 0.8}}, timeout=10)
-            deadline = time.monotonic() + 5
-            while recorder.running < 1:
-                assert time.monotonic() < deadline, "the method never started"
-                time.sleep(0.01)
-            assert all(name.startswith("rpccore-zmq-server-") for name in recorder.threads)
-            srv.stop()
-            assert not srv.wait(0.1)  # still running
-            assert srv.wait(5)
-            assert recorder.running == 0
-            assert held.result(10) == "held"
-    finally:
-        client.close()
-        server.close()
+    server, dest = pair.serve(recorder)
+    with ThreadPoolExecutor(1) as pool:
+        held = pair.submit(pool, dest, "hold", seconds=0.8)
+        _wait_running(recorder, 1)
+        assert all(name.startswith("rpccore-zmq-server-") for name in recorder.threads)
+        server.stop()
+        assert not server.wait(0.1)  # still running
+        assert server.wait(5)
+        assert recorder.running == 0
+        assert held.result(10) == "held"
