@@ -48,17 +48,22 @@ class Incoming(abc.ABC):
         away: a reply nobody waits for is dropped (and may be counted).
         """
 
-    def release_thread(self) -> bool:
+    def release_thread(self, expected: float | None = None) -> bool:
         """Let the calling thread (the one ``on_message`` was called on) run
         this message for as long as it takes, another thread of the driver
         taking over its I/O meanwhile (leader/follower). Only called from
         ``on_message``, and only by a server with worker threads on a driver
         with :attr:`Driver.leader_follower` set.
 
+        :param expected: seconds the endpoint method took in its recent runs
+            (``None``: not known yet). For a request expected to be quick, a
+            driver may keep its I/O waiting on this thread rather than pay
+            for waking another, provided it hands the I/O over should the
+            request take longer after all (the zmq driver: after about 2 ms).
         :returns: True when the caller may now block (the driver's I/O goes
-            on without this thread); False when it must return at once (the
-            server then queues the message for its workers). The default
-            returns False.
+            on without this thread, or will once the request takes long);
+            False when it must return at once (the server then queues the
+            message for its workers). The default returns False.
         """
         return False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -13,6 +14,7 @@ from rpccore.bounded_queue import BoundedQueue
 from rpccore.destination import Destination
 from rpccore.dispatcher import Dispatcher, failure
 from rpccore.errors import InvalidMessage, RPCError
+from rpccore.method_times import MethodTimes
 from rpccore.ratelog import RateLimitedLog
 from rpccore.replay import ReplayGuard
 
@@ -35,8 +37,10 @@ class Server:
     ``workers`` threads (default: the cell's ``server_workers``) run the
     endpoint methods; at most that many run at once. On a driver with
     ``leader_follower`` (zmq) a request runs on the driver's thread that read
-    it, which hands the driver's I/O to another of its threads first, and
-    only goes to the workers when ``workers`` requests are running already.
+    it, which hands the driver's I/O to another of its threads first (or,
+    for a method whose recent runs were quick, only should this run take
+    long), and only goes to the workers when ``workers`` requests are running
+    already.
     With ``workers=0`` methods run on the thread that delivers
     each message (the driver's I/O thread, or the sender's with the memory
     driver): no hand-off between threads, the lowest latency, for methods
@@ -56,9 +60,12 @@ class Server:
         self._nworkers = cell.options.server_workers if workers is None else workers
         self._queue: BoundedQueue[Any] = BoundedQueue(cell.options.server_queue_size)
         self._threads: list[threading.Thread] = []
-        #: requests running at once (leader/follower drivers only: requests
-        #: run on the driver's threads as well as on the workers)
-        self._slots: threading.Semaphore | None = None
+        #: one token per request that may run at once (leader/follower
+        #: drivers only: requests run on the driver's threads as well as on
+        #: the workers); a queue of tokens costs less than a Semaphore
+        self._slots: queue.SimpleQueue[None] | None = None
+        #: how long each method has been taking (leader/follower drivers only)
+        self._times: MethodTimes | None = None
         self._subscription: Subscription | None = None
         self._lock = threading.Lock()
         self._state = "new"
@@ -78,7 +85,10 @@ class Server:
                 raise RuntimeError(f"server is {self._state}; a server starts once")
             driver = self.cell.driver()
             if self._nworkers and driver.leader_follower:
-                self._slots = threading.Semaphore(self._nworkers)
+                self._slots = queue.SimpleQueue()
+                for _ in range(self._nworkers):
+                    self._slots.put(None)
+                self._times = MethodTimes()
             for i in range(self._nworkers):
                 thread = threading.Thread(target=self._work, daemon=True,
                                           name=f"rpccore-{self.destination.topic}-{i}")
@@ -137,11 +147,14 @@ class Server:
             return True
         # requests still running on the driver's threads hold slots
         taken = 0
-        while taken < self._nworkers and slots.acquire(
-                timeout=None if end is None else max(0.0, end - time.monotonic())):
-            taken += 1
+        try:
+            while taken < self._nworkers:
+                slots.get(timeout=None if end is None else max(0.0, end - time.monotonic()))
+                taken += 1
+        except queue.Empty:
+            pass
         for _ in range(taken):
-            slots.release()
+            slots.put(None)
         return taken == self._nworkers
 
     @property
@@ -159,22 +172,39 @@ class Server:
             if slots is None:
                 handle(incoming)
             else:
-                with slots:
-                    handle(incoming)
+                slots.get()
+                try:
+                    if type(incoming) is tuple:  # opened already (_run_or_queue)
+                        self._run_safely(*incoming)
+                    else:
+                        handle(incoming)
+                finally:
+                    slots.put(None)
 
     def _run_or_queue(self, incoming: Incoming) -> None:
         """(Leader/follower drivers) run the request on this thread when a
-        slot is free and the driver lets the thread go; queue it otherwise."""
-        slots = self._slots
-        assert slots is not None
-        if slots.acquire(blocking=False):
-            try:
-                if incoming.release_thread():
-                    self._handle_safely(incoming)
-                    return
-            finally:
-                slots.release()
-        self._queue.put_nowait_unbounded(incoming)
+        slot is free and the driver lets the thread go (told how long the
+        method's recent runs took); queue it otherwise."""
+        slots, times = self._slots, self._times
+        assert slots is not None and times is not None
+        try:
+            slots.get_nowait()
+        except queue.Empty:
+            self._queue.put_nowait_unbounded(incoming)
+            return
+        try:
+            env = self._open(incoming)
+            if env is None:
+                return
+            if not incoming.release_thread(times.expected(env["method"])):
+                self._queue.put_nowait_unbounded((incoming, env))
+                return
+            self._run(incoming, env)
+        except Exception:
+            LOG.exception("unexpected error handling a message for %s", self.destination)
+            _safe_ack(incoming)
+        finally:
+            slots.put(None)
 
     def _handle_safely(self, incoming: Incoming) -> None:
         try:
@@ -183,7 +213,21 @@ class Server:
             LOG.exception("unexpected error handling a message for %s", self.destination)
             _safe_ack(incoming)
 
+    def _run_safely(self, incoming: Incoming, env: dict[str, Any]) -> None:
+        try:
+            self._run(incoming, env)
+        except Exception:
+            LOG.exception("unexpected error handling a message for %s", self.destination)
+            _safe_ack(incoming)
+
     def _handle(self, incoming: Incoming) -> None:
+        env = self._open(incoming)
+        if env is not None:
+            self._run(incoming, env)
+
+    def _open(self, incoming: Incoming) -> dict[str, Any] | None:
+        """The request's envelope, checked; ``None`` when it is dropped
+        (counted, logged and acknowledged here)."""
         cell = self.cell
         stats = cell.stats
         try:
@@ -193,32 +237,49 @@ class Server:
             stats.incr("dropped_unsigned")
             self._ratelog.warning("unsigned", "cell %s: dropped a message for %s: %s",
                              cell.name, self.destination, exc)
-            return _safe_ack(incoming)
+            _safe_ack(incoming)
+            return None
         except envelope.UnsupportedVersion as exc:
             stats.incr("dropped_malformed")
             self._ratelog.warning("version", "cell %s: %s", cell.name, exc)
-            return _safe_ack(incoming)
+            _safe_ack(incoming)
+            return None
         except InvalidMessage as exc:
             stats.incr("dropped_malformed")
             self._ratelog.warning("malformed", "cell %s: dropped a malformed message for %s: %s",
                              cell.name, self.destination, exc)
-            return _safe_ack(incoming)
+            _safe_ack(incoming)
+            return None
         kind = env["kind"]
         if kind == "reply":
             stats.incr("dropped_malformed")
-            return _safe_ack(incoming)
+            _safe_ack(incoming)
+            return None
         deadline = env.get("deadline")
         if deadline is not None and time.time() > deadline:
             stats.incr("dropped_expired")
-            return _safe_ack(incoming)
+            _safe_ack(incoming)
+            return None
         if cell.secret_key is not None:
             if deadline is None or not self._replays.first_time(env["id"], deadline):
                 stats.incr("dropped_replayed")
                 self._ratelog.warning("replay", "cell %s: refused a replayed message %s",
                                  cell.name, env["id"])
-                return _safe_ack(incoming)
+                _safe_ack(incoming)
+                return None
         stats.incr("received")
-        result, fail = self._dispatcher.dispatch(env["ctx"], env["method"], env["args"])
+        return env
+
+    def _run(self, incoming: Incoming, env: dict[str, Any]) -> None:
+        """Run an opened request, reply to a call, acknowledge."""
+        kind = env["kind"]
+        times = self._times
+        if times is None:
+            result, fail = self._dispatcher.dispatch(env["ctx"], env["method"], env["args"])
+        else:
+            start = time.monotonic()
+            result, fail = self._dispatcher.dispatch(env["ctx"], env["method"], env["args"])
+            times.record(env["method"], time.monotonic() - start)
         if kind == "call" and incoming.can_reply:
             self._reply(incoming, env, result, fail)
         elif fail is not None and kind == "cast":

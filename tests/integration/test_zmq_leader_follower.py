@@ -1,7 +1,9 @@
 """zmq servers run each request on the thread that read it (leader/follower):
 another thread of the listener takes over reading, so a method that blocks
 holds up neither its own server's other requests (up to ``workers`` at once)
-nor the other servers on the port."""
+nor the other servers on the port. A request of a method whose runs have been
+quick is lent the loop instead (no other thread woken), and handed it over
+only if it runs long after all."""
 
 from __future__ import annotations
 
@@ -44,6 +46,10 @@ class Recorder:
 
     def where(self, ctx: dict[str, Any]) -> str:
         return threading.current_thread().name
+
+    def usually_quick(self, ctx: dict[str, Any], seconds: float) -> str:
+        """Returns at once, unless told to hold."""
+        return self.hold(ctx, seconds) if seconds else threading.current_thread().name
 
 
 class Pair:
@@ -155,4 +161,28 @@ def test_wait_after_stop_waits_for_a_request_running_on_a_listener_thread(pair: 
         assert not server.wait(0.1)  # still running
         assert server.wait(5)
         assert recorder.running == 0
+        assert held.result(10) == "held"
+
+
+def test_sequential_quick_calls_keep_the_loop_on_one_thread(pair: Pair) -> None:
+    # Lent, not handed over: the thread that reads a quick request runs it
+    # and reads the next one. (Handing over alternates between two threads.)
+    _, dest = pair.serve(Recorder())
+    names = [pair.call(dest, "where") for _ in range(40)]
+    assert len(set(names[5:])) == 1, names
+
+
+def test_a_lent_request_that_blocks_after_all_is_handed_the_loop(pair: Pair) -> None:
+    recorder = Recorder()
+    _, dest = pair.serve(recorder)
+    _, other = pair.serve(Recorder())
+    for _ in range(10):  # its runs so far were quick: the next one is lent the loop
+        pair.call(dest, "usually_quick", seconds=0)
+    with ThreadPoolExecutor(1) as pool:
+        held = pair.submit(pool, dest, "usually_quick", seconds=1.5)
+        _wait_running(recorder, 1)
+        assert all(name.startswith("rpccore-zmq-server-") for name in recorder.threads)
+        start = time.monotonic()
+        pair.call(other, "where")  # the watchman gave the loop to another thread
+        assert time.monotonic() - start < 0.5
         assert held.result(10) == "held"

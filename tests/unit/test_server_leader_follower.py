@@ -34,19 +34,31 @@ class Endpoint:
         return threading.current_thread().name
 
 
+class Lends:
+    """What the memory driver, made a leader/follower one, answers to
+    release_thread (True by default), and the expected seconds it was given."""
+
+    def __init__(self) -> None:
+        self.answer = True
+        self.expected: list[float | None] = []
+
+    def release_thread(self, incoming: object, expected: float | None = None) -> bool:
+        self.expected.append(expected)
+        return self.answer
+
+
 @pytest.fixture
-def lends(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Make the memory driver a leader/follower one; the returned list holds
-    what release_thread answers (True by default)."""
-    answer = [True]
+def lends(monkeypatch: pytest.MonkeyPatch) -> Lends:
+    made = Lends()
     monkeypatch.setattr(memory.MemoryDriver, "leader_follower", True)
-    monkeypatch.setattr(memory._MemoryIncoming, "release_thread", lambda self: answer[0],
+    monkeypatch.setattr(memory._MemoryIncoming, "release_thread",
+                        lambda self, expected=None: made.release_thread(self, expected),
                         raising=False)
-    return answer
+    return made
 
 
 def test_a_request_runs_on_the_delivering_thread_when_the_driver_lets_it_go(
-        lends: list[bool]) -> None:
+        lends: Lends) -> None:
     with memory_rpc() as rpc:
         rpc.serve("svc", [Endpoint()]).start()
         # the memory driver delivers on the sender's thread
@@ -55,8 +67,8 @@ def test_a_request_runs_on_the_delivering_thread_when_the_driver_lets_it_go(
 
 
 def test_a_request_goes_to_the_workers_when_the_driver_keeps_its_thread(
-        lends: list[bool]) -> None:
-    lends[0] = False
+        lends: Lends) -> None:
+    lends.answer = False
     with memory_rpc() as rpc:
         rpc.serve("svc", [Endpoint()]).start()
         name = rpc.call({}, "svc", {"method": "where", "args": {}}, timeout=5)
@@ -64,7 +76,7 @@ def test_a_request_goes_to_the_workers_when_the_driver_keeps_its_thread(
 
 
 def test_no_more_than_workers_run_at_once_and_the_rest_wait_for_a_worker(
-        lends: list[bool]) -> None:
+        lends: Lends) -> None:
     with memory_rpc() as rpc:
         endpoint = Endpoint()
         server = rpc.serve("svc", [endpoint], workers=2).start()
@@ -89,7 +101,7 @@ def test_no_more_than_workers_run_at_once_and_the_rest_wait_for_a_worker(
 
 
 def test_wait_after_stop_waits_for_requests_running_on_delivering_threads(
-        lends: list[bool]) -> None:
+        lends: Lends) -> None:
     with memory_rpc() as rpc:
         endpoint = Endpoint()
         server = rpc.serve("svc", [endpoint], workers=2).start()
@@ -105,3 +117,17 @@ def test_wait_after_stop_waits_for_requests_running_on_delivering_threads(
         assert server.wait(5)
         assert endpoint.running == 0
         caller.join(5)
+
+
+def test_the_driver_is_told_how_long_the_method_took_in_its_recent_runs(
+        lends: Lends) -> None:
+    with memory_rpc() as rpc:
+        rpc.serve("svc", [Endpoint()]).start()
+        for _ in range(3):
+            rpc.call({}, "svc", {"method": "hold", "args": {"seconds": 0.05}}, timeout=5)
+        rpc.call({}, "svc", {"method": "where", "args": {}}, timeout=5)
+        first_hold, second_hold, third_hold, first_where = lends.expected
+        # nothing known before a method's first run, then its running average
+        assert first_hold is None and first_where is None
+        assert second_hold is not None and 0.04 < second_hold < 1.0
+        assert third_hold is not None and 0.04 < third_hold < 1.0

@@ -15,10 +15,17 @@ loop keeps reading a socket until ``ZMQ_EVENTS`` shows none.
 The loop is a role, not a thread (leader/follower): work the loop defers to
 the end of a round (the server's deliveries) may :meth:`SocketLoop.step_down`,
 handing the loop to a waiting thread (or a new one) and keeping its own thread
-to run a request for as long as the request takes. So a quick request runs
-on the thread that read it, with no hand-off between threads (the wake-up of
-a worker was most of a quick call's latency), and a slow one holds up
-nothing else. A thread that has stepped down waits for its next turn.
+to run a request for as long as the request takes. So a request runs on the
+thread that read it, with no hand-off between threads (the wake-up of a worker
+was most of a quick call's latency), and a slow one holds up nothing else. A
+thread that has stepped down waits for its next turn.
+
+A request expected to be quick need not even cost the wake-up of the next
+leader: the loop is *lent* to it (:meth:`SocketLoop.lend`), and the thread goes
+on running the loop when the request is done (:meth:`SocketLoop.take_back`).
+Should the request run longer than :attr:`SocketLoop.watch_interval`, the
+watchman thread hands the loop to another thread then, as
+:meth:`~SocketLoop.step_down` would have.
 """
 
 from __future__ import annotations
@@ -93,6 +100,9 @@ class SocketLoop:
         self._next_tick = 0.0
         #: the thread that runs the loop now (see step_down)
         self._owner: threading.Thread | None = None
+        #: when the owner started a request on the loop's thread (see lend);
+        #: 0.0 when it is not running one
+        self._lent_since = 0.0
         #: work to run at the end of this round (see defer)
         self._deferred: list[Callable[[], None]] = []
         #: threads waiting to take over the loop, each on a lock of its own
@@ -123,8 +133,10 @@ class SocketLoop:
 
     @property
     def in_loop(self) -> bool:
-        """Whether the calling thread runs the loop now."""
-        return threading.current_thread() is self._owner
+        """Whether the calling thread runs the loop now (a thread the loop is
+        lent to is not in it while it runs the request: it may lose the loop
+        at any time, see :meth:`lend`)."""
+        return threading.current_thread() is self._owner and not self._lent_since
 
     def submit(self, command: Callable[[], None]) -> None:
         """Run ``command`` on the loop thread soon. Never blocks."""
@@ -180,6 +192,13 @@ class SocketLoop:
 
     def poke(self, handler: SocketHandler) -> None:
         """(Any thread) run ``handler`` on the loop soon: input is waiting."""
+        me = threading.current_thread()
+        if me is self._owner:  # in the loop, or lent it: before it next sleeps
+            self._hot.append(handler)
+            if me is self._owner:
+                return
+        # (if the loop was taken from this thread meanwhile, its new thread
+        # may be asleep already: wake it)
         self.submit(lambda: self.mark_hot(handler))
 
     def watch(self, fd: int, handler: SocketHandler) -> None:
@@ -268,7 +287,8 @@ class SocketLoop:
             time.sleep(self.watch_interval)
             now = time.monotonic()
             try:
-                busy = self.on_watch(now)
+                busy = self._take_from_lender(now)
+                busy = self.on_watch(now) or busy
             except Exception:
                 LOG.exception("%s: the watchman's check failed", self.name)
                 busy = False
@@ -278,8 +298,59 @@ class SocketLoop:
                 with self._followers_lock:
                     self._watching = False
                 # armed again meanwhile (its flag was seen set): look again
-                if self.on_watch(now):
+                if self._lent_since or self.on_watch(now):
                     self.watch_on()
+
+    def lend(self) -> bool:
+        """(Deferred work) run a request expected to be quick on this thread
+        without giving up the loop: call :meth:`take_back` when it is done.
+        Should it run longer than :attr:`watch_interval`, the watchman hands
+        the loop to another thread meanwhile (as :meth:`step_down` does), so
+        the request may still take as long as it likes.
+
+        :returns: True (the request may run), False when the loop is stopping.
+        """
+        if threading.current_thread() is not self._owner:
+            return True
+        if not self._running:
+            return False
+        self._lent_since = time.monotonic()
+        self.watch_on()
+        return True
+
+    def take_back(self) -> bool:
+        """(The thread of a request the loop was lent to, once it is done)
+        go on running the loop; False when the watchman has handed it over
+        meanwhile (or it was not lent)."""
+        with self._followers_lock:
+            if not self._lent_since or threading.current_thread() is not self._owner:
+                return False
+            self._lent_since = 0.0
+            return True
+
+    def _take_from_lender(self, now: float) -> bool:
+        """(Watchman) hand the loop over if the request it was lent to has
+        run longer than :attr:`watch_interval`; True while it is lent."""
+        if not self._lent_since:
+            return False
+        with self._followers_lock:
+            since = self._lent_since
+            if not since or since > now - self.watch_interval:
+                return bool(since)
+            lender = self._owner
+            self._lent_since = 0.0
+            self._owner = None
+            if self._followers:
+                self._followers.pop().release()
+                return False
+            try:
+                self._spawn(f"{self.name}-{next(self._threads)}")
+            except RuntimeError as exc:  # no more threads: the loop waits for it
+                self._owner, self._lent_since = lender, since
+                LOG.warning("%s: cannot start a thread to take over the loop: %s",
+                            self.name, exc)
+                return True
+        return False
 
     def step_down(self) -> bool:
         """(Deferred work) let another thread run the loop from now on, so

@@ -7,13 +7,9 @@ that address and port, whichever ``RPC`` object or cell made it: get it with
 closed when the last one has stopped and every message it delivered has been
 acknowledged (so replies of requests in flight still go out over it).
 
-Requests are delivered at the end of the loop's round. A server with worker
-threads takes the loop's thread for each request it runs
-(:meth:`ZmqIncoming.release_thread`): the loop goes on on another thread
-(:meth:`~rpccore_zmq.loop.SocketLoop.step_down`), so a quick call is read,
-run and answered on one thread, and a blocking method holds up nothing else
-(requests read in the same batch included: a watchman thread hands them to
-the loop when the one before them runs long, :meth:`ServerLoop.on_watch`).
+Requests are delivered at the end of the loop's round, on the thread that
+read them (:mod:`rpccore_zmq.delivery`): a quick call is read, run and
+answered on one thread, and a blocking method holds up nothing else.
 
 Hostile input never stops the loop: frames that do not parse are counted
 (``dropped_malformed``, and ``dropped_oversize`` for envelopes over
@@ -24,8 +20,6 @@ ZMTP handshake (raw TCP noise), which are counted as ``zmq_bad_handshakes``.
 
 from __future__ import annotations
 
-import collections
-import functools
 import itertools
 import logging
 import os
@@ -41,7 +35,8 @@ from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
 from rpccore_zmq.curve import curve_keys, secure_server
 from rpccore_zmq.frames import LockedSocket
-from rpccore_zmq.loop import LoopStopped, SocketLoop
+from rpccore_zmq.delivery import DeliveryLoop
+from rpccore_zmq.loop import LoopStopped
 from rpccore_zmq.sockopts import set_common_options
 from rpccore_zmq.subscription import ZmqIncoming, ZmqSubscription
 
@@ -69,7 +64,7 @@ class BindError(TransportError):
         self.errno = errno_value
 
 
-class ServerLoop(SocketLoop):
+class ServerLoop(DeliveryLoop):
     """The I/O thread of the bound socket of one driver."""
 
     def __init__(self, cell: Cell, endpoint: str) -> None:
@@ -82,7 +77,6 @@ class ServerLoop(SocketLoop):
         self.queue_size: int = options.zmq_send_queue
         self.heartbeat_interval: float = options.zmq_heartbeat_interval
         self.drain_limit: float = options.rpc_response_timeout
-        self.conn: LockedSocket | None = None
         self.curve = curve_keys(cell)
         self._authenticator: Any = None
         self._monitor: zmq.Socket[Any] | None = None
@@ -99,11 +93,6 @@ class ServerLoop(SocketLoop):
         #: cast receipts held back, and when each client last got one
         self._receipts_due: dict[bytes, int] = {}
         self._receipt_sent: dict[bytes, float] = {}
-        #: batches of requests being delivered, by the thread delivering them
-        self._holders: dict[threading.Thread, _Holder] = {}
-        #: requests read and not yet handed to their servers
-        self._pending: collections.deque[tuple[ZmqSubscription, ZmqIncoming]] = (
-            collections.deque())
 
     # -- any thread -------------------------------------------------------------
 
@@ -171,8 +160,8 @@ class ServerLoop(SocketLoop):
                                 exc.errno or 0) from None
             raise
         self.conn = LockedSocket(sock)
-        self.watch(self.conn.fd, self._on_readable)
-        self.mark_hot(self._on_readable)
+        self.watch(self.conn.fd, self.on_readable)
+        self.mark_hot(self.on_readable)
         self._monitor = sock.get_monitor_socket(_HANDSHAKE_FAILURES)
         # by its descriptor, like the bound socket: a ZMQ socket in the poll
         # set costs zmq_poll an event check per round, on every message
@@ -236,11 +225,10 @@ class ServerLoop(SocketLoop):
         socket busy hands the send to the loop rather than queue up on the
         lock (a convoy of workers costs more than one hand-off)."""
         conn = self.conn
-        in_loop = self.in_loop
         try:
             if conn is None:
                 raise zmq.ZMQError(zmq.ENOTSOCK)
-            if in_loop:
+            if self.in_loop:
                 readable = conn.send(frames)
             elif conn.lock.acquire(blocking=False):
                 try:
@@ -254,20 +242,15 @@ class ServerLoop(SocketLoop):
             self.cell.stats.incr("zmq_replies_dropped")
             return
         if readable:  # our send may have consumed the descriptor's signal
-            if in_loop:
-                self.mark_hot(self._on_readable)
-            else:
-                self.poke(self._on_readable)
+            self.poke(self.on_readable)
 
-    def _on_readable(self) -> bool:
+    def on_readable(self) -> bool:
         conn = self.conn
         if conn is None:
             return False
         with conn.lock:
             batch = conn.receive(_BATCH) if self.conn is conn else []
         receipts: dict[bytes, int] = {}
-        deliveries = self._pending
-        queued = len(deliveries)
         for frames in batch:
             try:
                 req = protocol.parse_request(frames, self.max_size)
@@ -280,7 +263,7 @@ class ServerLoop(SocketLoop):
             call = req.kind == protocol.CALL
             if call:  # before delivery: the reply may come back at once
                 self._unanswered[(req.identity, req.seq)] = time.monotonic()
-            if self._route(req, deliveries):
+            if self._route(req):
                 if not call:
                     receipts[req.identity] = req.seq
             else:
@@ -290,10 +273,6 @@ class ServerLoop(SocketLoop):
                 self._send([req.identity, protocol.header(protocol.REFUSED, req.seq)])
         if receipts:
             self._receipt(receipts, time.monotonic())
-        if len(deliveries) > queued:
-            # at the end of the round: the servers may take this thread
-            # (Incoming.release_thread), and the loop goes on on another
-            self.defer(self._deliver)
         return len(batch) == _BATCH
 
     def _receipt(self, receipts: dict[bytes, int], now: float, force: bool = False) -> None:
@@ -329,62 +308,9 @@ class ServerLoop(SocketLoop):
         _RATELOG.warning("malformed", "cell %s: dropped malformed input on %s: %s",
                          self.cell.name, self.endpoint, why)
 
-    def _deliver(self) -> None:
-        """(Deferred work) hand the requests read in this round to their
-        servers, on this thread: a server may keep it to run a request
-        (:meth:`SocketLoop.step_down`); the rest of the batch follows on this
-        thread, unless one request runs longer than ``watch_interval``: then
-        the watchman gives what is left to the loop (:meth:`on_watch`)."""
-        batch, self._pending = self._pending, collections.deque()
-        holder = _Holder(batch)
-        me = threading.current_thread()
-        self._holders[me] = holder
-        try:
-            while True:
-                try:
-                    sub, incoming = batch.popleft()
-                except IndexError:
-                    return
-                if sub.closed:  # closed since it was read: never reaches the server
-                    incoming.ack()
-                    continue
-                holder.since = time.monotonic()
-                if batch:  # others wait behind this one: watch that it is quick
-                    self.watch_on()
-                try:
-                    sub.on_message(incoming)
-                except Exception:
-                    LOG.exception("cell %s: delivering a request for %r failed",
-                                  sub.cell.name, sub.topic)
-                    incoming.ack()
-        finally:
-            del self._holders[me]
-
-    def on_watch(self, now: float) -> bool:
-        """Requests stuck behind one that runs long on the same thread go
-        back to the loop, which delivers them on another."""
-        limit = now - self.watch_interval
-        for holder in list(self._holders.values()):
-            if holder.batch and holder.since < limit:
-                self.submit(functools.partial(self._adopt, holder.batch))
-        return bool(self._holders)
-
-    def _adopt(self, batch: collections.deque[tuple[ZmqSubscription, ZmqIncoming]]) -> None:
-        """(Loop thread) take over what is left of another thread's batch."""
-        moved = False
-        while True:
-            try:
-                self._pending.append(batch.popleft())
-            except IndexError:
-                break
-            moved = True
-        if moved:
-            self.defer(self._deliver)
-
-    def _route(self, req: protocol.Request,
-               deliveries: collections.deque[tuple[ZmqSubscription, ZmqIncoming]]) -> bool:
-        """Add what ``req`` delivers to ``deliveries``; False when no
-        subscription here takes it."""
+    def _route(self, req: protocol.Request) -> bool:
+        """Deliver ``req`` at the end of this round to the subscriptions
+        that take it; False when none here does."""
         if req.kind == protocol.FANOUT:
             subs = self._by_host.get((req.topic, req.host)) or self._by_topic.get(req.topic)
             if not subs:
@@ -402,7 +328,7 @@ class ServerLoop(SocketLoop):
                 continue
             with self._outstanding_lock:
                 self._outstanding += 1
-            deliveries.append((sub, ZmqIncoming(req.body, req.identity, req.seq, self, call)))
+            self.deliver_later(sub, ZmqIncoming(req.body, req.identity, req.seq, self, call))
         return True
 
     def _on_monitor(self) -> bool:
@@ -453,17 +379,6 @@ class ServerLoop(SocketLoop):
             if _listeners.get(self.endpoint) is self:
                 del _listeners[self.endpoint]
         self.context.term()
-
-
-class _Holder:
-    """A batch of requests a thread is delivering, and since when it has
-    been running the current one."""
-
-    __slots__ = ("batch", "since")
-
-    def __init__(self, batch: collections.deque[tuple[ZmqSubscription, ZmqIncoming]]) -> None:
-        self.batch = batch
-        self.since = 0.0
 
 
 def _discard(table: dict[Any, list[ZmqSubscription]], key: Any, sub: ZmqSubscription) -> None:

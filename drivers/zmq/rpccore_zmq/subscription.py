@@ -37,10 +37,11 @@ class ZmqIncoming(Incoming):
         if self._call:
             self._server.send_reply(self._identity, self._seq, body)
 
-    def release_thread(self) -> bool:
+    def release_thread(self, expected: float | None = None) -> bool:
         """Hand the server socket's loop to another thread (leader/follower),
-        so that this one can run the request."""
-        return self._server.step_down()
+        so that this one can run the request; or, for a request expected to
+        be quick, lend it the loop (see :meth:`ServerLoop.release_thread`)."""
+        return self._server.release_thread(expected)
 
     def ack(self) -> None:
         if not self._acked:
