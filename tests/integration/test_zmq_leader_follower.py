@@ -186,3 +186,30 @@ def test_a_lent_request_that_blocks_after_all_is_handed_the_loop(pair: Pair) -> 
         pair.call(other, "where")  # the watchman gave the loop to another thread
         assert time.monotonic() - start < 0.5
         assert held.result(10) == "held"
+
+
+class Starter:
+    """Starts another server on the listener from inside a request."""
+
+    def __init__(self, pair: Pair) -> None:
+        self.pair = pair
+        self.started: list[Destination] = []
+
+    def maybe_start(self, ctx: dict[str, Any], start: bool) -> str:
+        if start:
+            _, dest = self.pair.serve(Recorder())
+            self.started.append(dest)
+        return threading.current_thread().name
+
+
+def test_a_lent_request_may_start_a_server_on_the_listener_it_was_lent(pair: Pair) -> None:
+    # Binding a subscription is a command the loop runs; the request holding
+    # the loop waits for it, until the watchman hands the loop over.
+    starter = Starter(pair)
+    _, dest = pair.serve(starter)
+    for _ in range(10):
+        pair.call(dest, "maybe_start", start=False)
+    start = time.monotonic()
+    assert pair.call(dest, "maybe_start", start=True).startswith("rpccore-zmq-server-")
+    assert time.monotonic() - start < 2.0
+    assert pair.call(starter.started[0], "where").startswith("rpccore-zmq-server-")
