@@ -175,7 +175,7 @@ class Server:
                 slots.get()
                 try:
                     if type(incoming) is tuple:  # opened already (_run_or_queue)
-                        self._run_safely(*incoming)
+                        handle(*incoming)
                     else:
                         handle(incoming)
                 finally:
@@ -206,24 +206,16 @@ class Server:
         finally:
             slots.put(None)
 
-    def _handle_safely(self, incoming: Incoming) -> None:
+    def _handle_safely(self, incoming: Incoming, env: dict[str, Any] | None = None) -> None:
+        """Open the request (unless ``env``, its envelope, is given) and run it."""
         try:
-            self._handle(incoming)
+            if env is None:
+                env = self._open(incoming)
+            if env is not None:
+                self._run(incoming, env)
         except Exception:  # a bad request never kills a worker (or a driver's thread)
             LOG.exception("unexpected error handling a message for %s", self.destination)
             _safe_ack(incoming)
-
-    def _run_safely(self, incoming: Incoming, env: dict[str, Any]) -> None:
-        try:
-            self._run(incoming, env)
-        except Exception:
-            LOG.exception("unexpected error handling a message for %s", self.destination)
-            _safe_ack(incoming)
-
-    def _handle(self, incoming: Incoming) -> None:
-        env = self._open(incoming)
-        if env is not None:
-            self._run(incoming, env)
 
     def _open(self, incoming: Incoming) -> dict[str, Any] | None:
         """The request's envelope, checked; ``None`` when it is dropped

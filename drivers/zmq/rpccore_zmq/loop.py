@@ -339,18 +339,10 @@ class SocketLoop:
                 return bool(since)
             lender = self._owner
             self._lent_since = 0.0
-            self._owner = None
-            if self._followers:
-                self._followers.pop().release()
+            if self._hand_over():
                 return False
-            try:
-                self._spawn(f"{self.name}-{next(self._threads)}")
-            except RuntimeError as exc:  # no more threads: the loop waits for it
-                self._owner, self._lent_since = lender, since
-                LOG.warning("%s: cannot start a thread to take over the loop: %s",
-                            self.name, exc)
-                return True
-        return False
+            self._owner, self._lent_since = lender, since  # it waits for the request
+            return True
 
     def step_down(self) -> bool:
         """(Deferred work) let another thread run the loop from now on, so
@@ -360,20 +352,28 @@ class SocketLoop:
         :returns: True when the calling thread no longer runs the loop (it
             did not, or it handed it over); False when the loop is stopping.
         """
-        if threading.current_thread() is not self._owner:
+        me = threading.current_thread()
+        if me is not self._owner:
             return True
         if not self._running:
             return False
-        self._owner = None
         with self._followers_lock:
-            follower = self._followers.pop() if self._followers else None
-        if follower is not None:
-            follower.release()  # the one that went idle last: the warmest
+            if self._hand_over():
+                return True
+            self._owner = me  # it keeps the loop
+            return False
+
+    def _hand_over(self) -> bool:
+        """(With the followers' lock held) give the loop to the follower that
+        went idle last (the warmest), or to a new thread; False when no thread
+        can be started (the caller then keeps or restores the loop)."""
+        self._owner = None
+        if self._followers:
+            self._followers.pop().release()
             return True
         try:
             self._spawn(f"{self.name}-{next(self._threads)}")
-        except RuntimeError as exc:  # no more threads: keep the loop
-            self._owner = threading.current_thread()
+        except RuntimeError as exc:  # no more threads
             LOG.warning("%s: cannot start a thread to take over the loop: %s", self.name, exc)
             return False
         return True
