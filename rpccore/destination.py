@@ -37,8 +37,14 @@ class Destination(NamedTuple):
         return "Destination(" + ", ".join(parts) + ")"
 
     def to_dict(self) -> dict[str, object]:
-        return {"topic": self.topic, "host": self.host, "cell": self.cell,
-                "fanout": self.fanout}
+        """The destination as an envelope carries it: ``host`` and ``cell``
+        only where they are set."""
+        fields: dict[str, object] = {"topic": self.topic, "fanout": self.fanout}
+        if self.host is not None:
+            fields["host"] = self.host
+        if self.cell is not None:
+            fields["cell"] = self.cell
+        return fields
 
 
 def _check_part(name: str, value: object, optional: bool) -> None:

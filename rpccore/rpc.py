@@ -224,8 +224,9 @@ class RPC:
         if timeout is not None and timeout <= 0:
             raise InvalidMessage(f"timeout must be positive, not {timeout}")
         env = {"v": envelope.VERSION, "id": msg_id, "kind": kind, "dest": dest.to_dict(),
-               "method": method, "args": args, "ctx": _context_dict(ctx),
-               "deadline": None if timeout is None else time.time() + timeout}
+               "method": method, "args": args, "ctx": _context_dict(ctx)}
+        if timeout is not None:  # no null in the envelope (see rpccore.envelope)
+            env["deadline"] = time.time() + timeout
         body = envelope.encode(env, max_size=cell.max_message_size, key=cell.secret_key)
         return cell, dest, msg_id, body, timeout
 

@@ -283,10 +283,13 @@ class Server:
                fail: dict[str, str] | None) -> None:
         cell = self.cell
         reply: dict[str, Any] = {"v": envelope.VERSION, "id": env["id"] + ".r",
-                                 "kind": "reply", "re": env["id"],
-                                 "deadline": env.get("deadline")}
+                                 "kind": "reply", "re": env["id"]}
+        deadline = env.get("deadline")
+        if deadline is not None:  # no null in the envelope (see rpccore.envelope)
+            reply["deadline"] = deadline
         if fail is None:
-            reply["result"] = result
+            if result is not None:
+                reply["result"] = result
         else:
             reply["failure"] = fail
         try:

@@ -169,3 +169,28 @@ def test_workers_zero_runs_methods_on_the_delivering_thread() -> None:
         assert server.wait(1)
         with pytest.raises(ValueError, match="0 or more"):
             rpc.serve("inline", [Where()], workers=-1)
+
+
+def test_envelopes_carry_no_null_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # null sends the JSON codec down its slow path (rpccore.jsoncodec): no
+    # host, no cell, no deadline and a None result are left out instead
+    bodies: list[bytes] = []
+    encode = envelope.encode
+
+    def recording(env: dict[str, Any], **kwargs: Any) -> bytes:
+        body = encode(env, **kwargs)
+        bodies.append(body)
+        return body
+
+    monkeypatch.setattr(envelope, "encode", recording)
+    with memory_rpc() as rpc:
+        endpoint = Endpoint()
+        rpc.serve("svc", [endpoint]).start()
+        assert rpc.call({}, "svc", {"method": "echo", "args": {"value": "x"}}, timeout=5) == "x"
+        rpc.cast({}, "svc", {"method": "echo", "args": {"value": "y"}})
+        assert rpc.call({}, rpc.make_destination("svc"), {"method": "echo",
+                                                          "args": {"value": None}}) is None
+        assert wait_until(lambda: endpoint.calls == 3)
+    assert len(bodies) == 5  # two calls, their replies, one cast
+    assert [b for b in bodies if b"null" in b] == [bodies[3]]  # the request with None in args
+    assert b'"deadline"' not in bodies[2]  # the cast
