@@ -118,6 +118,15 @@ class Driver(abc.ABC):
     #: of a quick call's latency), and queues it for its workers otherwise.
     leader_follower: ClassVar[bool] = False
 
+    #: True when :meth:`send` of a call hands the call's reply to
+    #: ``on_reply`` on the calling thread before it returns (or returns
+    #: without one once the deadline has passed), as the zmq driver does:
+    #: its calls wait for their reply on a connection of their own. The core
+    #: then passes each call a handler of its own and keeps no table of
+    #: waiting calls for it; replies that come too late go to
+    #: ``cell.pending_calls.on_reply``, which counts them.
+    replies_on_calling_thread: ClassVar[bool] = False
+
     #: Names of the driver's own counters (``cell.stats.incr(name)``), listed
     #: in ``rpc.stats()`` from the start, at zero.
     counters: ClassVar[tuple[str, ...]] = ()
@@ -168,7 +177,9 @@ class Driver(abc.ABC):
         :param on_reply: present for calls. Replies to this message must come
             back as ``on_reply(reply_body)``, from any thread. The core passes
             the same handler for every call of a cell, so a driver may keep one
-            reply channel (queue, socket) for all of them.
+            reply channel (queue, socket) for all of them; except to a driver
+            with :attr:`replies_on_calling_thread`, which gets one handler per
+            call, to be called on the calling thread before ``send`` returns.
         :param confirm: return only once the backend has taken responsibility
             for the message (publisher confirm); a driver without such a notion
             returns once the message is handed over.

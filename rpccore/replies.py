@@ -68,20 +68,29 @@ class PendingCalls:
     def __len__(self) -> int:
         return len(self._futures)
 
-    def on_reply(self, body: bytes) -> None:
-        """Complete the call a reply answers; drop anything else."""
+    def decode_reply(self, body: bytes) -> dict[str, Any] | None:
+        """The reply envelope in ``body``; ``None`` (counted) when it is
+        unsigned, malformed or not a reply."""
         cell = self._cell
         try:
             env = envelope.decode(body, max_size=cell.max_message_size, key=cell.secret_key)
         except envelope.BadSignature:
             cell.stats.incr("dropped_unsigned")
-            return
+            return None
         except InvalidMessage:
             cell.stats.incr("dropped_malformed")
-            return
+            return None
         if env["kind"] != "reply":
             cell.stats.incr("dropped_malformed")
+            return None
+        return env
+
+    def on_reply(self, body: bytes) -> None:
+        """Complete the call a reply answers; drop anything else."""
+        env = self.decode_reply(body)
+        if env is None:
             return
+        cell = self._cell
         with self._lock:
             future = self._futures.pop(env["re"], None)
         if future is None:

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
@@ -18,6 +18,9 @@ from rpccore.destination import Destination, as_destination, make_destination
 from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError, RPCError,
                             Timeout)
 from rpccore.server import Server
+
+if TYPE_CHECKING:
+    from rpccore.driver import Driver
 
 LOG = logging.getLogger(__name__)
 
@@ -265,29 +268,64 @@ class RPC:
         cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message, timeout)
         assert timeout is not None
         end = time.monotonic() + timeout
-        pending = cell.pending_calls
-        future = pending.add(msg_id)
-        try:
-            try:
-                cell.driver().send(dest, body, on_reply=pending.on_reply, deadline=end)
-            except RPCError:
-                cell.stats.incr("failed")
-                raise
-            cell.stats.incr("sent")
-            if not future.wait(end - time.monotonic()):
-                cell.stats.incr("timed_out")
-                raise Timeout(f"no reply from {dest} within {timeout:g} s")
-            if future.error is not None:
-                raise future.error
-            reply = future.reply
-            assert reply is not None
-        finally:
-            pending.discard(msg_id)
+        driver = cell.driver()
+        if driver.replies_on_calling_thread:
+            reply = self._call_here(cell, driver, dest, msg_id, body, end)
+        else:
+            reply = self._call_and_wait(cell, driver, dest, msg_id, body, end)
+        if reply is None:
+            cell.stats.incr("timed_out")
+            raise Timeout(f"no reply from {dest} within {timeout:g} s")
         fail = reply.get("failure")
         if fail is not None:
             cell.stats.incr("remote_errors")
             raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
         return reply.get("result")
+
+    @staticmethod
+    def _call_and_wait(cell: Cell, driver: Driver, dest: Destination, msg_id: str, body: bytes,
+                       end: float) -> dict[str, Any] | None:
+        """Send a call and wait for the cell's reply handler to complete it;
+        ``None`` when ``end`` passes first."""
+        pending = cell.pending_calls
+        future = pending.add(msg_id)
+        try:
+            try:
+                driver.send(dest, body, on_reply=pending.on_reply, deadline=end)
+            except RPCError:
+                cell.stats.incr("failed")
+                raise
+            cell.stats.incr("sent")
+            if not future.wait(end - time.monotonic()):
+                return None
+            if future.error is not None:
+                raise future.error
+            return future.reply
+        finally:
+            pending.discard(msg_id)
+
+    @staticmethod
+    def _call_here(cell: Cell, driver: Driver, dest: Destination, msg_id: str, body: bytes,
+                   end: float) -> dict[str, Any] | None:
+        """Send a call on a driver that replies on the calling thread
+        (:attr:`Driver.replies_on_calling_thread`): no future, no table.
+        ``None`` when ``send`` returned without the reply."""
+        got: list[bytes] = []
+        try:
+            driver.send(dest, body, on_reply=got.append, deadline=end)
+        except RPCError:
+            cell.stats.incr("failed")
+            raise
+        cell.stats.incr("sent")
+        pending = cell.pending_calls
+        for reply_body in got:
+            reply = pending.decode_reply(reply_body)
+            if reply is None:
+                continue
+            if reply["re"] == msg_id:
+                return reply
+            cell.stats.incr("late_replies")
+        return None
 
     def serve(self, dest: Destination | str, endpoints: Iterable[object], *,
               workers: int | None = None) -> Server:

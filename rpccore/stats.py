@@ -44,7 +44,10 @@ class CellStats:
         return counter
 
     def incr(self, name: str, amount: int = 1) -> None:
-        counter = self._counter(name)
+        counter = self._counters.get(name) or self._counter(name)
+        if amount == 1:  # nearly always: no loop
+            next(counter)
+            return
         for _ in range(amount):
             next(counter)
 

@@ -68,7 +68,8 @@ class ClientLoop(SocketLoop):
         self.queue_size: int = options.zmq_send_queue
         self.heartbeat_interval: float = options.zmq_heartbeat_interval
         self.max_size: int = cell.max_message_size
-        self.on_reply: ReplyHandler | None = None
+        #: where replies go whose call has given up (they are counted)
+        self.on_reply: ReplyHandler | None = cell.pending_calls.on_reply
         self.peers: dict[str, Peer] = {}
         self.dead_endpoints: set[str] = set()
         self._endpoints: dict[str, str] = {}

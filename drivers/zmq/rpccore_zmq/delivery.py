@@ -49,6 +49,8 @@ class DeliveryLoop(SocketLoop):
         self._holders: dict[threading.Thread, _Holder] = {}
         #: requests read and not yet handed to their servers
         self._pending: Deliveries = collections.deque()
+        #: the last read found the socket empty after its batch (subclass)
+        self._dry = False
 
     def on_readable(self) -> bool:
         """(Loop thread, subclass) read what :attr:`conn` has; True when
@@ -81,8 +83,12 @@ class DeliveryLoop(SocketLoop):
         if me is not self._owner:
             return False
         holder = self._holders.get(me)
-        if holder is not None and holder.batch:
-            return False
+        if holder is not None:
+            if holder.batch:
+                return False
+            if holder.dry:  # read alone, and the read found nothing after it
+                holder.dry = False
+                return True
         conn = self.conn
         if conn is None:
             return True
@@ -100,6 +106,8 @@ class DeliveryLoop(SocketLoop):
         the watchman gives what is left to the loop (:meth:`on_watch`)."""
         batch, self._pending = self._pending, collections.deque()
         holder = _Holder(batch)
+        # a request read alone need not look at the socket again to be lent
+        holder.dry, self._dry = self._dry and len(batch) == 1, False
         me = threading.current_thread()
         self._holders[me] = holder
         try:
@@ -136,6 +144,7 @@ class DeliveryLoop(SocketLoop):
 
     def _adopt(self, batch: Deliveries) -> None:
         """(Loop thread) take over what is left of another thread's batch."""
+        self._dry = False
         while True:
             try:
                 sub, incoming = batch.popleft()
@@ -148,8 +157,10 @@ class _Holder:
     """A batch of requests a thread is delivering, and since when it has
     been running the current one."""
 
-    __slots__ = ("batch", "since")
+    __slots__ = ("batch", "since", "dry")
 
     def __init__(self, batch: Deliveries) -> None:
         self.batch = batch
         self.since = 0.0
+        #: the batch is one request, and the read found no more input
+        self.dry = False

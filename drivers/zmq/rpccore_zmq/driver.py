@@ -81,6 +81,8 @@ class ZmqDriver(Driver):
     #: no host of the topic, or every host it names refuses the message.
     detects_undeliverable: ClassVar[bool] = True
     leader_follower: ClassVar[bool] = True
+    #: calls wait for their reply on the calling thread (rpccore_zmq.calls)
+    replies_on_calling_thread: ClassVar[bool] = True
 
     def __init__(self, cell: Cell) -> None:
         super().__init__(cell)
@@ -149,7 +151,6 @@ class ZmqDriver(Driver):
             deadline = time.monotonic() + self.cell.options.rpc_response_timeout
         wait = on_reply is not None or confirm
         if on_reply is not None:
-            client.on_reply = on_reply
             kind = protocol.CALL
         else:
             kind = protocol.FANOUT if dest.fanout else protocol.CAST

@@ -250,6 +250,8 @@ class ServerLoop(DeliveryLoop):
             return False
         with conn.lock:
             batch = conn.receive(_BATCH) if self.conn is conn else []
+        # fewer than asked for: ZMQ_EVENTS showed no more input (see _quiet)
+        self._dry = len(batch) < _BATCH
         receipts: dict[bytes, int] = {}
         for frames in batch:
             try:
