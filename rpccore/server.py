@@ -271,13 +271,15 @@ class Server:
         else:
             start = time.monotonic()
             result, fail = self._dispatcher.dispatch(env["ctx"], env["method"], env["args"])
-            times.record(env["method"], time.monotonic() - start)
+            took = time.monotonic() - start
         if kind == "call" and incoming.can_reply:
             self._reply(incoming, env, result, fail)
         elif fail is not None and kind == "cast":
             LOG.warning("cast %s to %s raised %s: %s", env["method"], self.destination,
                         fail["type"], fail["message"])
         _safe_ack(incoming)
+        if times is not None:  # once the caller has its reply
+            times.record(env["method"], took)
 
     def _reply(self, incoming: Incoming, env: dict[str, Any], result: Any,
                fail: dict[str, str] | None) -> None:
