@@ -78,18 +78,20 @@ def test_bad_frames_are_dropped_and_counted(served: tuple[RPC, RPC, int, str]) -
     peer.setsockopt(zmq.LINGER, 0)
     try:
         peer.connect(f"tcp://{HOST}:{port}")
-        head = protocol.request_header(protocol.CALL, 1, topic.encode(), HOST.encode())
+        def call(envelope: bytes) -> bytes:
+            return protocol.request(protocol.CALL, 1, topic.encode(), HOST.encode(), envelope)
+
         bad = [
             [b"garbage"],
             [b""],
             [b"", b"", b""],
             [b"\x00" * 5000],
-            [head],                                        # no envelope
-            [head, b"{}", b"extra"],                       # one frame too many
-            [head, b""],                                   # empty envelope
-            [protocol.header(b"?", 1), b"{}"],             # unknown kind
-            [protocol.request_header(protocol.CAST, 2, b"\xff\xfe", b""), b"{}"],  # not UTF-8
-            [head, b"x" * (MAX_SIZE + 1)],                 # over max_message_size
+            [call(b"")],                                   # no envelope
+            [call(b"{}"), b"extra"],                       # one frame too many
+            [call(b"{}")[:30]],                            # cut inside the topic
+            [protocol.header(b"?", 1) + b"{}"],            # unknown kind
+            [protocol.request(protocol.CAST, 2, b"\xff\xfe", b"", b"{}")],  # not UTF-8
+            [call(b"x" * (MAX_SIZE + 1))],                 # over max_message_size
         ]
         for frames in bad:
             peer.send_multipart(frames)
@@ -100,14 +102,14 @@ def test_bad_frames_are_dropped_and_counted(served: tuple[RPC, RPC, int, str]) -
 
         # a well-formed request whose envelope is garbage reaches the core,
         # which drops and counts it too; the peer gets a receipt (it was taken)
-        peer.send_multipart([head, b"not json at all"])
+        peer.send_multipart([call(b"not json at all")])
         assert wait_until(lambda: stats.get("dropped_malformed") >= len(bad) + 1)
         assert peer.poll(5000)
         kind, _ = protocol.parse_header(peer.recv_multipart()[0])
         assert kind == protocol.RECEIPT
 
         # frames far over MAXMSGSIZE: libzmq cuts that peer off
-        peer.send_multipart([head, b"x" * (MAX_SIZE * 10)])
+        peer.send_multipart([call(b"x" * (MAX_SIZE * 10))])
         still_answers(client, topic)
         assert stats.get("received") >= 2
     finally:

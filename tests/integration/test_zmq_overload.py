@@ -65,11 +65,11 @@ ctx = zmq.Context()
 dealer = ctx.socket(zmq.DEALER)
 dealer.setsockopt(zmq.SNDHWM, 100000)
 dealer.connect(f"tcp://127.0.0.1:{sys.argv[1]}")
-head = protocol.request_header(protocol.CAST, 1, b"overload", b"")
+message = protocol.request(protocol.CAST, 1, b"overload", b"", b"{}")
 sent = 0
 for _ in range(20000):
     try:
-        dealer.send_multipart([head, b"{}"], zmq.NOBLOCK)
+        dealer.send(message, zmq.NOBLOCK)
         sent += 1
     except zmq.Again:
         break

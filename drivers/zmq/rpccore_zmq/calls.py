@@ -197,8 +197,7 @@ class Caller:
         client = self.client
         seq = next(client.seq)
         try:
-            send_frames(sock, [protocol.request_header(out.kind, seq, out.topic, out.host),
-                               out.body])
+            send_frames(sock, [protocol.request(out.kind, seq, out.topic, out.host, out.body)])
         except zmq.ZMQError as exc:
             out.why = f"sending to {host} failed: {exc}"
             raise _NextHost from None
@@ -242,14 +241,16 @@ class Caller:
                     continue
                 heard[endpoint] = time.monotonic()
                 try:
-                    kind, got = protocol.parse_header(frames[0])
+                    if len(frames) != 1:
+                        raise protocol.Malformed(f"a message of {len(frames)} frames")
+                    kind, got, envelope = protocol.parse_reply(frames[0])
                 except protocol.Malformed as exc:
                     client.malformed_from(endpoint, str(exc))
                     continue
                 if got != seq:
                     continue  # for an earlier call on this connection that gave up
-                if kind == protocol.REPLY and len(frames) == 2:
-                    return frames[1]
+                if kind == protocol.REPLY:
+                    return envelope
                 if kind == protocol.RECEIPT:
                     taken = True
                 elif kind == protocol.REFUSED:
@@ -257,7 +258,7 @@ class Caller:
                     out.why = f"nobody consumes it on {host}"
                     raise _NextHost
                 else:
-                    client.malformed_from(endpoint, f"{kind[:8]!r} of {len(frames)} frames")
+                    client.malformed_from(endpoint, f"unknown kind {kind[:8]!r}")
         finally:
             if timeout_ms != self.receipt_ms:
                 try:

@@ -172,7 +172,7 @@ class ClientLoop(SocketLoop):
         conn = peer.conn
         assert conn is not None
         seq = next(self.seq)
-        frames = [protocol.request_header(out.kind, seq, out.topic, out.host), out.body]
+        frames = [protocol.request(out.kind, seq, out.topic, out.host, out.body)]
         if out.waited_for:
             readable = conn.send(frames)
         else:
@@ -344,19 +344,14 @@ class ClientLoop(SocketLoop):
 
     def _on_frames(self, peer: Peer, frames: list[bytes]) -> None:
         try:
-            kind, seq = protocol.parse_header(frames[0])
+            if len(frames) != 1:
+                raise protocol.Malformed(f"a message of {len(frames)} frames")
+            kind, seq, envelope = protocol.parse_reply(frames[0])
         except protocol.Malformed as exc:
             self.malformed_from(peer.endpoint, str(exc))
             return
         if kind == protocol.REPLY:
-            if len(frames) != 2:
-                self.malformed_from(peer.endpoint, f"reply of {len(frames)} frames")
-                return
-            self._on_reply(peer, seq, frames[1])
-            return
-        if len(frames) != 1:
-            self.malformed_from(peer.endpoint,
-                                f"{len(frames)} frames after a header of kind {kind!r}")
+            self._on_reply(peer, seq, envelope)
             return
         self._alive(peer)
         if kind == protocol.RECEIPT:

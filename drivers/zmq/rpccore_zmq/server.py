@@ -99,10 +99,9 @@ class ServerLoop(DeliveryLoop):
     def send_reply(self, identity: bytes, seq: int, body: bytes) -> None:
         """Send a reply now, from the calling thread (the socket's lock makes
         that safe), over the connection the request came in on."""
-        head = protocol.header(protocol.REPLY, seq)
-
+        message = protocol.reply(seq, body)
         self._unanswered.pop((identity, seq), None)
-        self._send([identity, head, body])
+        self._send([identity, message])
 
     def done(self) -> None:
         """A delivered message was acknowledged by its server."""

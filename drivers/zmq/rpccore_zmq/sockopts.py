@@ -19,6 +19,10 @@ import zmq
 from rpccore_zmq.curve import CurveKeys, secure_client
 
 
+#: Bytes a message may have beyond ``max_message_size`` (for its header,
+#: topic and host) before libzmq drops the connection that sent it.
+_HEADROOM = 65536
+
 def set_common_options(sock: zmq.Socket[Any], queue_size: int, max_size: int,
                        keepalive_interval: float) -> None:
     """Queue limits, the size limit, no lingering on close, TCP keepalive.
@@ -33,8 +37,9 @@ def set_common_options(sock: zmq.Socket[Any], queue_size: int, max_size: int,
     sock.setsockopt(zmq.SNDHWM, queue_size)
     sock.setsockopt(zmq.RCVHWM, queue_size)
     # Envelopes a little over the limit reach the protocol checks and are
-    # counted there; far larger frames make libzmq drop the connection.
-    sock.setsockopt(zmq.MAXMSGSIZE, max_size + 4096)
+    # counted there; far larger messages make libzmq drop the connection.
+    # (A message is a header, topic and host, and the envelope.)
+    sock.setsockopt(zmq.MAXMSGSIZE, max_size + _HEADROOM)
     seconds = max(1, math.ceil(keepalive_interval))
     sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
     sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, seconds)
