@@ -23,6 +23,7 @@ import zmq
 
 from rpccore.errors import TransportError
 from rpccore_zmq import protocol
+from rpccore_zmq.busywait import BusyWait
 from rpccore_zmq.frames import recv_frames, send_frames
 from rpccore_zmq.losses import failure
 from rpccore_zmq.peer import Outgoing
@@ -129,6 +130,9 @@ class Caller:
         #: a call connection's usual receive timeout
         self.receipt_ms = max(1, int(client.receipt_timeout * 1000))
         self.pool = CallPool(self._new_socket, client.max_peers)
+        wait_us = client.cell.options.zmq_busy_wait_us
+        #: polls for quick replies (zmq_busy_wait_us), None when off
+        self.busy = BusyWait(wait_us / 1e6) if wait_us else None
 
     def _new_socket(self, endpoint: str) -> zmq.Socket[Any]:
         sock = self.client.new_socket(endpoint)
@@ -164,8 +168,17 @@ class Caller:
             except zmq.ZMQError as exc:  # out of file descriptors, say
                 raise TransportError(f"cannot open a connection to {host}: {exc}") from None
             reusable = True
+            busy = self.busy
             try:
-                reply = self._exchange(sock, endpoint, host, out)
+                if busy is None:
+                    reply = self._exchange(sock, endpoint, host, out)
+                else:
+                    alone = busy.enter()
+                    try:
+                        reply = self._exchange(sock, endpoint, host, out,
+                                               busy.budget(endpoint) if alone else 0.0)
+                    finally:
+                        busy.leave()
             except _NextHost:
                 reusable = False
                 continue
@@ -188,8 +201,9 @@ class Caller:
         return out.reply
 
     def _exchange(self, sock: zmq.Socket[Any], endpoint: str, host: str,
-                  out: Outgoing) -> bytes | None:
+                  out: Outgoing, busy_wait: float = 0.0) -> bytes | None:
         """One try of a call on ``sock``; ``None`` when the deadline passed.
+        ``busy_wait``: seconds to poll for the reply before sleeping.
 
         :raises _NextHost: refused, unsendable, or nothing heard from the
             host in ``zmq_receipt_timeout`` (the host is then marked dead).
@@ -202,6 +216,9 @@ class Caller:
             out.why = f"sending to {host} failed: {exc}"
             raise _NextHost from None
         sent_at = time.monotonic()
+        if busy_wait:
+            client.cell.stats.incr("zmq_busy_waits")
+            BusyWait.poll(sock, busy_wait)
         heard = client.heard
         taken = False
         timeout_ms = self.receipt_ms  # the connection's receive timeout
@@ -250,6 +267,8 @@ class Caller:
                 if got != seq:
                     continue  # for an earlier call on this connection that gave up
                 if kind == protocol.REPLY:
+                    if self.busy is not None:
+                        self.busy.record(endpoint, time.monotonic() - sent_at)
                     return envelope
                 if kind == protocol.RECEIPT:
                     taken = True

@@ -75,7 +75,7 @@ class ZmqDriver(Driver):
     """
 
     counters = ("zmq_rerouted", "zmq_replies_dropped", "zmq_refused", "zmq_peer_failures",
-                "zmq_lost_casts", "zmq_bad_handshakes")
+                "zmq_lost_casts", "zmq_bad_handshakes", "zmq_busy_waits")
 
     #: A call or confirmed cast raises Undeliverable when the matchmaker knows
     #: no host of the topic, or every host it names refuses the message.
