@@ -1,6 +1,7 @@
-"""How long each endpoint method has been taking, for servers on drivers that
-can lend their I/O thread to a request expected to be quick (see
-:meth:`rpccore.driver.Incoming.release_thread`)."""
+"""Running averages of how long named things take: each endpoint method's
+runs, for servers on drivers that can lend their I/O thread to a request
+expected to be quick (see :meth:`rpccore.driver.Incoming.release_thread`);
+also a driver's own timings (the zmq driver's round trips per host)."""
 
 from __future__ import annotations
 

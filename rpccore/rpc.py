@@ -20,7 +20,7 @@ from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, Rem
 from rpccore.server import Server
 
 if TYPE_CHECKING:
-    from rpccore.driver import Driver
+    from rpccore.driver import Driver, ReplyHandler
 
 LOG = logging.getLogger(__name__)
 
@@ -81,6 +81,17 @@ def _reset_ids_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_ids_after_fork)
+
+
+def _send_call(cell: Cell, driver: Driver, dest: Destination, body: bytes,
+               on_reply: ReplyHandler, end: float) -> None:
+    """Hand a call to the driver, counting it as sent or failed."""
+    try:
+        driver.send(dest, body, on_reply=on_reply, deadline=end)
+    except RPCError:
+        cell.stats.incr("failed")
+        raise
+    cell.stats.incr("sent")
 
 
 class RPC:
@@ -290,12 +301,7 @@ class RPC:
         pending = cell.pending_calls
         future = pending.add(msg_id)
         try:
-            try:
-                driver.send(dest, body, on_reply=pending.on_reply, deadline=end)
-            except RPCError:
-                cell.stats.incr("failed")
-                raise
-            cell.stats.incr("sent")
+            _send_call(cell, driver, dest, body, pending.on_reply, end)
             if not future.wait(end - time.monotonic()):
                 return None
             if future.error is not None:
@@ -311,12 +317,7 @@ class RPC:
         (:attr:`Driver.replies_on_calling_thread`): no future, no table.
         ``None`` when ``send`` returned without the reply."""
         got: list[bytes] = []
-        try:
-            driver.send(dest, body, on_reply=got.append, deadline=end)
-        except RPCError:
-            cell.stats.incr("failed")
-            raise
-        cell.stats.incr("sent")
+        _send_call(cell, driver, dest, body, got.append, end)
         pending = cell.pending_calls
         for reply_body in got:
             reply = pending.decode_reply(reply_body)

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 import zmq
-from rpccore_zmq import busywait
 from rpccore_zmq.busywait import BusyWait
+
+from rpccore import method_times
 
 
 def test_a_host_is_polled_for_only_once_its_round_trips_are_known_and_short() -> None:
@@ -48,7 +49,7 @@ def test_only_a_call_alone_in_flight_may_poll() -> None:
 
 
 def test_the_table_of_hosts_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(busywait, "LIMIT", 2)
+    monkeypatch.setattr(method_times, "LIMIT", 2)
     busy = BusyWait(0.001)
     for name in ("a", "b", "c"):
         busy.record(name, 0.0001)

@@ -25,10 +25,7 @@ from typing import Any
 
 import zmq
 
-#: Weight of the latest round trip in a host's running average.
-WEIGHT = 0.25
-#: Hosts whose round trips are remembered (the rest are not polled for).
-LIMIT = 4096
+from rpccore.method_times import MethodTimes
 
 _zmq_poll = zmq.backend.zmq_poll
 _POLLIN = int(zmq.POLLIN)
@@ -42,7 +39,9 @@ class BusyWait:
 
     def __init__(self, limit: float) -> None:
         self.limit = limit
-        self._round_trips: dict[str, float] = {}
+        #: recent round trips by endpoint (a running average per name, with
+        #: a bounded table: the core's table of method run times serves)
+        self._round_trips = MethodTimes()
         self._lock = threading.Lock()
         self._calling = 0
 
@@ -61,7 +60,7 @@ class BusyWait:
         """Seconds to poll for a reply from ``endpoint``: :attr:`limit` when
         its recent round trips were shorter than twice that, else (or when
         none is known yet) 0."""
-        recent = self._round_trips.get(endpoint)
+        recent = self._round_trips.expected(endpoint)
         if recent is None or recent >= 2.0 * self.limit:
             return 0.0
         return self.limit
@@ -70,14 +69,7 @@ class BusyWait:
         """A call to ``endpoint`` was answered ``seconds`` after it was sent.
         (Counted as at most four times :attr:`limit`, so that one slow reply
         does not stop the polling for long.)"""
-        seconds = min(seconds, 4.0 * self.limit)
-        table = self._round_trips
-        recent = table.get(endpoint)
-        if recent is None:
-            if len(table) < LIMIT:
-                table[endpoint] = seconds
-        else:
-            table[endpoint] = recent + (seconds - recent) * WEIGHT
+        self._round_trips.record(endpoint, min(seconds, 4.0 * self.limit))
 
     @staticmethod
     def poll(sock: zmq.Socket[Any], seconds: float) -> bool:
