@@ -71,17 +71,16 @@ class DeliveryLoop(SocketLoop):
         (:meth:`~rpccore_zmq.loop.SocketLoop.lend`). Any other request first
         hands the loop to another thread
         (:meth:`~rpccore_zmq.loop.SocketLoop.step_down`)."""
-        if expected is not None and expected < LEND_BELOW and self._quiet():
-            return self.lend()
+        if expected is not None and expected < LEND_BELOW:
+            me = threading.current_thread()
+            if me is self._owner and self._quiet(me):
+                return self.lend(me)
         return self.step_down()
 
-    def _quiet(self) -> bool:
-        """(The loop's thread) whether nothing else waits: no request behind
-        this one in its batch, no input on the socket. (Otherwise the loop
-        goes on on another thread at once: reading and running overlap.)"""
-        me = threading.current_thread()
-        if me is not self._owner:
-            return False
+    def _quiet(self, me: threading.Thread) -> bool:
+        """(The loop's thread ``me``) whether nothing else waits: no request
+        behind this one in its batch, no input on the socket. (Otherwise the
+        loop goes on on another thread at once: reading and running overlap.)"""
         holder = self._holders.get(me)
         if holder is not None:
             if holder.batch:
@@ -129,7 +128,7 @@ class DeliveryLoop(SocketLoop):
                                   sub.cell.name, sub.topic)
                     incoming.ack()
                 if self._lent_since:  # it ran on the loop's thread (lend)
-                    self.take_back()
+                    self.take_back(me)
         finally:
             del self._holders[me]
 

@@ -227,13 +227,13 @@ class ServerLoop(DeliveryLoop):
         try:
             if conn is None:
                 raise zmq.ZMQError(zmq.ENOTSOCK)
-            if self.in_loop:
-                readable = conn.send(frames)
-            elif conn.lock.acquire(blocking=False):
+            if conn.lock.acquire(blocking=False):  # nearly always
                 try:
                     readable = conn.send_locked(frames)
                 finally:
                     conn.lock.release()
+            elif self.in_loop:
+                readable = conn.send(frames)
             else:
                 self.submit(lambda: self._send(frames))
                 return
