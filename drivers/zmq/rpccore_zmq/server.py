@@ -158,7 +158,7 @@ class ServerLoop(DeliveryLoop):
                 raise BindError(f"cell {self.cell.name}: cannot bind {self.endpoint}: {exc}",
                                 exc.errno or 0) from None
             raise
-        self.conn = LockedSocket(sock)
+        self.conn = LockedSocket(sock, routed=True)
         self.watch(self.conn.fd, self.on_readable)
         self.mark_hot(self.on_readable)
         self._monitor = sock.get_monitor_socket(_HANDSHAKE_FAILURES)
