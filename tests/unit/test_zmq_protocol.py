@@ -32,9 +32,9 @@ def test_ping_and_headers() -> None:
 
 
 def test_what_servers_send_parses_back() -> None:
-    assert protocol.parse_reply(protocol.reply(2**64 - 1, b'{"x":1}')) == (
+    assert protocol.parse_reply([protocol.reply(2**64 - 1, b'{"x":1}')]) == (
         protocol.REPLY, 2**64 - 1, b'{"x":1}')
-    assert protocol.parse_reply(protocol.header(protocol.RECEIPT, 3)) == (
+    assert protocol.parse_reply([protocol.header(protocol.RECEIPT, 3)]) == (
         protocol.RECEIPT, 3, b"")
     assert protocol.is_receipt(protocol.header(protocol.RECEIPT, 3))
     assert not protocol.is_receipt(protocol.reply(3, b"{}"))
@@ -48,7 +48,7 @@ def test_what_servers_send_parses_back() -> None:
 ])
 def test_malformed_server_messages_are_refused(frame: bytes, why: str) -> None:
     with pytest.raises(Malformed, match=why):
-        protocol.parse_reply(frame)
+        protocol.parse_reply([frame])
 
 
 @pytest.mark.parametrize("frames, why", [

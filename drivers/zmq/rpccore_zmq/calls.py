@@ -258,9 +258,7 @@ class Caller:
                     continue
                 heard[endpoint] = time.monotonic()
                 try:
-                    if len(frames) != 1:
-                        raise protocol.Malformed(f"a message of {len(frames)} frames")
-                    kind, got, envelope = protocol.parse_reply(frames[0])
+                    kind, got, envelope = protocol.parse_reply(frames)
                 except protocol.Malformed as exc:
                     client.malformed_from(endpoint, str(exc))
                     continue

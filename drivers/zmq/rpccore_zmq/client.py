@@ -344,9 +344,7 @@ class ClientLoop(SocketLoop):
 
     def _on_frames(self, peer: Peer, frames: list[bytes]) -> None:
         try:
-            if len(frames) != 1:
-                raise protocol.Malformed(f"a message of {len(frames)} frames")
-            kind, seq, envelope = protocol.parse_reply(frames[0])
+            kind, seq, envelope = protocol.parse_reply(frames)
         except protocol.Malformed as exc:
             self.malformed_from(peer.endpoint, str(exc))
             return

@@ -61,13 +61,8 @@ def recv_routed(sock: zmq.Socket[Any]) -> list[bytes]:
 
     :raises zmq.Again: none is waiting.
     """
-    parts: list[bytes] = [_raw_recv(sock, _NOBLOCK)]
-    frame = _raw_recv(sock, _NOBLOCK, copy=False)
-    parts.append(frame.bytes)
-    while frame.more:
-        frame = _raw_recv(sock, _NOBLOCK, copy=False)
-        parts.append(frame.bytes)
-    return parts
+    identity: bytes = _raw_recv(sock, _NOBLOCK)
+    return [identity, *recv_frames(sock)]
 
 
 def input_waiting(sock: zmq.Socket[Any]) -> bool:

@@ -301,17 +301,17 @@ class SocketLoop:
                 if self._lent_since or self.on_watch(now):
                     self.watch_on()
 
-    def lend(self, me: threading.Thread | None = None) -> bool:
-        """(Deferred work) run a request expected to be quick on this thread
-        (``me``, when the caller knows it already) without giving up the
-        loop: call :meth:`take_back` when it is done. Should it run longer
+    def lend(self, me: threading.Thread) -> bool:
+        """(Deferred work, on thread ``me``) run a request expected to be
+        quick on this thread without giving up the loop: call
+        :meth:`take_back` when it is done. Should it run longer
         than :attr:`watch_interval`, the watchman hands the loop to another
         thread meanwhile (as :meth:`step_down` does), so the request may
         still take as long as it likes.
 
         :returns: True (the request may run), False when the loop is stopping.
         """
-        if (me or threading.current_thread()) is not self._owner:
+        if me is not self._owner:
             return True
         if not self._running:
             return False
@@ -320,12 +320,12 @@ class SocketLoop:
             self.watch_on()
         return True
 
-    def take_back(self, me: threading.Thread | None = None) -> bool:
+    def take_back(self, me: threading.Thread) -> bool:
         """(The thread ``me`` of a request the loop was lent to, once it is
         done) go on running the loop; False when the watchman has handed it
         over meanwhile (or it was not lent)."""
         with self._followers_lock:
-            if not self._lent_since or (me or threading.current_thread()) is not self._owner:
+            if not self._lent_since or me is not self._owner:
                 return False
             self._lent_since = 0.0
             return True

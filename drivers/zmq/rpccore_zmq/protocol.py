@@ -95,13 +95,16 @@ def parse_header(frame: bytes) -> tuple[bytes, int]:
     return kind, seq
 
 
-def parse_reply(frame: bytes) -> tuple[bytes, int, bytes]:
-    """``(kind, seq, envelope)`` of what a server sent: the envelope is
-    ``b""`` except in a REPLY, where it is never empty.
+def parse_reply(frames: list[bytes]) -> tuple[bytes, int, bytes]:
+    """``(kind, seq, envelope)`` of what a server sent (one frame): the
+    envelope is ``b""`` except in a REPLY, where it is never empty.
 
-    :raises Malformed: too short, wrong magic, a REPLY without an envelope
-        or another kind with one.
+    :raises Malformed: not one frame, too short, wrong magic, a REPLY without
+        an envelope or another kind with one.
     """
+    if len(frames) != 1:
+        raise Malformed(f"a message of {len(frames)} frames")
+    frame = frames[0]
     if len(frame) < HEAD_SIZE:
         raise Malformed(f"message of {len(frame)} bytes, shorter than a header")
     magic, kind, seq = _HEAD.unpack_from(frame)

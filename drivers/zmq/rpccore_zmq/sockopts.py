@@ -23,6 +23,7 @@ from rpccore_zmq.curve import CurveKeys, secure_client
 #: topic and host) before libzmq drops the connection that sent it.
 _HEADROOM = 65536
 
+
 def set_common_options(sock: zmq.Socket[Any], queue_size: int, max_size: int,
                        keepalive_interval: float) -> None:
     """Queue limits, the size limit, no lingering on close, TCP keepalive.
