@@ -82,3 +82,34 @@ def as_destination(value: Destination | str) -> Destination:
         return make_destination(value)
     raise InvalidDestination(
         f"a destination is a rpccore.Destination or a topic string, not {type(value).__name__}")
+
+
+#: destinations already checked, with their envelope form (see resolve)
+_RESOLVED: dict[Destination | str, tuple[Destination, dict[str, object]]] = {}
+#: how many :func:`resolve` keeps (a process sends to a few hundred at most;
+#: past this the cache starts over)
+RESOLVED_MAX = 4096
+
+
+def resolve(value: Destination | str) -> tuple[Destination, dict[str, object]]:
+    """:func:`as_destination`, with the destination's envelope form
+    (:meth:`Destination.to_dict`: do not modify it), remembered for the next
+    message to the same place.
+
+    :raises InvalidDestination: as :func:`as_destination`.
+    """
+    kind = type(value)
+    if kind is str or kind is Destination:
+        try:
+            found = _RESOLVED.get(value)
+        except TypeError:  # a Destination holding something unhashable
+            found = None
+        if found is not None:
+            return found
+    dest = as_destination(value)
+    found = (dest, dest.to_dict())
+    if kind is str or kind is Destination:
+        if len(_RESOLVED) >= RESOLVED_MAX:
+            _RESOLVED.clear()
+        _RESOLVED[value] = found
+    return found

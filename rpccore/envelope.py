@@ -88,12 +88,12 @@ def decode(body: bytes, *, max_size: int, key: bytes | None = None) -> dict[str,
     :class:`BadSignature` and :class:`UnsupportedVersion`) escapes, whatever
     the input.
     """
-    if not isinstance(body, (bytes, bytearray, memoryview)):
-        raise InvalidMessage(f"envelope must be bytes, not {type(body).__name__}")
+    if type(body) is not bytes:
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise InvalidMessage(f"envelope must be bytes, not {type(body).__name__}")
+        body = bytes(body)
     if len(body) > max_size:
         raise InvalidMessage(f"envelope of {len(body)} bytes is over max_message_size={max_size}")
-    if type(body) is not bytes:
-        body = bytes(body)
     if key is not None:
         body = _unwrap(body, key)
     try:

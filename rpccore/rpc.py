@@ -14,7 +14,7 @@ from oslo_config import cfg
 
 from rpccore import envelope, opts
 from rpccore.cell import Cell
-from rpccore.destination import Destination, as_destination, make_destination
+from rpccore.destination import Destination, as_destination, make_destination, resolve
 from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError, RPCError,
                             Timeout)
 from rpccore.server import Server
@@ -227,7 +227,7 @@ class RPC:
 
     def _request(self, kind: str, ctx: Context, dest: Destination | str, message: Any,
                  timeout: float | None) -> tuple[Cell, Destination, str, bytes, float | None]:
-        dest = as_destination(dest)
+        dest, dest_dict = resolve(dest)
         cell = self.cell(dest.cell)
         method, args = _check_message(message)
         msg_id = _new_id()
@@ -237,7 +237,7 @@ class RPC:
             timeout = cell.signed_message_ttl
         if timeout is not None and timeout <= 0:
             raise InvalidMessage(f"timeout must be positive, not {timeout}")
-        env = {"v": envelope.VERSION, "id": msg_id, "kind": kind, "dest": dest.to_dict(),
+        env = {"v": envelope.VERSION, "id": msg_id, "kind": kind, "dest": dest_dict,
                "method": method, "args": args, "ctx": _context_dict(ctx)}
         if timeout is not None:  # no null in the envelope (see rpccore.envelope)
             env["deadline"] = time.time() + timeout

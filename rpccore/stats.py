@@ -36,7 +36,9 @@ class CellStats:
         self._counters: dict[str, itertools.count[int]] = {
             name: itertools.count() for name in COUNTERS}
 
-    def _counter(self, name: str) -> itertools.count[int]:
+    def counter(self, name: str) -> itertools.count[int]:
+        """The counter of ``name`` (made on first use): ``next()`` on it
+        adds one, for a hot path that counts without a call of :meth:`incr`."""
         counter = self._counters.get(name)
         if counter is None:
             with self._lock:
@@ -44,7 +46,7 @@ class CellStats:
         return counter
 
     def incr(self, name: str, amount: int = 1) -> None:
-        counter = self._counters.get(name) or self._counter(name)
+        counter = self._counters.get(name) or self.counter(name)
         if amount == 1:  # nearly always: no loop
             next(counter)
             return

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 import rpccore
-from rpccore.destination import as_destination
+from rpccore import destination
+from rpccore.destination import as_destination, resolve
 
 
 def test_destinations_are_values() -> None:
@@ -28,3 +29,28 @@ def test_plain_topic_string() -> None:
     assert as_destination("scheduler") == rpccore.Destination("scheduler")
     with pytest.raises(rpccore.InvalidDestination):
         as_destination(42)  # type: ignore[arg-type]
+
+
+def test_resolve_checks_and_remembers() -> None:
+    dest = rpccore.make_destination("compute", host="h.1")
+    first = resolve(dest)
+    assert first == (dest, dest.to_dict())
+    assert resolve(dest) is first  # remembered
+    assert resolve("scheduler") == (rpccore.Destination("scheduler"),
+                                    {"topic": "scheduler", "fanout": False})
+    # what as_destination refuses, resolve refuses, every time (nothing is remembered)
+    for bad in (rpccore.Destination(""), rpccore.Destination(["unhashable"]), "", 42):  # type: ignore[arg-type]
+        for _ in range(2):
+            with pytest.raises(rpccore.InvalidDestination):
+                resolve(bad)  # type: ignore[arg-type]
+    # a plain tuple equal to a remembered Destination is still refused
+    with pytest.raises(rpccore.InvalidDestination):
+        resolve(tuple(dest))  # type: ignore[arg-type]
+
+
+def test_resolve_forgets_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(destination, "RESOLVED_MAX", 3)
+    monkeypatch.setattr(destination, "_RESOLVED", {})
+    for i in range(10):
+        assert resolve(f"topic-{i}")[0].topic == f"topic-{i}"
+        assert len(destination._RESOLVED) <= 3
