@@ -24,7 +24,7 @@ import zmq
 from rpccore.errors import TransportError
 from rpccore_zmq import protocol
 from rpccore_zmq.busywait import BusyWait
-from rpccore_zmq.frames import recv_frames, send_frames
+from rpccore_zmq.frames import recv_frames, send_frame
 from rpccore_zmq.losses import failure
 from rpccore_zmq.peer import Outgoing
 
@@ -153,15 +153,16 @@ class Caller:
             host = client.next_host(out)
             if host is None:
                 raise failure(out)
-            if client.casts_in_flight(host):
+            try:
+                endpoint = client.endpoint_of(host)
+            except ValueError as exc:
+                endpoint, out.why = "", str(exc)
+            if endpoint and client.casts_in_flight(endpoint):
                 return self._call_in_order(out)
             if out.tried:
                 client.cell.stats.incr("zmq_rerouted")
             out.tried.append(host)
-            try:
-                endpoint = client.endpoint_of(host)
-            except ValueError as exc:
-                out.why = str(exc)
+            if not endpoint:  # a host string that does not parse
                 continue
             try:
                 sock = self.pool.take(endpoint)
@@ -193,6 +194,7 @@ class Caller:
         """A call that follows casts to its host still in flight: sent on the
         same connection as they were, so that it arrives after them; the
         client's loop reads its reply."""
+        out.wait_for_it()
         self.client.send(out)
         if not out.wait(out.deadline):
             return None
@@ -211,7 +213,7 @@ class Caller:
         client = self.client
         seq = next(client.seq)
         try:
-            send_frames(sock, [protocol.request(out.kind, seq, out.topic, out.host, out.body)])
+            send_frame(sock, protocol.request(out.kind, seq, out.topic, out.host, out.body))
         except zmq.ZMQError as exc:
             out.why = f"sending to {host} failed: {exc}"
             raise _NextHost from None
@@ -222,28 +224,34 @@ class Caller:
         heard = client.heard
         taken = False
         timeout_ms = self.receipt_ms  # the connection's receive timeout
+        # The first wait, when the deadline is further off than a receipt
+        # (nearly always), is the connection's usual timeout as it is.
+        first = out.deadline - sent_at >= self.receipt_timeout
         try:
             while True:
-                now = time.monotonic()
-                if now >= out.deadline:
-                    return None
-                if taken:
-                    until = min(out.deadline, now + IN_FLIGHT_CHECK)
+                if first:
+                    first = False
                 else:
-                    until = min(out.deadline,
-                                max(sent_at, heard.get(endpoint, 0.0)) + self.receipt_timeout)
-                if until <= now:  # nothing at all from the host for the whole timeout
-                    out.why = (f"no receipt from {host} within {self.receipt_timeout:g} s, "
-                               f"nothing else heard from it")
-                    client.submit(lambda: client.mark_silent(host, out.why))
-                    raise _NextHost
-                # A blocking receive (the GIL is released while it waits), with
-                # the connection's usual timeout unless this wait is shorter.
-                wait_ms = max(1, int((until - now) * 1000.0))
-                wanted = self.receipt_ms if wait_ms >= self.receipt_ms - 50 else wait_ms
-                if wanted != timeout_ms:
-                    sock.setsockopt(zmq.RCVTIMEO, wanted)
-                    timeout_ms = wanted
+                    now = time.monotonic()
+                    if now >= out.deadline:
+                        return None
+                    if taken:
+                        until = min(out.deadline, now + IN_FLIGHT_CHECK)
+                    else:
+                        until = min(out.deadline, max(sent_at, heard.get(endpoint, 0.0))
+                                    + self.receipt_timeout)
+                    if until <= now:  # nothing at all from the host for the whole timeout
+                        out.why = (f"no receipt from {host} within {self.receipt_timeout:g} s, "
+                                   f"nothing else heard from it")
+                        client.submit(lambda: client.mark_silent(host, out.why))
+                        raise _NextHost
+                    # A blocking receive (the GIL is released while it waits), with
+                    # the connection's usual timeout unless this wait is shorter.
+                    wait_ms = max(1, int((until - now) * 1000.0))
+                    wanted = self.receipt_ms if wait_ms >= self.receipt_ms - 50 else wait_ms
+                    if wanted != timeout_ms:
+                        sock.setsockopt(zmq.RCVTIMEO, wanted)
+                        timeout_ms = wanted
                 try:
                     frames = recv_frames(sock, 0)
                 except zmq.ZMQError as exc:

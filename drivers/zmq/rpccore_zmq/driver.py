@@ -146,18 +146,15 @@ class ZmqDriver(Driver):
             earlier casts to it were lost; the driver is closed.
         """
         self._check_open()
-        client = self._client_loop()
+        client = self._client or self._client_loop()
         if deadline is None:
             deadline = time.monotonic() + self.cell.options.rpc_response_timeout
-        wait = on_reply is not None or confirm
-        if on_reply is not None:
-            kind = protocol.CALL
-        else:
-            kind = protocol.FANOUT if dest.fanout else protocol.CAST
         topic = dest.topic.encode("utf-8")
-        if kind == protocol.CALL and on_reply is not None:
+        if on_reply is not None:
             self._call(client, dest, topic, body, on_reply, deadline)
             return
+        wait = confirm
+        kind = protocol.FANOUT if dest.fanout else protocol.CAST
         if dest.host is not None:
             outs = [self._directed(client, dest.host, kind, topic, body, wait, deadline)]
         else:
@@ -192,14 +189,16 @@ class ZmqDriver(Driver):
         """A call, sent and answered on the calling thread (see
         :mod:`rpccore_zmq.calls`)."""
         if dest.host is not None:
-            out = self._directed(client, dest.host, protocol.CALL, topic, body, True, deadline)
+            out = self._directed(client, dest.host, protocol.CALL, topic, body, False, deadline)
         else:
             hosts = self._registry.lookup(dest.topic)
             if not hosts:
                 return self._nobody(dest, True)
-            start = next(self._turn) % len(hosts)
-            out = Outgoing(protocol.CALL, topic, b"", body, hosts[start:] + hosts[:start],
-                           False, True, deadline)
+            if len(hosts) > 1:
+                start = next(self._turn) % len(hosts)
+                hosts = hosts[start:] + hosts[:start]
+            # nobody waits on it: its caller runs it (Caller.call)
+            out = Outgoing(protocol.CALL, topic, b"", body, hosts, False, False, deadline)
         try:
             reply = client.calls.call(out)
         except Undeliverable:

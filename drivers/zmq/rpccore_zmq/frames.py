@@ -38,6 +38,11 @@ def send_frames(sock: zmq.Socket[Any], frames: list[bytes]) -> None:
         _raw_send(sock, frame, _MORE if i < last else _LAST)
 
 
+def send_frame(sock: zmq.Socket[Any], frame: bytes) -> None:
+    """Send a message of one frame without blocking (see :func:`send_frames`)."""
+    _raw_send(sock, frame, _LAST)
+
+
 def recv_frames(sock: zmq.Socket[Any], flags: int = _NOBLOCK) -> list[bytes]:
     """Receive one whole multipart message.
 
@@ -100,7 +105,7 @@ class LockedSocket:
         """:meth:`send`, for a caller that holds :attr:`lock`."""
         sock = self.socket
         send_frames(sock, frames)
-        return input_waiting(sock)
+        return bool(_zmq_poll([(sock, _POLLIN)], 0))  # input_waiting, without its call
 
     def readable(self) -> bool:
         """Whether input is waiting (call with the lock held)."""
@@ -120,6 +125,7 @@ class LockedSocket:
             batch = [recv(sock)]
         except zmq.Again:
             return []
-        while len(batch) < limit and input_waiting(sock):
+        poll = [(sock, _POLLIN)]
+        while len(batch) < limit and _zmq_poll(poll, 0):  # input_waiting, without its call
             batch.append(recv(sock))
         return batch

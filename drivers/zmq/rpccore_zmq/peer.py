@@ -42,8 +42,17 @@ class Outgoing:
         self.peer: Peer | None = None
         self._waiter: threading.Lock | None = None
         if wait:
-            self._waiter = threading.Lock()
-            self._waiter.acquire()
+            self.wait_for_it()
+
+    def wait_for_it(self) -> None:
+        """From now on, somebody will :meth:`wait` for it (call before the
+        loop may :meth:`settle` it). A call that its caller runs
+        (:mod:`rpccore_zmq.calls`) needs no waiter until it is handed to the
+        loop."""
+        if self._waiter is None:
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiter = waiter
 
     @property
     def waited_for(self) -> bool:
