@@ -5,6 +5,8 @@ also a driver's own timings (the zmq driver's round trips per host)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 #: Weight of the latest run in a method's running average.
 WEIGHT = 0.25
 #: Methods remembered (names come from the network: the table must not grow
@@ -21,11 +23,11 @@ class MethodTimes:
 
     def __init__(self) -> None:
         self._seconds: dict[str, float] = {}
-
-    def expected(self, method: str) -> float | None:
-        """Seconds a run of ``method`` is expected to take; ``None`` before
-        its first run has been recorded."""
-        return self._seconds.get(method)
+        #: ``expected(method)``: seconds a run of ``method`` is expected to
+        #: take; ``None`` before its first run has been recorded. (The
+        #: table's own ``get``: asked once per request, it costs no Python
+        #: call.)
+        self.expected: Callable[[str], float | None] = self._seconds.get
 
     def record(self, method: str, seconds: float) -> None:
         """Add a run of ``method`` that took ``seconds``.
