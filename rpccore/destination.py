@@ -98,17 +98,14 @@ def resolve(value: Destination | str) -> tuple[Destination, dict[str, object]]:
 
     :raises InvalidDestination: as :func:`as_destination`.
     """
-    kind = type(value)
-    if kind is str or kind is Destination:
-        try:
-            found = _RESOLVED.get(value)
-        except TypeError:  # a Destination holding something unhashable
-            found = None
-        if found is not None:
-            return found
-    dest = as_destination(value)
-    found = (dest, dest.to_dict())
-    if kind is str or kind is Destination:
+    # only the exact types: a plain tuple equal to a Destination is refused
+    try:
+        found = _RESOLVED.get(value) if type(value) in (str, Destination) else None
+    except TypeError:  # a Destination holding something unhashable
+        found = None
+    if found is None:
+        dest = as_destination(value)  # raises for anything not to remember
+        found = (dest, dest.to_dict())
         if len(_RESOLVED) >= RESOLVED_MAX:
             _RESOLVED.clear()
         _RESOLVED[value] = found

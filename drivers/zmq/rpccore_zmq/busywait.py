@@ -26,9 +26,7 @@ from typing import Any
 import zmq
 
 from rpccore.method_times import MethodTimes
-
-_zmq_poll = zmq.backend.zmq_poll
-_POLLIN = int(zmq.POLLIN)
+from rpccore_zmq.frames import input_waiting
 
 
 class BusyWait:
@@ -75,9 +73,8 @@ class BusyWait:
     def poll(sock: zmq.Socket[Any], seconds: float) -> bool:
         """Poll ``sock`` for input for up to ``seconds`` (the GIL is free
         during each poll); True when input came."""
-        items = [(sock, _POLLIN)]
         end = time.perf_counter() + seconds
-        while not _zmq_poll(items, 0):
+        while not input_waiting(sock):
             if time.perf_counter() >= end:
                 return False
         return True

@@ -153,16 +153,15 @@ class Caller:
             host = client.next_host(out)
             if host is None:
                 raise failure(out)
-            try:
-                endpoint = client.endpoint_of(host)
-            except ValueError as exc:
-                endpoint, out.why = "", str(exc)
-            if endpoint and client.casts_in_flight(endpoint):
+            if client.casts_in_flight(host):
                 return self._call_in_order(out)
             if out.tried:
                 client.cell.stats.incr("zmq_rerouted")
             out.tried.append(host)
-            if not endpoint:  # a host string that does not parse
+            try:
+                endpoint = client.endpoint_of(host)
+            except ValueError as exc:
+                out.why = str(exc)
                 continue
             try:
                 sock = self.pool.take(endpoint)

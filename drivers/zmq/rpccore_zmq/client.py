@@ -187,13 +187,16 @@ class ClientLoop(SocketLoop):
         peer.unacked[seq] = out
         return readable
 
-    def casts_in_flight(self, endpoint: str) -> bool:
-        """Whether messages sent to ``endpoint`` on the shared connection (or
+    def casts_in_flight(self, host: str) -> bool:
+        """Whether messages sent to ``host`` on the shared connection (or
         queued for the loop) are not yet acknowledged: a call sent on another
         connection could overtake them."""
         if self.queued:
             return True
-        peer = self.peers.get(endpoint)
+        try:
+            peer = self.peers.get(self.endpoint_of(host))
+        except ValueError:
+            return False
         return peer is not None and bool(peer.unacked)
 
     def new_socket(self, endpoint: str) -> zmq.Socket[Any]:

@@ -146,7 +146,7 @@ class ZmqDriver(Driver):
             earlier casts to it were lost; the driver is closed.
         """
         self._check_open()
-        client = self._client or self._client_loop()
+        client = self._client_loop()
         if deadline is None:
             deadline = time.monotonic() + self.cell.options.rpc_response_timeout
         topic = dest.topic.encode("utf-8")

@@ -105,7 +105,7 @@ class LockedSocket:
         """:meth:`send`, for a caller that holds :attr:`lock`."""
         sock = self.socket
         send_frames(sock, frames)
-        return bool(_zmq_poll([(sock, _POLLIN)], 0))  # input_waiting, without its call
+        return input_waiting(sock)
 
     def readable(self) -> bool:
         """Whether input is waiting (call with the lock held)."""
@@ -125,7 +125,6 @@ class LockedSocket:
             batch = [recv(sock)]
         except zmq.Again:
             return []
-        poll = [(sock, _POLLIN)]
-        while len(batch) < limit and _zmq_poll(poll, 0):  # input_waiting, without its call
+        while len(batch) < limit and input_waiting(sock):
             batch.append(recv(sock))
         return batch
