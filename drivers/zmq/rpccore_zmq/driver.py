@@ -153,29 +153,25 @@ class ZmqDriver(Driver):
         if on_reply is not None:
             self._call(client, dest, topic, body, on_reply, deadline)
             return
-        wait = confirm
         kind = protocol.FANOUT if dest.fanout else protocol.CAST
         if dest.host is not None:
-            outs = [self._directed(client, dest.host, kind, topic, body, wait, deadline)]
+            outs = [self._directed(client, dest.host, kind, topic, body, confirm, deadline)]
         else:
             hosts = self._registry.lookup(dest.topic)
             if not hosts:
-                return self._nobody(dest, wait)
+                return self._nobody(dest, confirm)
             if dest.fanout:
-                outs = [Outgoing(kind, topic, h.encode("utf-8"), body, [h], True, wait, deadline)
-                        for h in hosts]
+                outs = [Outgoing(kind, topic, h.encode("utf-8"), body, [h], True, confirm,
+                                 deadline) for h in hosts]
             else:
-                start = next(self._turn) % len(hosts)
-                order = hosts[start:] + hosts[:start]
-                outs = [Outgoing(kind, topic, b"", body, order, False, wait, deadline)]
+                outs = [Outgoing(kind, topic, b"", body, self._in_turn(hosts), False, confirm,
+                                 deadline)]
         for out in outs:
             client.send(out)
-        if not wait:
+        if not confirm:
             return
         for out in outs:
             if not out.wait(deadline):
-                if on_reply is not None:
-                    return  # the core raises Timeout right away
                 raise TransportError(f"no host acknowledged the cast to {dest} in time")
             if out.error is not None:
                 if dest.host is None and isinstance(out.error, Undeliverable):
@@ -194,11 +190,9 @@ class ZmqDriver(Driver):
             hosts = self._registry.lookup(dest.topic)
             if not hosts:
                 return self._nobody(dest, True)
-            if len(hosts) > 1:
-                start = next(self._turn) % len(hosts)
-                hosts = hosts[start:] + hosts[:start]
             # nobody waits on it: its caller runs it (Caller.call)
-            out = Outgoing(protocol.CALL, topic, b"", body, hosts, False, False, deadline)
+            out = Outgoing(protocol.CALL, topic, b"", body, self._in_turn(hosts), False, False,
+                           deadline)
         try:
             reply = client.calls.call(out)
         except Undeliverable:
@@ -207,6 +201,14 @@ class ZmqDriver(Driver):
             raise
         if reply is not None:  # None: the deadline passed, the core raises Timeout
             on_reply(reply)
+
+    def _in_turn(self, hosts: list[str]) -> list[str]:
+        """The hosts of a topic, starting with the next one in turn (round
+        robin across messages); a topic with one host is its list as it is."""
+        if len(hosts) == 1:
+            return hosts
+        start = next(self._turn) % len(hosts)
+        return hosts[start:] + hosts[:start]
 
     def _directed(self, client: ClientLoop, host: str, kind: bytes, topic: bytes,
                   body: bytes, wait: bool, deadline: float) -> Outgoing:

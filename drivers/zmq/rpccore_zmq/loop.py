@@ -316,8 +316,7 @@ class SocketLoop:
         if not self._running:
             return False
         self._lent_since = time.monotonic()
-        if not self._watching:
-            self.watch_on()
+        self.watch_on()
         return True
 
     def take_back(self, me: threading.Thread) -> bool:
