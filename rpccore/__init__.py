@@ -7,10 +7,11 @@
 
 from rpccore.api import call, cast, get_rpc, init, serve
 from rpccore.cell import Cell
+from rpccore.client import Client
 from rpccore.destination import Destination, make_destination
 from rpccore.driver import Driver, Incoming, Subscription
 from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError,
-                            RPCError, Timeout, TransportError, Undeliverable)
+                            RPCError, Timeout, TransportError, Undeliverable, VersionCapError)
 from rpccore.matchmaker import MatchMaker
 from rpccore.rpc import RPC
 from rpccore.server import Server
@@ -19,5 +20,5 @@ __all__ = [
     "RPC", "Cell", "Destination", "Driver", "Incoming", "MatchMaker", "Server",
     "Subscription", "make_destination", "init", "get_rpc", "cast", "call", "serve",
     "RPCError", "InvalidDestination", "InvalidMessage", "ConfigError", "Timeout",
-    "RemoteError", "Undeliverable", "TransportError",
+    "RemoteError", "Undeliverable", "TransportError", "VersionCapError", "Client",
 ]

@@ -12,6 +12,7 @@ from rpccore import opts, plugins
 from rpccore.errors import ConfigError
 from rpccore.replies import PendingCalls
 from rpccore.stats import CellStats
+from rpccore.streaming import StreamRegistry
 from rpccore.transport_url import TransportURL, parse_transport_url
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class Cell:
         self._apply_overrides()
         self.stats = CellStats()
         self.pending_calls = PendingCalls(self)
+        #: streams this process's servers of the cell are sending
+        self.streams = StreamRegistry()
         self._driver: Driver | None = None
         self._driver_options = False  # the driver's options are registered
         self._lock = threading.Lock()

@@ -8,6 +8,30 @@ the scheme of the ``transport_url`` they serve (``rabbit://`` -> ``rabbit``).
 One driver instance serves one cell of one :class:`rpccore.RPC` object and is
 shared by every client call and server of that cell. Every method may be
 called from any thread at the same time.
+
+Replies: one mechanism for everything that comes back
+------------------------------------------------------
+
+A request may be answered by **many** reply envelopes: keepalives while a
+long method runs (``heartbeat=``), the items of a streamed reply, and the
+final reply. The core owns what they mean; a driver only carries bytes:
+
+- a server calls :meth:`Incoming.reply` once per reply envelope, any number
+  of times for one request, never for one request from two threads at once;
+- the driver delivers each of them to the ``on_reply`` handler given to
+  :meth:`Driver.send`, **in the order they were sent** for one request, from
+  any of its threads. That handler is the cell's one reply handler (the same
+  callable for every call of the cell), so a driver keeps one reply channel
+  (a queue, an inbox, a socket) per cell or per connection, and never needs
+  to look inside an envelope: the core correlates by the request id inside.
+  The handler's result says whether the request still waits for more
+  (:data:`ReplyHandler`), for drivers that read each call's replies on a
+  connection of its own.
+
+What goes back from the caller to the server (stream credit, cancelling a
+stream) travels as ordinary casts to the server's own destination, which the
+server names in its replies, so a driver needs nothing more than
+:meth:`Driver.send` and :meth:`Driver.subscribe` for it.
 """
 
 from __future__ import annotations
@@ -23,7 +47,13 @@ from rpccore.destination import Destination
 if TYPE_CHECKING:
     from rpccore.cell import Cell
 
-ReplyHandler = Callable[[bytes], None]
+#: ``on_reply(reply_body) -> more``: takes one reply envelope's bytes and
+#: returns True while the request still waits for more replies (a keepalive
+#: or a stream item came, the final reply has not), False once nothing more
+#: is wanted (the final reply, or nobody waits any more). A driver with one
+#: reply channel per cell may ignore the result; a driver that reads a call's
+#: replies on a connection of its own (zmq) reads it while this says True.
+ReplyHandler = Callable[[bytes], bool]
 
 
 class Incoming(abc.ABC):
@@ -43,9 +73,16 @@ class Incoming(abc.ABC):
     def reply(self, body: bytes) -> None:
         """Send ``body`` back to the sender's ``on_reply`` handler.
 
-        Called at most once per message, possibly from another thread than
-        the one that delivered it. Must not raise for a sender that has gone
-        away: a reply nobody waits for is dropped (and may be counted).
+        Called any number of times per message (keepalives, stream items,
+        then the final reply), possibly from another thread than the one
+        that delivered it, but never from two threads at once for one
+        message; the bodies must reach ``on_reply`` in the order of these
+        calls. Must not raise for a sender that has gone away: a reply
+        nobody waits for is dropped (and may be counted).
+
+        :raises TransportError: the reply could not be handed to the backend
+            (the server logs it; a later reply of the same request may still
+            be tried).
         """
 
     def release_thread(self, expected: float | None = None) -> bool:
@@ -103,29 +140,12 @@ class Driver(abc.ABC):
     (or by :meth:`connect`), so building an ``RPC`` never blocks.
     """
 
-    #: True when this driver calls ``on_message`` on a thread that may wait
-    #: (the sender's, as the memory driver does): a server whose queue is full
-    #: then blocks it, pushing back on senders. False (the default, for
-    #: drivers that deliver on their I/O thread): the server never blocks in
-    #: ``on_message``, and the driver bounds what is in flight with its
-    #: backend's flow control (prefetch, link credit, high-water marks).
-    on_message_may_block: ClassVar[bool] = False
-
     #: True when :meth:`Incoming.release_thread` can hand the driver's I/O to
     #: another of its threads. A server with worker threads then runs a
     #: request on the thread that read it whenever fewer than ``workers`` of
     #: its requests are running (no hand-off between threads, which is most
     #: of a quick call's latency), and queues it for its workers otherwise.
     leader_follower: ClassVar[bool] = False
-
-    #: True when :meth:`send` of a call hands the call's reply to
-    #: ``on_reply`` on the calling thread before it returns (or returns
-    #: without one once the deadline has passed), as the zmq driver does:
-    #: its calls wait for their reply on a connection of their own. The core
-    #: then passes each call a handler of its own and keeps no table of
-    #: waiting calls for it; replies that come too late go to
-    #: ``cell.pending_calls.on_reply``, which counts them.
-    replies_on_calling_thread: ClassVar[bool] = False
 
     #: Names of the driver's own counters (``cell.stats.incr(name)``), listed
     #: in ``rpc.stats()`` from the start, at zero.
@@ -174,12 +194,19 @@ class Driver(abc.ABC):
         - ``dest.host`` set: the server of ``dest.topic`` on that host;
         - otherwise exactly one of the servers of ``dest.topic`` (work shared).
 
-        :param on_reply: present for calls. Replies to this message must come
-            back as ``on_reply(reply_body)``, from any thread. The core passes
-            the same handler for every call of a cell, so a driver may keep one
-            reply channel (queue, socket) for all of them; except to a driver
-            with :attr:`replies_on_calling_thread`, which gets one handler per
-            call, to be called on the calling thread before ``send`` returns.
+        :param on_reply: present for calls. Every reply to this message (there
+            may be many: see the module docstring) must come back as
+            ``on_reply(reply_body)``, in the order the server sent them, from
+            any thread. The core passes the same handler for every call of a
+            cell, so a driver keeps one reply channel (queue, socket) for all
+            of them. With ``dest.fanout`` (a gather) every server answers,
+            each to this handler. ``send`` may return once the request is on
+            its way, or, on a driver that reads each call's replies on a
+            connection of its own (zmq), once it has handed on the replies
+            up to the last one (``on_reply`` returned False) or the deadline
+            passed. The core sends the requests that it must watch while they
+            run (heartbeat calls, streams) from a thread of its own, so both
+            are correct.
         :param confirm: return only once the backend has taken responsibility
             for the message (publisher confirm); a driver without such a notion
             returns once the message is handed over.
@@ -202,9 +229,12 @@ class Driver(abc.ABC):
         ``(dest.topic, dest.host)`` when ``dest.host`` is set, and the topic's
         fanout. Returns once consuming, so that a message sent after it returns
         reaches this subscription. ``on_message`` returns at once unless
-        :attr:`on_message_may_block` is set, or the incoming message's
-        :meth:`Incoming.release_thread` returned True (then it runs the
-        request before returning). Messages are acknowledged
+        the incoming message's :meth:`Incoming.release_thread` returned True
+        (then it runs the request before returning), or the server runs its
+        methods inline (``workers=0``). A driver calls ``on_message`` on its
+        own threads, never on a sender's thread inside :meth:`send` (a
+        streamed reply waits for the caller's credit, which that caller
+        could then never send). Messages are acknowledged
         (:meth:`Incoming.ack`) only once run, so a driver bounds what a slow
         server holds by limiting unacknowledged deliveries (for example to
         ``cell.options.server_queue_size``).

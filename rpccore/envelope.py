@@ -2,13 +2,23 @@
 
 Layout of an unsigned envelope (one JSON object)::
 
-    {"v": 1, "id": "...", "kind": "call"|"cast"|"reply", ...}
+    {"v": 1, "id": "...", "kind": "call"|"cast"|"reply"|"control", ...}
 
 Requests carry ``dest`` (``topic``, ``fanout``, and ``host`` and ``cell`` where
 set), ``method``, ``args``, ``ctx`` and ``deadline`` (wall clock seconds;
 absent, or null, for a cast without one). Replies carry ``re`` (the
 request's id) and either ``result`` (absent when it is null) or ``failure``
-(``type``, ``message``, ``traceback``). Unknown keys are ignored, so minor
+(``type``, ``message``, ``traceback``).
+
+Optional request keys, absent when unused: ``ver`` and ``ns`` (the message's
+API version and namespace), ``hb`` (heartbeat seconds: the server sends
+keepalives), ``win`` (the caller reads a stream, with this initial credit),
+``sys`` (a request answered by rpccore itself, such as ``"ping"``). A request
+answered more than once carries ``part`` in its non-final replies:
+``"ka"`` (keepalive) or ``"item"`` (a stream item with ``seq``); every reply
+may carry ``from`` (the server's own destination, where a caller sends
+``control`` envelopes: ``re`` and ``credit`` or ``cancel``) and ``host``.
+Unknown keys are ignored, so minor
 additions stay compatible; an envelope of a newer major version is refused
 with a clear error. Senders leave out what would be null: an envelope without
 ``null`` in it encodes in a fraction of the time (:mod:`rpccore.jsoncodec`).
@@ -31,7 +41,7 @@ from rpccore import jsoncodec
 from rpccore.errors import InvalidMessage
 
 VERSION = 1
-KINDS = ("call", "cast", "reply")
+KINDS = ("call", "cast", "reply", "control")
 
 _SIG_HEAD = b'{"sig":"'
 _SIG_MID = b'","env":'
@@ -123,6 +133,10 @@ def _check_fields(env: dict[str, Any]) -> None:
     if deadline is not None and (isinstance(deadline, bool)
                                  or not isinstance(deadline, (int, float))):
         raise InvalidMessage("envelope deadline is not a number")
+    if kind == "control":
+        if type(env.get("re")) is not str:
+            raise InvalidMessage("envelope field 're' is missing or not a string")
+        return
     if kind == "reply":
         if type(env.get("re")) is not str:
             raise InvalidMessage("envelope field 're' is missing or not a string")

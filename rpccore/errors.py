@@ -25,13 +25,19 @@ class InvalidMessage(RPCError, ValueError):
     envelope."""
 
 
+class VersionCapError(InvalidMessage):
+    """A client was asked to send a message at a version above its
+    ``version_cap``; nothing was sent."""
+
+
 class ConfigError(RPCError):
     """The configuration is wrong: malformed ``transport_url``, a driver or
     matchmaker that is not installed, a bad option value."""
 
 
 class Timeout(RPCError):
-    """No reply arrived within the call's timeout."""
+    """No reply arrived within the call's timeout, or (with ``heartbeat``)
+    the server sent nothing, not even a keepalive, for a whole heartbeat."""
 
 
 class Undeliverable(RPCError):

@@ -55,6 +55,15 @@ cell_opts: list[cfg.Opt] = [
                help="Requests a server holds waiting for a worker. In-process "
                     "senders wait when it is full; network drivers limit "
                     "unacknowledged deliveries to it."),
+    cfg.IntOpt("stream_window", default=64, min=1,
+               help="Items of a streamed reply a server may send ahead of what the "
+                    "caller has consumed (the caller sends credit as it reads)."),
+    cfg.FloatOpt("version_discovery_window", default=0.5, min=0.01,
+                 help="Seconds a client with version_cap='auto' gathers the "
+                      "versions that the topic's servers announce."),
+    cfg.FloatOpt("version_cap_cache_seconds", default=60.0, min=0.0,
+                 help="Seconds an automatic version cap is reused before it is "
+                      "discovered again (in the background)."),
 ]
 
 

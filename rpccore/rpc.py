@@ -15,11 +15,16 @@ from oslo_config import cfg
 from rpccore import envelope, opts
 from rpccore.cell import Cell
 from rpccore.destination import Destination, as_destination, make_destination, resolve
+from rpccore.dispatcher import parse_version
 from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError, RPCError,
-                            Timeout)
+                            Timeout, TransportError, Undeliverable)
+from rpccore.replies import ReplyQueue, ReplySlot
 from rpccore.server import Server
+from rpccore.stream_reader import StreamReader
+from rpccore.version_cap import VersionCaps
 
 if TYPE_CHECKING:
+    from rpccore.client import Client
     from rpccore.driver import Driver, ReplyHandler
 
 LOG = logging.getLogger(__name__)
@@ -40,6 +45,23 @@ def _context_dict(ctx: Context) -> dict[str, Any]:
         if isinstance(value, Mapping):
             return dict(value)
     raise InvalidMessage(f"ctx must be a dict or have to_dict(), not {type(ctx).__name__}")
+
+
+def _check_version(message: Mapping[str, Any], env: dict[str, Any]) -> None:
+    """Copy a message's ``version`` and ``namespace`` into the envelope."""
+    version = message.get("version")
+    if version is not None:
+        try:
+            parse_version(version)
+        except ValueError as exc:
+            raise InvalidMessage(f"message 'version': {exc}") from None
+        if version != "1.0":
+            env["ver"] = version
+    namespace = message.get("namespace")
+    if namespace is not None:
+        if type(namespace) is not str:
+            raise InvalidMessage(f"message 'namespace' must be a string, not {namespace!r}")
+        env["ns"] = namespace
 
 
 def _check_message(message: Any) -> tuple[str, dict[str, Any]]:
@@ -94,6 +116,55 @@ def _send_call(cell: Cell, driver: Driver, dest: Destination, body: bytes,
     cell.stats.incr("sent")
 
 
+def _send_watched(cell: Cell, driver: Driver, dest: Destination, body: bytes,
+                  on_reply: ReplyHandler, end: float, waiter: ReplySlot | ReplyQueue) -> None:
+    """Hand a request that the caller must watch while it runs (a heartbeat
+    call, a stream) to the driver from a thread of its own, so the caller's
+    thread is free at once: to notice a silent server, to read items and
+    grant credit, whatever the driver's ``send`` waits for (a driver may
+    read a call's replies in ``send``: see :meth:`rpccore.driver.Driver.send`).
+    What ``send`` raises reaches the waiter."""
+    def run() -> None:
+        try:
+            _send_call(cell, driver, dest, body, on_reply, end)
+        except RPCError as exc:
+            waiter.fail(exc)
+        except Exception as exc:  # a driver bug: the caller must still hear of it
+            LOG.exception("cell %s: sending a request failed", cell.name)
+            waiter.fail(TransportError(f"sending to {dest} failed: {exc}"))
+
+    threading.Thread(target=run, daemon=True, name="rpccore-send").start()
+
+
+def _wait_with_heartbeat(slot: ReplySlot, end: float, heartbeat: float) -> bool:
+    """Wait for the reply until ``end``, or until nothing (no keepalive
+    either) was heard for ``heartbeat`` seconds."""
+    slot.heard = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if slot.wait(min(end, slot.heard + heartbeat) - now):
+            return True
+        now = time.monotonic()
+        if now >= end or now - slot.heard >= heartbeat:
+            return False
+
+
+def _timeout_text(cell: Cell, dest: Destination, timeout: float, slot: ReplySlot,
+                  heartbeat: float | None, end: float) -> str:
+    """What a caller needs to know of a call that timed out: where, how
+    long, and what was heard meanwhile."""
+    where = f"{dest} in cell {cell.name} ({cell.driver_name} driver)"
+    if slot.keepalives:
+        heard = (f"{slot.keepalives} keepalives, the last "
+                 f"{time.monotonic() - slot.heard:.1f} s ago")
+    else:
+        heard = "nothing from the server"
+    if heartbeat is not None and time.monotonic() < end:
+        return (f"the server of {where} went silent: no reply or keepalive for "
+                f"{heartbeat:g} s (heartbeat); heard {heard}")
+    return f"no reply from {where} within {timeout:g} s; heard {heard}"
+
+
 class RPC:
     """Casts, calls and servers across cells.
 
@@ -111,6 +182,7 @@ class RPC:
         self._cells: dict[str, Cell] = {}
         self._servers: list[Server] = []
         self._closed = False
+        self.version_caps = VersionCaps(self)
         self._cell_names = self._configured_cells()
         self._listed = set(self.conf[opts.CORE_GROUP].cells)
         self.default_cell = self.conf[opts.CORE_GROUP].default_cell
@@ -226,7 +298,8 @@ class RPC:
         return make_destination(topic, host, cell, fanout)
 
     def _request(self, kind: str, ctx: Context, dest: Destination | str, message: Any,
-                 timeout: float | None) -> tuple[Cell, Destination, str, bytes, float | None]:
+                 timeout: float | None, **extra: Any
+                 ) -> tuple[Cell, Destination, str, bytes, float | None]:
         dest, dest_dict = resolve(dest)
         cell = self.cell(dest.cell)
         method, args = _check_message(message)
@@ -239,6 +312,10 @@ class RPC:
             raise InvalidMessage(f"timeout must be positive, not {timeout}")
         env = {"v": envelope.VERSION, "id": msg_id, "kind": kind, "dest": dest_dict,
                "method": method, "args": args, "ctx": _context_dict(ctx)}
+        if len(message) > 2:  # more than method and args: a version, a namespace
+            _check_version(message, env)
+        if extra:
+            env.update(extra)
         if timeout is not None:  # no null in the envelope (see rpccore.envelope)
             env["deadline"] = time.time() + timeout
         body = envelope.encode(env, max_size=cell.max_message_size, key=cell.secret_key)
@@ -264,69 +341,168 @@ class RPC:
         cell.stats.incr("sent")
 
     def call(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
-             timeout: float | None = None) -> Any:
-        """Send ``message`` and return the endpoint's return value.
+             timeout: float | None = None, heartbeat: float | None = None) -> Any:
+        """Send ``message`` and return the endpoint's return value (for a
+        generator method, the list of what it yields).
 
         :param timeout: seconds; default the cell's ``rpc_response_timeout``.
-        :raises Timeout: no reply in time.
+        :param heartbeat: seconds; the server sends a keepalive at least every
+            ``heartbeat / 2`` s while the method runs, and the call gives up
+            once nothing came for ``heartbeat`` s (a dead server is noticed
+            long before a long ``timeout``).
+        :raises Timeout: no reply in time, or the server went silent.
         :raises RemoteError: the endpoint raised, or no such method.
         :raises Undeliverable: nobody consumes ``dest`` (where the backend can tell).
         :raises TransportError: the backend is unreachable.
         :raises InvalidDestination, InvalidMessage, ConfigError: before sending.
         """
         if isinstance(dest, Destination) and dest.fanout:
-            raise InvalidDestination("a call cannot go to a fanout destination; cast it")
-        cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message, timeout)
+            raise InvalidDestination("a call cannot go to a fanout destination; cast it "
+                                     "or gather it")
+        if heartbeat is None:
+            cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message, timeout)
+        else:
+            if heartbeat <= 0:
+                raise InvalidMessage(f"heartbeat must be positive, not {heartbeat}")
+            cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message,
+                                                              timeout, hb=heartbeat)
         assert timeout is not None
         end = time.monotonic() + timeout
         driver = cell.driver()
-        if driver.replies_on_calling_thread:
-            reply = self._call_here(cell, driver, dest, msg_id, body, end)
-        else:
-            reply = self._call_and_wait(cell, driver, dest, msg_id, body, end)
-        if reply is None:
+        pending = cell.pending_calls
+        slot: ReplySlot = pending.add(msg_id)
+        try:
+            if heartbeat is None:
+                _send_call(cell, driver, dest, body, pending.on_reply, end)
+                answered = slot.wait(end - time.monotonic())
+            else:
+                _send_watched(cell, driver, dest, body, pending.on_reply, end, slot)
+                answered = _wait_with_heartbeat(slot, end, heartbeat)
+        finally:
+            pending.discard(msg_id)
+        if not answered:
             cell.stats.incr("timed_out")
-            raise Timeout(f"no reply from {dest} within {timeout:g} s")
+            raise Timeout(_timeout_text(cell, dest, timeout, slot, heartbeat, end))
+        if slot.error is not None:
+            raise slot.error
+        reply = slot.reply
+        assert reply is not None
         fail = reply.get("failure")
         if fail is not None:
             cell.stats.incr("remote_errors")
             raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
         return reply.get("result")
 
-    @staticmethod
-    def _call_and_wait(cell: Cell, driver: Driver, dest: Destination, msg_id: str, body: bytes,
-                       end: float) -> dict[str, Any] | None:
-        """Send a call and wait for the cell's reply handler to complete it;
-        ``None`` when ``end`` passes first."""
-        pending = cell.pending_calls
-        future = pending.add(msg_id)
+    def stream(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+               timeout: float | None = None) -> StreamReader:
+        """Call a generator method and iterate over what it yields, as it yields.
+
+        :param timeout: the longest wait for each item (default: the cell's
+            ``rpc_response_timeout``).
+        :returns: a :class:`~rpccore.stream_reader.StreamReader`; closing it
+            early stops the server's generator. The server runs at most the
+            cell's ``stream_window`` items ahead of what was read.
+        :raises: what :meth:`call` raises, from ``next()``.
+        """
+        if isinstance(dest, Destination) and dest.fanout:
+            raise InvalidDestination("a stream cannot come from a fanout destination")
+        dest = as_destination(dest)
+        window = self.cell(dest.cell).options.stream_window
+        per_item = timeout if timeout is not None else self.cell(dest.cell).rpc_response_timeout
+        cell, dest, msg_id, body, timeout = self._request(
+            "call", ctx, dest, message, per_item, win=window, st=per_item)
+        assert timeout is not None
+        driver = cell.driver()
+        queue = cell.pending_calls.add(msg_id, ReplyQueue())
+        _send_watched(cell, driver, dest, body, cell.pending_calls.on_reply,
+                      time.monotonic() + timeout, queue)
+        return StreamReader(cell, msg_id, queue, timeout, window, _new_id, str(dest))
+
+    def gather(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+               timeout: float | None = None) -> list[tuple[str, Any]]:
+        """Call every server of a topic's fanout; collect what comes back.
+
+        :param dest: a fanout destination (a plain topic is taken as its fanout).
+        :param timeout: how long to gather (default: the cell's
+            ``rpc_response_timeout``); it always waits that long, since
+            nobody knows how many servers there are.
+        :returns: ``(host, result)`` for every server that answered in time,
+            ``result`` being the return value or a :class:`RemoteError`.
+        """
+        return self._gather(ctx, dest, message, timeout)
+
+    def _gather(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any],
+                timeout: float | None, **extra: Any) -> list[tuple[str, Any]]:
+        dest = as_destination(dest)
+        if not dest.fanout:
+            dest = Destination(dest.topic, None, dest.cell, True)
+        cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message, timeout,
+                                                          **extra)
+        assert timeout is not None
+        end = time.monotonic() + timeout
+        queue = cell.pending_calls.add(msg_id, ReplyQueue())
+        found: list[tuple[str, Any]] = []
         try:
-            _send_call(cell, driver, dest, body, pending.on_reply, end)
-            if not future.wait(end - time.monotonic()):
-                return None
-            if future.error is not None:
-                raise future.error
-            return future.reply
+            try:
+                _send_call(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end)
+            except Undeliverable:
+                return found
+            while (left := end - time.monotonic()) > 0:
+                reply = queue.get(left)
+                if reply is None:
+                    break
+                if reply.get("part") is not None:
+                    continue
+                fail = reply.get("failure")
+                result: Any = reply.get("result") if fail is None else RemoteError(
+                    fail["type"], fail["message"], fail.get("traceback") or "")
+                found.append((str(reply.get("host")), result))
+        finally:
+            cell.pending_calls.discard(msg_id)
+        return found
+
+    def ping(self, dest: Destination | str, timeout: float | None = None) -> Any:
+        """Ask a server about itself, answered by rpccore, never by endpoints.
+
+        :returns: a dict with ``host``, ``topic``, ``cell``, ``pid``,
+            ``versions`` (the highest version of each namespace, ``""`` for
+            none), ``uptime`` (seconds) and ``workers``. A fanout ``dest``
+            returns the list of ``(host, dict)`` of every server that answered.
+        :raises: what :meth:`call` raises.
+        """
+        message = {"method": "ping", "args": {}}
+        if isinstance(dest, Destination) and dest.fanout:
+            return self._gather({}, dest, message, timeout, sys="ping")
+        cell, dest, msg_id, body, timeout = self._request("call", {}, dest, message, timeout,
+                                                          sys="ping")
+        assert timeout is not None
+        end = time.monotonic() + timeout
+        pending = cell.pending_calls
+        slot: ReplySlot = pending.add(msg_id)
+        try:
+            _send_call(cell, cell.driver(), dest, body, pending.on_reply, end)
+            answered = slot.wait(end - time.monotonic())
         finally:
             pending.discard(msg_id)
+        if not answered:
+            cell.stats.incr("timed_out")
+            raise Timeout(_timeout_text(cell, dest, timeout, slot, None, end))
+        if slot.error is not None:
+            raise slot.error
+        assert slot.reply is not None
+        return slot.reply.get("result")
 
-    @staticmethod
-    def _call_here(cell: Cell, driver: Driver, dest: Destination, msg_id: str, body: bytes,
-                   end: float) -> dict[str, Any] | None:
-        """Send a call on a driver that replies on the calling thread
-        (:attr:`Driver.replies_on_calling_thread`): no future, no table.
-        ``None`` when ``send`` returned without the reply."""
-        got: list[bytes] = []
-        _send_call(cell, driver, dest, body, got.append, end)
-        pending = cell.pending_calls
-        for reply_body in got:
-            reply = pending.decode_reply(reply_body)
-            if reply is None:
-                continue
-            if reply["re"] == msg_id:
-                return reply
-            cell.stats.incr("late_replies")
-        return None
+    def client(self, dest: Destination | str, *, version_cap: str | None = None,
+               timeout: float | None = None, namespace: str | None = None) -> Client:
+        """A :class:`rpccore.Client` for ``dest``: calls by method name and
+        keyword arguments, at a version, under a version cap.
+
+        :param version_cap: the highest version this client may send, or
+            ``"auto"``: the lowest version the topic's servers announce.
+        """
+        from rpccore.client import Client
+        return Client(self, as_destination(dest), version_cap=version_cap, timeout=timeout,
+                      namespace=namespace)
 
     def serve(self, dest: Destination | str, endpoints: Iterable[object], *,
               workers: int | None = None) -> Server:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import queue
+import socket
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from rpccore import envelope
 from rpccore.bounded_queue import BoundedQueue
 from rpccore.destination import Destination
-from rpccore.dispatcher import Dispatcher, failure
-from rpccore.errors import InvalidMessage, RPCError
+from rpccore.dispatcher import Dispatcher
+from rpccore.errors import InvalidMessage
+from rpccore.keepalive import KEEPALIVES
 from rpccore.method_times import MethodTimes
 from rpccore.ratelog import RateLimitedLog
 from rpccore.replay import ReplayGuard
+from rpccore.responder import Responder
+from rpccore.streaming import collect, stream_generator
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -25,6 +32,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 _ACKLOG = RateLimitedLog(LOG)  # acks fail per connection, not per server
 _STOP = object()
+_instances = itertools.count(1)
 
 
 class Server:
@@ -42,8 +50,8 @@ class Server:
     long), and only goes to the workers when ``workers`` requests are running
     already.
     With ``workers=0`` methods run on the thread that delivers
-    each message (the driver's I/O thread, or the sender's with the memory
-    driver): no hand-off between threads, the lowest latency, for methods
+    each message (the driver's I/O thread, or the memory driver's thread of
+    the subscription): no hand-off between threads, the lowest latency, for methods
     that return quickly and never block. A method that blocks holds up every
     message that thread delivers (with zmq, all servers of the process on
     that port; with the AMQP drivers, all of the cell's traffic, replies to
@@ -76,6 +84,11 @@ class Server:
         # Hostile input may arrive thousands of times a second: log each kind
         # at most every ten seconds per server.
         self._ratelog = RateLimitedLog(LOG)
+        #: where this very server is reached (its host, or one made up for a
+        #: server of a topic alone): stream credit comes back to it
+        self.identity = dest
+        self._origin: dict[str, Any] = {}
+        self._started = time.monotonic()
 
     def start(self) -> Server:
         """Subscribe and start the workers. Returns the server itself.
@@ -87,6 +100,12 @@ class Server:
             if self._state != "new":
                 raise RuntimeError(f"server is {self._state}; a server starts once")
             driver = self.cell.driver()
+            host = self.destination.host or driver.local_host() or (
+                f"{socket.gethostname()}:{os.getpid()}:{next(_instances)}")
+            self.identity = Destination(self.destination.topic, host, self.destination.cell)
+            self._origin = {"from": {"topic": self.destination.topic, "host": host},
+                            "host": host}
+            self._started = time.monotonic()
             if self._nworkers and driver.leader_follower:
                 self._slots = queue.SimpleQueue()
                 for _ in range(self._nworkers):
@@ -103,13 +122,12 @@ class Server:
                     put = self._handle_safely
                 elif self._slots is not None:
                     put = self._run_or_queue
-                elif driver.on_message_may_block:
-                    put = self._queue.put
                 else:
-                    # Never block a driver's I/O thread: only drivers that
-                    # deliver on the sender's thread get the pushing-back put.
+                    # Never block a driver's delivering thread: every driver
+                    # bounds what it delivers unacknowledged (prefetch, link
+                    # credit, high-water marks, the memory driver's limit).
                     put = self._queue.put_nowait_unbounded
-                self._subscription = driver.subscribe(self.destination, put)
+                self._subscription = driver.subscribe(self.identity, put)
             except BaseException:
                 self._stop_workers()
                 self._state = "stopped"
@@ -262,55 +280,65 @@ class Server:
                                  cell.name, env["id"])
                 _safe_ack(incoming)
                 return None
+        if kind == "control":  # credit or cancel for a stream: never dispatched
+            if not cell.streams.control(env):
+                stats.incr("late_controls")
+            _safe_ack(incoming)
+            return None
         next(self._received)
         return env
 
     def _run(self, incoming: Incoming, env: dict[str, Any]) -> None:
         """Run an opened request, reply to a call, acknowledge."""
-        kind = env["kind"]
+        responder = None
+        if env["kind"] == "call" and incoming.can_reply:
+            responder = Responder(self.cell, incoming, env, self._origin)
+            if env.get("sys") is not None:
+                self._answer_system(responder, env)
+                _safe_ack(incoming)
+                return
+            heartbeat = env.get("hb")
+            if isinstance(heartbeat, (int, float)) and heartbeat > 0:
+                KEEPALIVES.start(responder, heartbeat / 2)
         times = self._times
-        if times is None:
-            result, fail = self._dispatcher.dispatch(env["ctx"], env["method"], env["args"])
-        else:
-            start = time.monotonic()
-            result, fail = self._dispatcher.dispatch(env["ctx"], env["method"], env["args"])
+        start = time.monotonic()
+        try:
+            result, fail = self._dispatcher.dispatch(env["ctx"], env["method"], env["args"],
+                                                     env.get("ns"), env.get("ver") or "1.0")
+            if type(result) is types.GeneratorType:
+                if responder is not None and env.get("win") is not None:
+                    sent, fail = stream_generator(self.cell.streams, responder, env, result)
+                    result = None
+                else:
+                    result, fail = collect(result)
             took = time.monotonic() - start
-        if kind == "call" and incoming.can_reply:
-            self._reply(incoming, env, result, fail)
-        elif fail is not None and kind == "cast":
-            LOG.warning("cast %s to %s raised %s: %s", env["method"], self.destination,
-                        fail["type"], fail["message"])
+            if responder is not None:
+                if responder.final(result, fail):
+                    next(self._replied)
+            elif fail is not None and env["kind"] == "cast":
+                LOG.warning("cast %s to %s raised %s: %s", env["method"], self.destination,
+                            fail["type"], fail["message"])
+        finally:
+            if responder is not None:
+                responder.finished = True  # no keepalive after this
         _safe_ack(incoming)
         if times is not None:  # once the caller has its reply
             times.record(env["method"], took)
 
-    def _reply(self, incoming: Incoming, env: dict[str, Any], result: Any,
-               fail: dict[str, str] | None) -> None:
-        cell = self.cell
-        reply: dict[str, Any] = {"v": envelope.VERSION, "id": env["id"] + ".r",
-                                 "kind": "reply", "re": env["id"]}
-        deadline = env.get("deadline")
-        if deadline is not None:  # no null in the envelope (see rpccore.envelope)
-            reply["deadline"] = deadline
-        if fail is None:
-            if result is not None:
-                reply["result"] = result
+    def _answer_system(self, responder: Responder, env: dict[str, Any]) -> None:
+        """Requests rpccore answers itself, never dispatched to endpoints."""
+        if env["sys"] == "ping":
+            responder.final({
+                "host": self.identity.host, "topic": self.destination.topic,
+                "cell": self.cell.name, "pid": os.getpid(),
+                "versions": self._dispatcher.versions(),
+                "uptime": round(time.monotonic() - self._started, 3),
+                "workers": self._nworkers,
+            }, None)
         else:
-            reply["failure"] = fail
-        try:
-            body = envelope.encode(reply, max_size=cell.max_message_size, key=cell.secret_key)
-        except InvalidMessage as exc:
-            reply.pop("result", None)
-            reply["failure"] = failure(
-                "rpccore.InvalidResult",
-                f"{env['method']}() returned a value that cannot be sent: {exc}")
-            body = envelope.encode(reply, max_size=cell.max_message_size, key=cell.secret_key)
-        try:
-            incoming.reply(body)
-            next(self._replied)
-        except RPCError as exc:
-            self._ratelog.warning("reply", "cell %s: could not reply to %s: %s",
-                             cell.name, env["method"], exc)
+            responder.final(None, {"type": "rpccore.NoSuchMethod",
+                                   "message": f"unknown system request {env['sys']!r}",
+                                   "traceback": ""})
 
 
 def _safe_ack(incoming: Incoming) -> None:

@@ -35,6 +35,7 @@ from rpccore.errors import (
 from rpccore.rpc import RPC
 from rpccore.server import Server
 from rpccore.testing import wait_until
+from rpccore.testing.long_calls_conformance import LongCallConformance
 
 
 class Recorder:
@@ -79,7 +80,7 @@ class Recorder:
         return "done"
 
 
-class DriverConformance:
+class DriverConformance(LongCallConformance):
     """Subclass and implement :meth:`make_rpc`; pytest collects the tests."""
 
     #: Host names servers serve as. Broker drivers take any strings; a

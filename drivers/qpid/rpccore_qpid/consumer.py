@@ -1,8 +1,8 @@
 """A server's subscription: its receivers, and the requests they deliver.
 
 Requests are handed to the server's ``on_message`` on the I/O thread: the
-core promises it returns at once (the driver leaves
-``Driver.on_message_may_block`` False). What a slow server holds is bounded
+core promises it returns at once (unless the server runs methods inline,
+``workers=0``). What a slow server holds is bounded
 by link credit instead: every receiver has at most ``prefetch``
 unacknowledged messages, and credit is given back one message per
 :meth:`QpidIncoming.ack`, that is once the server has run the request.

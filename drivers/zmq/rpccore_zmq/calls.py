@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
+from rpccore.driver import ReplyHandler
 from rpccore.errors import TransportError
 from rpccore_zmq import protocol
 from rpccore_zmq.busywait import BusyWait
@@ -139,11 +140,11 @@ class Caller:
         sock.setsockopt(zmq.RCVTIMEO, self.receipt_ms)
         return sock
 
-    def call(self, out: Outgoing) -> bytes | None:
-        """Send the call ``out`` and read its reply; fail over as
-        :meth:`ClientLoop.send` does.
+    def call(self, out: Outgoing, on_reply: ReplyHandler) -> None:
+        """Send the call ``out`` and hand its replies to ``on_reply``, reading
+        while it says more are wanted (keepalives, stream items) and until
+        ``out.deadline``; fail over as :meth:`ClientLoop.send` does.
 
-        :returns: the reply envelope, or ``None`` when ``out.deadline`` passed.
         :raises Undeliverable: every host refused it.
         :raises TransportError: no host took it, or the one that did stopped
             answering, or the driver was closed.
@@ -154,7 +155,8 @@ class Caller:
             if host is None:
                 raise failure(out)
             if client.casts_in_flight(host):
-                return self._call_in_order(out)
+                self._call_in_order(out, on_reply)
+                return
             if out.tried:
                 client.cell.stats.incr("zmq_rerouted")
             out.tried.append(host)
@@ -171,12 +173,12 @@ class Caller:
             busy = self.busy
             try:
                 if busy is None:
-                    reply = self._exchange(sock, endpoint, host, out)
+                    self._exchange(sock, endpoint, host, out, on_reply)
                 else:
                     alone = busy.enter()
                     try:
-                        reply = self._exchange(sock, endpoint, host, out,
-                                               busy.budget(endpoint) if alone else 0.0)
+                        self._exchange(sock, endpoint, host, out, on_reply,
+                                       busy.budget(endpoint) if alone else 0.0)
                     finally:
                         busy.leave()
             except _NextHost:
@@ -187,24 +189,27 @@ class Caller:
                 raise
             finally:
                 self.pool.give(endpoint, sock, reusable)
-            return reply
+            return
 
-    def _call_in_order(self, out: Outgoing) -> bytes | None:
+    def _call_in_order(self, out: Outgoing, on_reply: ReplyHandler) -> None:
         """A call that follows casts to its host still in flight: sent on the
         same connection as they were, so that it arrives after them; the
-        client's loop reads its reply."""
+        client's loop reads its first reply, and hands any later ones (of
+        the same sequence number) to the cell's handler."""
         out.wait_for_it()
         self.client.send(out)
         if not out.wait(out.deadline):
-            return None
+            return
         if out.error is not None:
             raise out.error
-        return out.reply
+        if out.reply is not None:
+            on_reply(out.reply)
 
     def _exchange(self, sock: zmq.Socket[Any], endpoint: str, host: str,
-                  out: Outgoing, busy_wait: float = 0.0) -> bytes | None:
-        """One try of a call on ``sock``; ``None`` when the deadline passed.
-        ``busy_wait``: seconds to poll for the reply before sleeping.
+                  out: Outgoing, on_reply: ReplyHandler, busy_wait: float = 0.0) -> None:
+        """One try of a call on ``sock``: returns once ``on_reply`` wants no
+        more replies, or when the deadline passed. ``busy_wait``: seconds to
+        poll for the reply before sleeping.
 
         :raises _NextHost: refused, unsendable, or nothing heard from the
             host in ``zmq_receipt_timeout`` (the host is then marked dead).
@@ -222,6 +227,7 @@ class Caller:
             BusyWait.poll(sock, busy_wait)
         heard = client.heard
         taken = False
+        answered = False
         timeout_ms = self.receipt_ms  # the connection's receive timeout
         # The first wait, when the deadline is further off than a receipt
         # (nearly always), is the connection's usual timeout as it is.
@@ -233,7 +239,7 @@ class Caller:
                 else:
                     now = time.monotonic()
                     if now >= out.deadline:
-                        return None
+                        return
                     if taken:
                         until = min(out.deadline, now + IN_FLIGHT_CHECK)
                     else:
@@ -272,9 +278,11 @@ class Caller:
                 if got != seq:
                     continue  # for an earlier call on this connection that gave up
                 if kind == protocol.REPLY:
-                    if self.busy is not None:
+                    if self.busy is not None and not answered:
                         self.busy.record(endpoint, time.monotonic() - sent_at)
-                    return envelope
+                    if not on_reply(envelope):
+                        return
+                    answered = taken = True  # more to come (keepalives, stream items)
                 if kind == protocol.RECEIPT:
                     taken = True
                 elif kind == protocol.REFUSED:

@@ -81,8 +81,6 @@ class ZmqDriver(Driver):
     #: no host of the topic, or every host it names refuses the message.
     detects_undeliverable: ClassVar[bool] = True
     leader_follower: ClassVar[bool] = True
-    #: calls wait for their reply on the calling thread (rpccore_zmq.calls)
-    replies_on_calling_thread: ClassVar[bool] = True
 
     def __init__(self, cell: Cell) -> None:
         super().__init__(cell)
@@ -183,7 +181,17 @@ class ZmqDriver(Driver):
     def _call(self, client: ClientLoop, dest: Destination, topic: bytes, body: bytes,
               on_reply: ReplyHandler, deadline: float) -> None:
         """A call, sent and answered on the calling thread (see
-        :mod:`rpccore_zmq.calls`)."""
+        :mod:`rpccore_zmq.calls`); a fanout call (a gather) goes to every
+        host of the topic through the client's loop, which hands each reply
+        to the cell's handler."""
+        if dest.fanout:
+            hosts = self._registry.lookup(dest.topic)
+            if not hosts:
+                return self._nobody(dest, True)
+            for host in hosts:
+                client.send(Outgoing(protocol.CALL, topic, host.encode("utf-8"), body, [host],
+                                     True, False, deadline))
+            return
         if dest.host is not None:
             out = self._directed(client, dest.host, protocol.CALL, topic, body, False, deadline)
         else:
@@ -194,13 +202,11 @@ class ZmqDriver(Driver):
             out = Outgoing(protocol.CALL, topic, b"", body, self._in_turn(hosts), False, False,
                            deadline)
         try:
-            reply = client.calls.call(out)
+            client.calls.call(out, on_reply)
         except Undeliverable:
             if dest.host is None:
                 self._registry.forget(dest.topic)
             raise
-        if reply is not None:  # None: the deadline passed, the core raises Timeout
-            on_reply(reply)
 
     def _in_turn(self, hosts: list[str]) -> list[str]:
         """The hosts of a topic, starting with the next one in turn (round

@@ -1,0 +1,119 @@
+"""Caller side of streamed replies: an iterator that returns credit as it reads."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from rpccore import envelope
+from rpccore.destination import Destination
+from rpccore.errors import RemoteError, RPCError, Timeout
+from rpccore.replies import ReplyQueue
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+
+LOG = logging.getLogger(__name__)
+
+
+class StreamReader(Iterator[Any]):
+    """The items of a streamed reply, in order (what ``rpc.stream`` returns).
+
+    Each ``next()`` waits at most ``timeout`` seconds for the next item.
+    Closing it early (``close()``, ``break`` out of a ``with`` block, or
+    garbage collection) tells the server to stop the generator.
+
+    :raises Timeout: no item (nor the end) within ``timeout``.
+    :raises RemoteError: the generator raised, after the items before it.
+    """
+
+    def __init__(self, cell: Cell, msg_id: str, queue: ReplyQueue, timeout: float,
+                 window: int, new_id: Callable[[], str], what: str) -> None:
+        self._cell = cell
+        self._id = msg_id
+        self._queue = queue
+        self._timeout = timeout
+        self._window = window
+        self._new_id = new_id
+        self._what = what
+        self._unreturned = 0  # items consumed since credit was last returned
+        self._server: Destination | None = None
+        self._done = False
+        self.items = 0
+
+    def __iter__(self) -> StreamReader:
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        while True:
+            try:
+                env = self._queue.get(self._timeout)
+            except RPCError:
+                self._finish()
+                raise
+            if env is None:
+                self._finish()
+                self._cell.stats.incr("timed_out")
+                raise Timeout(f"stream from {self._what} in cell {self._cell.name}: no item "
+                              f"within {self._timeout:g} s after {self.items} items")
+            part = env.get("part")
+            if part == "ka":
+                continue
+            origin = env.get("from")
+            if self._server is None and isinstance(origin, dict):
+                self._server = Destination(str(origin.get("topic")), str(origin.get("host")),
+                                           self._cell.name)
+            if part == "item":
+                self.items += 1
+                self._unreturned += 1
+                if self._unreturned * 2 >= self._window:
+                    self._control(credit=self._unreturned)
+                    self._unreturned = 0
+                return env.get("result")
+            self._finish()
+            fail = env.get("failure")
+            if fail is not None:
+                self._cell.stats.incr("remote_errors")
+                raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
+            raise StopIteration
+
+    def _control(self, **what: Any) -> None:
+        """Send credit or a cancel to the server streaming to us."""
+        if self._server is None:
+            return
+        cell = self._cell
+        env: dict[str, Any] = {"v": envelope.VERSION, "id": self._new_id(), "kind": "control",
+                               "re": self._id, "deadline": time.time() + 60, **what}
+        try:
+            body = envelope.encode(env, max_size=cell.max_message_size, key=cell.secret_key)
+            cell.driver().send(self._server, body, deadline=time.monotonic() + 5)
+        except RPCError as exc:
+            LOG.warning("stream %s: could not send %s to %s: %s", self._id, sorted(what),
+                        self._server, exc)
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self._cell.pending_calls.discard(self._id)
+
+    def close(self) -> None:
+        """Stop reading; the server's generator is closed. Idempotent."""
+        if not self._done:
+            self._finish()
+            self._control(cancel=True)
+
+    def __enter__(self) -> StreamReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # at interpreter exit the cell may be gone
+            pass

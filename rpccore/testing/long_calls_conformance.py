@@ -1,0 +1,232 @@
+"""Behaviours of DESIGN §8 and §9 every driver must show (pytest): versioned
+dispatch, :class:`rpccore.Client`, ping, heartbeats, streams and gathers.
+
+Mixed into :class:`rpccore.testing.driver_conformance.DriverConformance`,
+whose helpers (``rpc``, ``serve``, ``topic``, ``hosts``, ``patience``) it uses.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from rpccore.errors import RemoteError, VersionCapError
+
+if TYPE_CHECKING:
+    from rpccore.rpc import RPC
+    from rpccore.server import Server
+
+
+class ComputeV1:
+    rpc_version = "1.4"
+    rpc_namespace = "compute"
+
+    def which(self, ctx: dict[str, Any]) -> str:
+        return "1.4"
+
+    def only_in_v1(self, ctx: dict[str, Any]) -> str:
+        return "v1"
+
+
+class ComputeV2:
+    rpc_version = "2.1"
+    rpc_namespace = "compute"
+
+    def which(self, ctx: dict[str, Any]) -> str:
+        return "2.1"
+
+
+class NoNamespace:
+    def which(self, ctx: dict[str, Any]) -> str:
+        return "none"
+
+    def ping(self, ctx: dict[str, Any]) -> str:  # never reached by rpc.ping
+        return "endpoint ping"
+
+
+class Producer:
+    """Generator methods, with what they produced so far."""
+
+    def __init__(self) -> None:
+        self.produced = 0
+        self.closed = threading.Event()
+
+    def count(self, ctx: dict[str, Any], n: int) -> Iterator[int]:
+        for i in range(n):
+            self.produced = i + 1
+            yield i
+
+    def forever(self, ctx: dict[str, Any]) -> Iterator[int]:
+        try:
+            i = 0
+            while True:
+                self.produced = i + 1
+                yield i
+                i += 1
+        finally:
+            self.closed.set()
+
+    def slow(self, ctx: dict[str, Any], seconds: float) -> str:
+        time.sleep(seconds)
+        return "done"
+
+
+class LongCallConformance:
+    """Versions, clients, ping, heartbeats and streams on the driver under test."""
+
+    hosts: tuple[str, ...]
+    patience: float
+
+    if TYPE_CHECKING:
+        def rpc(self, host: str | None = None, **options: Any) -> RPC: ...
+
+        @staticmethod
+        def topic(label: str = "") -> str: ...
+
+    def _serve(self, topic: str, host: str, endpoints: list[object],
+               **options: Any) -> Server:
+        rpc = self.rpc(host, **options)
+        return rpc.serve(rpc.make_destination(topic, host=host), endpoints).start()
+
+    # -- DESIGN §8: versions, Client, ping ----------------------------------
+
+    def test_dispatch_picks_a_compatible_version_in_the_namespace(self) -> None:
+        topic = self.topic("versions")
+        self._serve(topic, self.hosts[0], [ComputeV1(), ComputeV2(), NoNamespace()])
+        client = self.rpc()
+
+        def which(version: str | None, namespace: str | None, method: str = "which") -> Any:
+            msg: dict[str, Any] = {"method": method, "args": {}}
+            if version is not None:
+                msg["version"] = version
+            if namespace is not None:
+                msg["namespace"] = namespace
+            return client.call({}, topic, msg, timeout=self.patience)
+
+        assert which("1.0", "compute") == "1.4"
+        assert which("1.4", "compute") == "1.4"
+        assert which("2.0", "compute") == "2.1"
+        assert which(None, None) == "none"
+        with pytest.raises(RemoteError) as err:
+            which("2.2", "compute")
+        assert err.value.exc_type == "rpccore.UnsupportedVersion"
+        with pytest.raises(RemoteError) as err:
+            which("1.5", "compute")
+        assert err.value.exc_type == "rpccore.UnsupportedVersion"
+        with pytest.raises(RemoteError) as err:
+            which("1.0", "compute", "no_such_method")
+        assert err.value.exc_type == "rpccore.NoSuchMethod"
+        with pytest.raises(RemoteError) as err:
+            which("1.0", None, "only_in_v1")  # exists, but in another namespace
+        assert err.value.exc_type == "rpccore.NoSuchMethod"
+
+    def test_client_prepares_versions_and_refuses_above_its_cap(self) -> None:
+        topic = self.topic("client")
+        self._serve(topic, self.hosts[0], [ComputeV1(), ComputeV2()])
+        rpc = self.rpc()
+        client = rpc.client(rpc.make_destination(topic), version_cap="1.9",
+                            namespace="compute", timeout=self.patience)
+        assert client.prepare(version="1.2").call({}, "which") == "1.4"
+        assert client.can_send_version("1.9")
+        assert not client.can_send_version("2.0")
+        above = client.prepare(version="2.0")
+        sent = rpc.stats()[rpc.default_cell]["sent"]
+        with pytest.raises(VersionCapError):
+            above.call({}, "which")
+        with pytest.raises(VersionCapError):
+            above.cast({}, "which")
+        assert rpc.stats()[rpc.default_cell]["sent"] == sent  # refused before sending
+        uncapped = client.prepare(version="2.0")
+        assert uncapped is not client
+        assert rpc.client(rpc.make_destination(topic), namespace="compute",
+                          timeout=self.patience).prepare(version="2.0").call({}, "which") == "2.1"
+
+    def test_ping_is_answered_by_rpccore_not_by_endpoints(self) -> None:
+        topic = self.topic("ping")
+        host = self.hosts[0]
+        self._serve(topic, host, [ComputeV2(), NoNamespace()])
+        rpc = self.rpc()
+        before = time.monotonic()
+        answer = rpc.ping(rpc.make_destination(topic, host=host), timeout=self.patience)
+        assert answer["host"] == host
+        assert answer["topic"] == topic
+        assert answer["pid"] == os.getpid()
+        assert answer["versions"]["compute"] == "2.1"
+        assert 0 <= answer["uptime"] < time.monotonic() - before + self.patience
+        # the endpoint's own "ping" method is still reachable as a method
+        assert rpc.call({}, topic, {"method": "ping", "args": {}},
+                        timeout=self.patience) == "endpoint ping"
+
+    def test_fanout_ping_and_auto_version_cap_see_every_server(self) -> None:
+        topic = self.topic("auto-cap")
+        old, new = self.hosts[0], self.hosts[1]
+
+        class Old(ComputeV2):
+            rpc_version = "2.0"
+
+        self._serve(topic, old, [Old()])
+        self._serve(topic, new, [ComputeV2()])
+        rpc = self.rpc()
+        fanout = rpc.make_destination(topic, fanout=True)
+        answers = rpc.ping(fanout, timeout=2.0)
+        assert sorted(host for host, _ in answers) == sorted([old, new])
+        assert sorted(a["versions"]["compute"] for _, a in answers) == ["2.0", "2.1"]
+        client = rpc.client(rpc.make_destination(topic), version_cap="auto",
+                            namespace="compute", timeout=self.patience)
+        assert client.can_send_version("2.0")
+        assert not client.can_send_version("2.1")
+
+    # -- DESIGN §9: heartbeats, streams, gathers -----------------------------
+
+    def test_heartbeats_keep_a_call_longer_than_the_heartbeat_alive(self) -> None:
+        topic = self.topic("heartbeat")
+        self._serve(topic, self.hosts[0], [Producer()])
+        client = self.rpc()
+        start = time.monotonic()
+        assert client.call({}, topic, {"method": "slow", "args": {"seconds": 2.0}},
+                           timeout=self.patience + 2.0, heartbeat=0.6) == "done"
+        assert time.monotonic() - start >= 2.0
+
+    def test_a_stream_yields_in_order_and_the_server_waits_for_credit(self) -> None:
+        topic = self.topic("stream")
+        producer = Producer()
+        self._serve(topic, self.hosts[0], [producer])
+        client = self.rpc(stream_window=8)
+        reader = client.stream({}, topic, {"method": "count", "args": {"n": 200}},
+                               timeout=self.patience)
+        first = [next(reader) for _ in range(3)]
+        assert first == [0, 1, 2]
+        time.sleep(0.5)  # a server without flow control would run to the end
+        assert producer.produced <= 3 + 8 + 1, producer.produced
+        assert first + list(reader) == list(range(200))
+        # a generator method called plainly returns everything it yields
+        assert client.call({}, topic, {"method": "count", "args": {"n": 5}},
+                           timeout=self.patience) == [0, 1, 2, 3, 4]
+
+    def test_closing_a_stream_stops_the_generator_on_the_server(self) -> None:
+        topic = self.topic("stream-close")
+        producer = Producer()
+        self._serve(topic, self.hosts[0], [producer])
+        client = self.rpc(stream_window=4)
+        reader = client.stream({}, topic, {"method": "forever", "args": {}},
+                               timeout=self.patience)
+        assert [next(reader) for _ in range(5)] == [0, 1, 2, 3, 4]
+        reader.close()
+        assert producer.closed.wait(self.patience), "the server's generator went on"
+        produced = producer.produced
+        time.sleep(0.3)
+        assert producer.produced == produced
+
+    def test_gather_collects_one_answer_per_server(self) -> None:
+        topic = self.topic("gather")
+        for host in self.hosts[:2]:
+            self._serve(topic, host, [NoNamespace()])
+        client = self.rpc()
+        found = client.gather({}, client.make_destination(topic, fanout=True),
+                              {"method": "which", "args": {}}, timeout=2.0)
+        assert sorted(found) == sorted((h, "none") for h in self.hosts[:2])
