@@ -1,4 +1,4 @@
-"""``rpccore``: plugins, check, call, cast and demo from the shell."""
+"""``rpccore``: plugins, check, call, cast, ping and demo from the shell."""
 
 from __future__ import annotations
 
@@ -75,6 +75,27 @@ def _send(args: argparse.Namespace, kind: str) -> int:
     return 0
 
 
+def _ping(args: argparse.Namespace) -> int:
+    """``rpccore ping TOPIC [--host H] [--cell C] [--all]``: what the server
+    (with ``--all``: every server of the topic) says about itself."""
+    with RPC(load_conf(args.config_file)) as rpc:
+        try:
+            dest = rpc.make_destination(args.topic, host=args.host, cell=args.cell,
+                                        fanout=args.all)
+            answer: Any = rpc.ping(dest, timeout=args.timeout)
+        except RPCError as exc:
+            print(f"rpccore: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+    if args.all:
+        if not answer:
+            print(f"rpccore: no server of {dest} answered within {args.timeout:g} s",
+                  file=sys.stderr)
+            return 1
+        answer = [info for _, info in answer]
+    print(json.dumps(answer, indent=2, ensure_ascii=False, sort_keys=True))
+    return 0
+
+
 def _add_send_args(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("topic")
     sub.add_argument("method")
@@ -116,6 +137,17 @@ def build_parser() -> argparse.ArgumentParser:
     cast.add_argument("--confirm", action="store_true",
                       help="wait until the backend has taken the message")
 
+    ping = subs.add_parser("ping", parents=[common],
+                           help="ask a server of TOPIC about itself (host, pid, versions, "
+                                "uptime)")
+    ping.add_argument("topic")
+    ping.add_argument("--host")
+    ping.add_argument("--cell")
+    ping.add_argument("--all", action="store_true",
+                      help="every server of the topic (a fanout ping, gathered for "
+                           "--timeout seconds)")
+    ping.add_argument("--timeout", type=float, default=5.0)
+
     demo = subs.add_parser("demo", parents=[common],
                            help="servers and a client on every brokerless driver")
     demo.add_argument("--driver", action="append",
@@ -134,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rpccore.cli.check import run_check
         return run_check(load_conf(args.config_file), args.cell, args.timeout, args.stats,
                          not args.connect_only)
+    if args.command == "ping":
+        return _ping(args)
     if args.command in ("call", "cast"):
         return _send(args, args.command)
     from rpccore.cli.demo import run_demo

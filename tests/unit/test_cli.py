@@ -46,6 +46,31 @@ def test_call_and_cast_from_the_shell(tmp_path: Path,
         assert "Undeliverable" in capsys.readouterr().err
 
 
+class Versioned:
+    rpc_version = "2.4"
+    rpc_namespace = "compute"
+
+    def ping(self, ctx: dict[str, Any]) -> str:  # never what `rpccore ping` reaches
+        return "endpoint"
+
+
+def test_ping_prints_what_the_server_says_about_itself(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = write_conf(tmp_path, "memory:///cli-ping")
+    with memory_rpc("cli-ping") as server_rpc:
+        server_rpc.serve(server_rpc.make_destination("svc", host="node-1"),
+                         [Versioned()]).start()
+        assert main(["--config-file", conf, "ping", "svc", "--host", "node-1"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["host"] == "node-1" and out["topic"] == "svc"
+        assert out["versions"] == {"compute": "2.4"}
+        assert isinstance(out["pid"], int) and out["uptime"] >= 0
+        assert main(["--config-file", conf, "ping", "svc", "--all", "--timeout", "0.5"]) == 0
+        assert [a["host"] for a in json.loads(capsys.readouterr().out)] == ["node-1"]
+        assert main(["--config-file", conf, "ping", "nobody", "--timeout", "0.5"]) == 1
+        assert "Undeliverable" in capsys.readouterr().err
+
+
 def test_check_reports_ok_and_failures(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     conf = write_conf(tmp_path, "memory:///check-test")
