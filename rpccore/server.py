@@ -11,7 +11,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rpccore import envelope
 from rpccore.bounded_queue import BoundedQueue
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 _ACKLOG = RateLimitedLog(LOG)  # acks fail per connection, not per server
 _STOP = object()
+#: what the envelopes of stream controls and of system requests (ping)
+#: contain, as rpccore encodes them (see Server._answered_here)
+_CONTROL_MARK = b'"kind":"control"'
+_SYSTEM_MARK = b'"sys":'
 _instances = itertools.count(1)
 
 
@@ -126,7 +130,7 @@ class Server:
                     # Never block a driver's delivering thread: every driver
                     # bounds what it delivers unacknowledged (prefetch, link
                     # credit, high-water marks, the memory driver's limit).
-                    put = self._queue.put_nowait_unbounded
+                    put = self._queue_or_answer
                 self._subscription = driver.subscribe(self.identity, put)
             except BaseException:
                 self._stop_workers()
@@ -191,7 +195,10 @@ class Server:
             if incoming is _STOP:
                 return
             if slots is None:
-                handle(incoming)
+                if type(incoming) is tuple:  # opened already (_queue_or_answer)
+                    handle(*incoming)
+                else:
+                    handle(incoming)
             else:
                 slots.get()
                 try:
@@ -202,19 +209,51 @@ class Server:
                 finally:
                     slots.put(None)
 
+    def _answered_here(self, incoming: Incoming) -> dict[str, Any] | None | Literal[False]:
+        """Stream credit and cancels, and pings, are handled on the thread
+        that delivers them, never behind requests in the workers' queue: a
+        stream waiting for credit holds a worker, and a busy server must
+        still answer pings. Spotted by their envelope's compact JSON (the
+        encoder writes no spaces); anything else that matches is opened
+        here and returned for the workers.
+
+        :returns: False: not one of them (nothing done); None: handled;
+            an envelope: opened here, to be run by a worker.
+        """
+        body = incoming.body
+        if _CONTROL_MARK not in body and _SYSTEM_MARK not in body:
+            return False
+        env = self._open(incoming)
+        if env is not None and env.get("sys") is not None and env["kind"] == "call":
+            self._handle_safely(incoming, env)
+            return None
+        return env
+
+    def _queue_or_answer(self, incoming: Incoming) -> None:
+        """(Drivers without leader/follower) queue the request for the workers."""
+        answered = self._answered_here(incoming)
+        if answered is False:
+            self._queue.put_nowait_unbounded(incoming)
+        elif answered is not None:
+            self._queue.put_nowait_unbounded((incoming, answered))
+
     def _run_or_queue(self, incoming: Incoming) -> None:
         """(Leader/follower drivers) run the request on this thread when a
         slot is free and the driver lets the thread go (told how long the
         method's recent runs took); queue it otherwise."""
         slots, times = self._slots, self._times
         assert slots is not None and times is not None
+        answered = self._answered_here(incoming)
+        if answered is None:
+            return
         try:
             slots.get_nowait()
         except queue.Empty:
-            self._queue.put_nowait_unbounded(incoming)
+            self._queue.put_nowait_unbounded(
+                incoming if answered is False else (incoming, answered))
             return
         try:
-            env = self._open(incoming)
+            env = self._open(incoming) if answered is False else answered
             if env is None:
                 return
             if not incoming.release_thread(times.expected(env["method"])):

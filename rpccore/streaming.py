@@ -108,10 +108,14 @@ def stream_generator(registry: StreamRegistry, responder: Responder, env: dict[s
     try:
         while True:
             if not stream.wait_for_credit(limit):
-                if not stream.cancelled:
-                    LOG.warning("stream %s of %s: no credit from the caller for %g s; "
-                                "closing it", env["id"], env["method"], limit)
-                return sent, None
+                if stream.cancelled:
+                    return sent, None
+                LOG.warning("stream %s of %s: no credit from the caller for %g s; "
+                            "closing it", env["id"], env["method"], limit)
+                # a reader still there must not take the end for the whole stream
+                return sent, failure("rpccore.Timeout",
+                                     f"no credit from the caller for {limit:g} s; the "
+                                     f"stream was closed after {sent} items")
             try:
                 item = next(gen)
             except StopIteration:

@@ -89,9 +89,10 @@ class LongCallConformance:
         def topic(label: str = "") -> str: ...
 
     def _serve(self, topic: str, host: str, endpoints: list[object],
-               **options: Any) -> Server:
+               workers: int | None = None, **options: Any) -> Server:
         rpc = self.rpc(host, **options)
-        return rpc.serve(rpc.make_destination(topic, host=host), endpoints).start()
+        return rpc.serve(rpc.make_destination(topic, host=host), endpoints,
+                         workers=workers).start()
 
     # -- DESIGN §8: versions, Client, ping ----------------------------------
 
@@ -221,6 +222,22 @@ class LongCallConformance:
         produced = producer.produced
         time.sleep(0.3)
         assert producer.produced == produced
+
+    def test_a_one_worker_server_streams_past_its_window_and_still_answers_pings(
+            self) -> None:
+        # The stream holds the only worker while it waits for credit: the
+        # credit, and pings, must not queue behind requests for a worker.
+        topic = self.topic("stream-one-worker")
+        host = self.hosts[0]
+        producer = Producer()
+        self._serve(topic, host, [producer], workers=1)
+        client = self.rpc(stream_window=4)
+        reader = client.stream({}, topic, {"method": "count", "args": {"n": 50}},
+                               timeout=self.patience)
+        assert next(reader) == 0
+        answer = client.ping(client.make_destination(topic, host=host), timeout=self.patience)
+        assert answer["workers"] == 1
+        assert [0] + list(reader) == list(range(50))
 
     def test_gather_collects_one_answer_per_server(self) -> None:
         topic = self.topic("gather")
