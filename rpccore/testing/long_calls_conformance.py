@@ -182,6 +182,46 @@ class LongCallConformance:
         assert client.can_send_version("2.0")
         assert not client.can_send_version("2.1")
 
+    def test_a_rolling_upgrade_raises_the_auto_cap_once_the_old_server_stops(
+            self) -> None:
+        topic = self.topic("rolling")
+        old_host, new_host = self.hosts[0], self.hosts[1]
+
+        class Old:
+            rpc_version = "2.1"
+            rpc_namespace = "compute"
+
+            def reboot(self, ctx: dict[str, Any]) -> str:
+                return "old"
+
+        class New(Old):
+            rpc_version = "2.3"
+
+            def reboot(self, ctx: dict[str, Any]) -> str:
+                return "new"
+
+            def added_in_2_3(self, ctx: dict[str, Any]) -> str:
+                return "2.3 only"
+
+        old = self._serve(topic, old_host, [Old()])
+        self._serve(topic, new_host, [New()])
+        rpc = self.rpc(version_cap_cache_seconds=0.2, version_discovery_window=0.5)
+        client = rpc.client(rpc.make_destination(topic), version_cap="auto",
+                            namespace="compute", timeout=self.patience)
+        assert client.can_send_version("2.1")
+        assert not client.can_send_version("2.3")  # an old server still runs
+        with pytest.raises(VersionCapError):
+            client.prepare(version="2.3").call({}, "added_in_2_3")
+        # a 2.1 call is answered by whichever server gets it, old or new
+        assert client.prepare(version="2.1").call({}, "reboot") in ("old", "new")
+        old.stop()
+        assert old.wait(self.patience)
+        deadline = time.monotonic() + self.patience
+        while not client.can_send_version("2.3"):  # refreshed in the background
+            assert time.monotonic() < deadline, "the cap never rose"
+            time.sleep(0.1)
+        assert client.prepare(version="2.3").call({}, "added_in_2_3") == "2.3 only"
+
     # -- DESIGN §9: heartbeats, streams, gathers -----------------------------
 
     def test_heartbeats_keep_a_call_longer_than_the_heartbeat_alive(self) -> None:
