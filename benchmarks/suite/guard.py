@@ -51,6 +51,9 @@ TARGETS: tuple[Target, ...] = (
     Target("qpid", "casts", "raw proton", 0.5),
     Target("memory", "casts", "bare queue+thread", 0.25),
     Target("memory", "calls", "bare queue+thread", 0.6),
+    # a versioned call costs no more than 5% over an unversioned one (issue 18)
+    *(Target(driver, "calls-versioned", "self:calls", 0.95)
+      for driver in ("memory", "rabbit", "qpid", "zmq")),
 )
 
 

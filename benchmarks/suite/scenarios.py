@@ -40,12 +40,16 @@ class Scenario:
     quick: bool = False   # part of --quick (the guarded scenarios)
     quick_for: tuple[str, ...] = ()  # part of --quick for these drivers only
     topic: str = ""  # a remote scenario's topic, when not the default one
+    version: str = ""  # calls that carry this API version (rpccore only, no peers)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("casts", "casts, 1 thread", CASTS, 2000, quick=True),
     Scenario("calls", "sequential calls", CALLS, 400, quick=True),
     Scenario("calls8", "calls from 8 threads", CALLS, 800, threads=8, quick=True),
+    # what a version in the message costs (checked by client and dispatcher)
+    Scenario("calls-versioned", "sequential calls at version 1.0", CALLS, 400, quick=True,
+             version="1.0"),
     Scenario("calls32", "calls from 32 threads", CALLS, 1280, threads=32),
     Scenario("fanout3", "fanout casts to 3 servers", FANOUT, 1000),
     Scenario("casts-1k", "casts, 1 KiB payload", CASTS, 2000, size=KIB),
@@ -85,6 +89,8 @@ def _trial(target: Any, scenario: Scenario, n: int) -> Callable[[], Measured]:
         return lambda: target.casts(n, scenario.size)
     if scenario.kind == FANOUT:
         return lambda: target.fanout(n)
+    if scenario.version and isinstance(target, RpccoreWorkload):
+        return lambda: target.calls(n, scenario.threads, scenario.size, scenario.version)
     if scenario.topic and isinstance(target, RemoteServerWorkload):  # peers have one server
         return lambda: target.calls(n, scenario.threads, scenario.size, topic=scenario.topic)
     return lambda: target.calls(n, scenario.threads, scenario.size)
@@ -92,7 +98,7 @@ def _trial(target: Any, scenario: Scenario, n: int) -> Callable[[], Measured]:
 
 def _peer_fits(peer: Peer, scenario: Scenario) -> tuple[bool, str]:
     """Whether ``peer`` can do ``scenario``, and a note when it does less."""
-    if scenario.kind not in peer.supports:
+    if scenario.kind not in peer.supports or scenario.version:
         return False, ""
     if scenario.threads > 1 and THREADS not in peer.supports:
         return True, f"{peer.name} measured with one thread (it has no threaded variant)"

@@ -85,13 +85,16 @@ class RpccoreWorkload:
         message = {"method": "work", "args": {"i": i, "payload": "x" * size}}
         return self.client.call({}, topic, message, timeout=60)
 
-    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+    def calls(self, n: int, threads: int = 1, size: int = 100,
+              version: str | None = None) -> Measured:
+        """``version``: every message carries it (DESIGN §8), else none does."""
         payload = "x" * size
         msg_args = {"payload": payload}
+        extra = {} if version is None else {"version": version}
 
         def one(i: int) -> Any:
-            return self.client.call({}, "bench", {"method": "work", "args": dict(msg_args, i=i)},
-                                    timeout=60)
+            return self.client.call({}, "bench", {"method": "work", "args": dict(msg_args, i=i),
+                                                  **extra}, timeout=60)
         return timed_calls(one, n, threads)
 
     def casts(self, n: int, size: int = 100) -> Measured:
