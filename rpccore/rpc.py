@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -15,154 +13,21 @@ from oslo_config import cfg
 from rpccore import envelope, opts
 from rpccore.cell import Cell
 from rpccore.destination import Destination, as_destination, make_destination, resolve
-from rpccore.dispatcher import parse_version
 from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError, RPCError,
-                            Timeout, TransportError, Undeliverable)
-from rpccore.replies import ReplyQueue, ReplySlot
+                            Undeliverable)
+from rpccore.message import Context, check_message, check_version, context_dict, new_id
+from rpccore.replies import ReplyQueue
 from rpccore.server import Server
 from rpccore.stream_reader import StreamReader
 from rpccore.version_cap import VersionCaps
+from rpccore.waiting import await_reply, send_call, send_watched
 
 if TYPE_CHECKING:
     from rpccore.client import Client
-    from rpccore.driver import Driver, ReplyHandler
 
 LOG = logging.getLogger(__name__)
 
-Context = Mapping[str, Any] | Any
-
-
-def _context_dict(ctx: Context) -> dict[str, Any]:
-    if type(ctx) is dict:
-        return ctx
-    if ctx is None:
-        return {}
-    if isinstance(ctx, Mapping):
-        return dict(ctx)
-    to_dict = getattr(ctx, "to_dict", None)
-    if callable(to_dict):
-        value = to_dict()
-        if isinstance(value, Mapping):
-            return dict(value)
-    raise InvalidMessage(f"ctx must be a dict or have to_dict(), not {type(ctx).__name__}")
-
-
-def _check_version(message: Mapping[str, Any], env: dict[str, Any]) -> None:
-    """Copy a message's ``version`` and ``namespace`` into the envelope."""
-    version = message.get("version")
-    if version is not None:
-        try:
-            parse_version(version)
-        except ValueError as exc:
-            raise InvalidMessage(f"message 'version': {exc}") from None
-        if version != "1.0":
-            env["ver"] = version
-    namespace = message.get("namespace")
-    if namespace is not None:
-        if type(namespace) is not str:
-            raise InvalidMessage(f"message 'namespace' must be a string, not {namespace!r}")
-        env["ns"] = namespace
-
-
-def _check_message(message: Any) -> tuple[str, dict[str, Any]]:
-    if type(message) is dict:  # the common case, without ABC checks
-        method, args = message.get("method"), message.get("args", {})
-        if type(method) is str and method and type(args) is dict:
-            for key in args:
-                if type(key) is not str:
-                    break
-            else:
-                return method, args
-    if not isinstance(message, Mapping):
-        raise InvalidMessage(f"a message is a dict {{'method': ..., 'args': {{...}}}}, "
-                             f"not {type(message).__name__}")
-    method = message.get("method")
-    if not isinstance(method, str) or not method:
-        raise InvalidMessage("message has no 'method' (a non-empty string)")
-    args = message.get("args", {})
-    if not isinstance(args, Mapping):
-        raise InvalidMessage(f"message 'args' must be a dict, not {type(args).__name__}")
-    for key in args:
-        if not isinstance(key, str):
-            raise InvalidMessage(f"message 'args' keys must be strings, not {key!r}")
-    return method, dict(args)
-
-
-# Message ids: a random per-process prefix and a counter (unique, and cheap).
-_ID_PREFIX = os.urandom(8).hex()
-_id_counter = itertools.count()
-
-
-def _new_id() -> str:
-    return f"{_ID_PREFIX}{next(_id_counter):x}"
-
-
-def _reset_ids_after_fork() -> None:
-    global _ID_PREFIX
-    _ID_PREFIX = os.urandom(8).hex()
-
-
-os.register_at_fork(after_in_child=_reset_ids_after_fork)
-
-
-def _send_call(cell: Cell, driver: Driver, dest: Destination, body: bytes,
-               on_reply: ReplyHandler, end: float) -> None:
-    """Hand a call to the driver, counting it as sent or failed."""
-    try:
-        driver.send(dest, body, on_reply=on_reply, deadline=end)
-    except RPCError:
-        cell.stats.incr("failed")
-        raise
-    cell.stats.incr("sent")
-
-
-def _send_watched(cell: Cell, driver: Driver, dest: Destination, body: bytes,
-                  on_reply: ReplyHandler, end: float, waiter: ReplySlot | ReplyQueue) -> None:
-    """Hand a request that the caller must watch while it runs (a heartbeat
-    call, a stream) to the driver from a thread of its own, so the caller's
-    thread is free at once: to notice a silent server, to read items and
-    grant credit, whatever the driver's ``send`` waits for (a driver may
-    read a call's replies in ``send``: see :meth:`rpccore.driver.Driver.send`).
-    What ``send`` raises reaches the waiter."""
-    def run() -> None:
-        try:
-            _send_call(cell, driver, dest, body, on_reply, end)
-        except RPCError as exc:
-            waiter.fail(exc)
-        except Exception as exc:  # a driver bug: the caller must still hear of it
-            LOG.exception("cell %s: sending a request failed", cell.name)
-            waiter.fail(TransportError(f"sending to {dest} failed: {exc}"))
-
-    threading.Thread(target=run, daemon=True, name="rpccore-send").start()
-
-
-def _wait_with_heartbeat(slot: ReplySlot, end: float, heartbeat: float) -> bool:
-    """Wait for the reply until ``end``, or until nothing (no keepalive
-    either) was heard for ``heartbeat`` seconds."""
-    slot.heard = time.monotonic()
-    while True:
-        now = time.monotonic()
-        if slot.wait(min(end, slot.heard + heartbeat) - now):
-            return True
-        now = time.monotonic()
-        if now >= end or now - slot.heard >= heartbeat:
-            return False
-
-
-def _timeout_text(cell: Cell, dest: Destination, timeout: float, slot: ReplySlot,
-                  heartbeat: float | None, end: float) -> str:
-    """What a caller needs to know of a call that timed out: where, how
-    long, and what was heard meanwhile."""
-    where = f"{dest} in cell {cell.name} ({cell.driver_name} driver)"
-    if slot.keepalives:
-        heard = (f"{slot.keepalives} keepalives, the last "
-                 f"{time.monotonic() - slot.heard:.1f} s ago")
-    else:
-        heard = "nothing from the server"
-    if heartbeat is not None and time.monotonic() < end:
-        return (f"the server of {where} went silent: no reply or keepalive for "
-                f"{heartbeat:g} s (heartbeat); heard {heard}")
-    return f"no reply from {where} within {timeout:g} s; heard {heard}"
+__all__ = ["RPC", "Context"]
 
 
 class RPC:
@@ -302,8 +167,8 @@ class RPC:
                  ) -> tuple[Cell, Destination, str, bytes, float | None]:
         dest, dest_dict = resolve(dest)
         cell = self.cell(dest.cell)
-        method, args = _check_message(message)
-        msg_id = _new_id()
+        method, args = check_message(message)
+        msg_id = new_id()
         if timeout is None and kind == "call":
             timeout = cell.rpc_response_timeout
         if timeout is None and cell.secret_key is not None:
@@ -311,9 +176,9 @@ class RPC:
         if timeout is not None and timeout <= 0:
             raise InvalidMessage(f"timeout must be positive, not {timeout}")
         env = {"v": envelope.VERSION, "id": msg_id, "kind": kind, "dest": dest_dict,
-               "method": method, "args": args, "ctx": _context_dict(ctx)}
+               "method": method, "args": args, "ctx": context_dict(ctx)}
         if len(message) > 2:  # more than method and args: a version, a namespace
-            _check_version(message, env)
+            check_version(message, env)
         if extra:
             env.update(extra)
         if timeout is not None:  # no null in the envelope (see rpccore.envelope)
@@ -367,26 +232,7 @@ class RPC:
             cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message,
                                                               timeout, hb=heartbeat)
         assert timeout is not None
-        end = time.monotonic() + timeout
-        driver = cell.driver()
-        pending = cell.pending_calls
-        slot: ReplySlot = pending.add(msg_id)
-        try:
-            if heartbeat is None:
-                _send_call(cell, driver, dest, body, pending.on_reply, end)
-                answered = slot.wait(end - time.monotonic())
-            else:
-                _send_watched(cell, driver, dest, body, pending.on_reply, end, slot)
-                answered = _wait_with_heartbeat(slot, end, heartbeat)
-        finally:
-            pending.discard(msg_id)
-        if not answered:
-            cell.stats.incr("timed_out")
-            raise Timeout(_timeout_text(cell, dest, timeout, slot, heartbeat, end))
-        if slot.error is not None:
-            raise slot.error
-        reply = slot.reply
-        assert reply is not None
+        reply = await_reply(cell, dest, msg_id, body, timeout, heartbeat)
         fail = reply.get("failure")
         if fail is not None:
             cell.stats.incr("remote_errors")
@@ -414,9 +260,9 @@ class RPC:
         assert timeout is not None
         driver = cell.driver()
         queue = cell.pending_calls.add(msg_id, ReplyQueue())
-        _send_watched(cell, driver, dest, body, cell.pending_calls.on_reply,
+        send_watched(cell, driver, dest, body, cell.pending_calls.on_reply,
                       time.monotonic() + timeout, queue)
-        return StreamReader(cell, msg_id, queue, timeout, window, _new_id, str(dest))
+        return StreamReader(cell, msg_id, queue, timeout, window, new_id, str(dest))
 
     def gather(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
                timeout: float | None = None) -> list[tuple[str, Any]]:
@@ -444,7 +290,7 @@ class RPC:
         found: list[tuple[str, Any]] = []
         try:
             try:
-                _send_call(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end)
+                send_call(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end)
             except Undeliverable:
                 return found
             while (left := end - time.monotonic()) > 0:
@@ -476,21 +322,7 @@ class RPC:
         cell, dest, msg_id, body, timeout = self._request("call", {}, dest, message, timeout,
                                                           sys="ping")
         assert timeout is not None
-        end = time.monotonic() + timeout
-        pending = cell.pending_calls
-        slot: ReplySlot = pending.add(msg_id)
-        try:
-            _send_call(cell, cell.driver(), dest, body, pending.on_reply, end)
-            answered = slot.wait(end - time.monotonic())
-        finally:
-            pending.discard(msg_id)
-        if not answered:
-            cell.stats.incr("timed_out")
-            raise Timeout(_timeout_text(cell, dest, timeout, slot, None, end))
-        if slot.error is not None:
-            raise slot.error
-        assert slot.reply is not None
-        return slot.reply.get("result")
+        return await_reply(cell, dest, msg_id, body, timeout).get("result")
 
     def client(self, dest: Destination | str, *, version_cap: str | None = None,
                timeout: float | None = None, namespace: str | None = None) -> Client:

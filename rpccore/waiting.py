@@ -1,0 +1,109 @@
+"""Handing requests to a driver and waiting for what comes back."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from rpccore.errors import RPCError, Timeout, TransportError
+from rpccore.replies import ReplyQueue, ReplySlot
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+    from rpccore.destination import Destination
+    from rpccore.driver import Driver, ReplyHandler
+
+LOG = logging.getLogger(__name__)
+
+
+def send_call(cell: Cell, driver: Driver, dest: Destination, body: bytes,
+               on_reply: ReplyHandler, end: float) -> None:
+    """Hand a call to the driver, counting it as sent or failed."""
+    try:
+        driver.send(dest, body, on_reply=on_reply, deadline=end)
+    except RPCError:
+        cell.stats.incr("failed")
+        raise
+    cell.stats.incr("sent")
+
+
+def send_watched(cell: Cell, driver: Driver, dest: Destination, body: bytes,
+                  on_reply: ReplyHandler, end: float, waiter: ReplySlot | ReplyQueue) -> None:
+    """Hand a request that the caller must watch while it runs (a heartbeat
+    call, a stream) to the driver from a thread of its own, so the caller's
+    thread is free at once: to notice a silent server, to read items and
+    grant credit, whatever the driver's ``send`` waits for (a driver may
+    read a call's replies in ``send``: see :meth:`rpccore.driver.Driver.send`).
+    What ``send`` raises reaches the waiter."""
+    def run() -> None:
+        try:
+            send_call(cell, driver, dest, body, on_reply, end)
+        except RPCError as exc:
+            waiter.fail(exc)
+        except Exception as exc:  # a driver bug: the caller must still hear of it
+            LOG.exception("cell %s: sending a request failed", cell.name)
+            waiter.fail(TransportError(f"sending to {dest} failed: {exc}"))
+
+    threading.Thread(target=run, daemon=True, name="rpccore-send").start()
+
+
+def wait_with_heartbeat(slot: ReplySlot, end: float, heartbeat: float) -> bool:
+    """Wait for the reply until ``end``, or until nothing (no keepalive
+    either) was heard for ``heartbeat`` seconds."""
+    slot.heard = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if slot.wait(min(end, slot.heard + heartbeat) - now):
+            return True
+        now = time.monotonic()
+        if now >= end or now - slot.heard >= heartbeat:
+            return False
+
+
+def timeout_text(cell: Cell, dest: Destination, timeout: float, slot: ReplySlot,
+                  heartbeat: float | None, end: float) -> str:
+    """What a caller needs to know of a call that timed out: where, how
+    long, and what was heard meanwhile."""
+    where = f"{dest} in cell {cell.name} ({cell.driver_name} driver)"
+    if slot.keepalives:
+        heard = (f"{slot.keepalives} keepalives, the last "
+                 f"{time.monotonic() - slot.heard:.1f} s ago")
+    else:
+        heard = "nothing from the server"
+    if heartbeat is not None and time.monotonic() < end:
+        return (f"the server of {where} went silent: no reply or keepalive for "
+                f"{heartbeat:g} s (heartbeat); heard {heard}")
+    return f"no reply from {where} within {timeout:g} s; heard {heard}"
+
+
+def await_reply(cell: Cell, dest: Destination, msg_id: str, body: bytes, timeout: float,
+                heartbeat: float | None = None) -> dict[str, Any]:
+    """Send the call ``body`` (id ``msg_id``) and return its final reply
+    envelope (which may carry a ``failure``).
+
+    :raises Timeout: no reply within ``timeout``, or (``heartbeat``) nothing
+        at all from the server for ``heartbeat`` seconds.
+    :raises: what the driver's ``send`` raises.
+    """
+    end = time.monotonic() + timeout
+    driver = cell.driver()
+    pending = cell.pending_calls
+    slot: ReplySlot = pending.add(msg_id)
+    try:
+        if heartbeat is None:
+            send_call(cell, driver, dest, body, pending.on_reply, end)
+            answered = slot.wait(end - time.monotonic())
+        else:
+            send_watched(cell, driver, dest, body, pending.on_reply, end, slot)
+            answered = wait_with_heartbeat(slot, end, heartbeat)
+    finally:
+        pending.discard(msg_id)
+    if not answered:
+        cell.stats.incr("timed_out")
+        raise Timeout(timeout_text(cell, dest, timeout, slot, heartbeat, end))
+    if slot.error is not None:
+        raise slot.error
+    assert slot.reply is not None
+    return slot.reply
