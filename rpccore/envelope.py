@@ -15,9 +15,10 @@ API version and namespace), ``hb`` (heartbeat seconds: the server sends
 keepalives), ``win`` (the caller reads a stream, with this initial credit),
 ``sys`` (a request answered by rpccore itself, such as ``"ping"``). A request
 answered more than once carries ``part`` in its non-final replies:
-``"ka"`` (keepalive) or ``"item"`` (a stream item with ``seq``); every reply
-may carry ``from`` (the server's own destination, where a caller sends
-``control`` envelopes: ``re`` and ``credit`` or ``cancel``) and ``host``.
+``"ka"`` (keepalive) or ``"item"`` (a stream item with ``seq``); replies to
+streams and to fanout calls carry ``from`` (the server's own destination,
+where a caller sends ``control`` envelopes: ``re`` and ``credit`` or
+``cancel``) and ``host`` (plain calls' replies do not: they need neither).
 Unknown keys are ignored, so minor
 additions stay compatible; an envelope of a newer major version is refused
 with a clear error. Senders leave out what would be null: an envelope without

@@ -331,7 +331,13 @@ class Server:
         """Run an opened request, reply to a call, acknowledge."""
         responder = None
         if env["kind"] == "call" and incoming.can_reply:
-            responder = Responder(self.cell, incoming, env, self._origin)
+            # Only streams (credit comes back to ``from``) and gathers (which
+            # tell servers apart by ``host``) need to know who answered.
+            dest = env.get("dest")
+            wants_origin = env.get("win") is not None or (
+                type(dest) is dict and dest.get("fanout") is True)
+            responder = Responder(self.cell, incoming, env,
+                                  self._origin if wants_origin else None)
             if env.get("sys") is not None:
                 self._answer_system(responder, env)
                 _safe_ack(incoming)
