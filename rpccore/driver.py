@@ -32,6 +32,28 @@ What goes back from the caller to the server (stream credit, cancelling a
 stream) travels as ordinary casts to the server's own destination, which the
 server names in its replies, so a driver needs nothing more than
 :meth:`Driver.send` and :meth:`Driver.subscribe` for it.
+
+Notifications: published once, one copy per pool
+-------------------------------------------------
+
+A notification is published on a **notification topic** with
+:meth:`Driver.notify` and consumed by **pools** with :meth:`Driver.listen`:
+every pool listening on a topic receives one copy of every notification,
+shared among that pool's listeners (like a topic's work among servers).
+Notification topics are a namespace of their own: an RPC topic of the same
+name never receives them, and the reverse. Pool names are opaque strings
+(any character); ``pool=None`` is a pool of its own, distinct from every
+named pool. The priority and everything else is inside the envelope: a
+driver routes by topic and pool only.
+
+Drivers that keep messages (brokers, :attr:`Driver.stores_notifications`)
+keep a pool's notifications while none of its listeners runs, from the
+first time the pool listened, and give them to it when it comes back; they
+bound what they keep by the cell's ``notification_max_queue_length``
+(messages per pool) and ``notification_ttl`` (seconds), and count what they
+drop (``cell.stats.incr("notifications_dropped")``) and log it, never
+silently. Drivers without storage (zmq) deliver to the listeners running
+now.
 """
 
 from __future__ import annotations
@@ -43,6 +65,7 @@ from typing import TYPE_CHECKING, ClassVar
 from oslo_config import cfg
 
 from rpccore.destination import Destination
+from rpccore.errors import ConfigError
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -104,6 +127,20 @@ class Incoming(abc.ABC):
         """
         return False
 
+    def requeue(self) -> bool:
+        """Give this message back to the backend, to be delivered again later
+        (to this or another listener of its pool), instead of :meth:`ack`.
+
+        Called at most once per message and never together with :meth:`ack`.
+        Used for notifications whose endpoint returned ``rpccore.REQUEUE``.
+
+        :returns: True when the backend will deliver it again; False when it
+            cannot (the default): the message is then done with, as if
+            acknowledged, and the core counts and logs the lost requeue.
+        """
+        self.ack()
+        return False
+
     def ack(self) -> None:
         """Tell the backend this message is done with (processed or dropped).
 
@@ -154,6 +191,11 @@ class Driver(abc.ABC):
     #: True when :meth:`send` can tell that nobody consumes a destination and
     #: raises :class:`~rpccore.Undeliverable` for it (AMQP mandatory flag).
     detects_undeliverable: ClassVar[bool] = False
+
+    #: True when the backend keeps a pool's notifications while none of its
+    #: listeners runs (see the module docstring); False: notifications reach
+    #: the listeners running when they are sent, and no others.
+    stores_notifications: ClassVar[bool] = False
 
     def __init__(self, cell: Cell) -> None:
         self.cell = cell
@@ -241,6 +283,47 @@ class Driver(abc.ABC):
 
         :raises TransportError: the backend could not be reached.
         """
+
+    def notify(self, topic: str, body: bytes, *, confirm: bool = False,
+               deadline: float | None = None) -> None:
+        """Publish the notification ``body`` on the notification ``topic``:
+        one copy to every pool that listens on it (see the module docstring).
+
+        A topic nobody listens on is not an error: the notification is
+        dropped (a driver may count it as ``returned``).
+
+        :param confirm: return only once the backend has taken responsibility
+            for the copies (publisher confirm); a driver that stores nothing
+            returns once the message is handed over.
+        :param deadline: ``time.monotonic()`` value; ``notify`` must not
+            block past it.
+        :raises TransportError: the backend is unreachable after the driver's
+            retries, or the deadline passed while reconnecting.
+        :raises ConfigError: the driver does not carry notifications (the
+            default, for drivers written before they existed).
+        """
+        raise ConfigError(f"cell {self.cell.name}: the {self.cell.driver_name} driver "
+                          "does not carry notifications")
+
+    def listen(self, topic: str, pool: str | None,
+               on_message: Callable[[Incoming], None]) -> Subscription:
+        """Consume pool ``pool``'s copy of the notifications on ``topic``,
+        shared with every other listener of the same pool and topic.
+
+        Returns once consuming: a notification published after it returns
+        reaches the pool. ``on_message`` is called as for :meth:`subscribe`
+        (on the driver's threads, never on a publisher's); each message is
+        acknowledged (:meth:`Incoming.ack`) or requeued
+        (:meth:`Incoming.requeue`) once handled, and a driver bounds what it
+        delivers unacknowledged (``cell.options.server_queue_size``).
+        Replies are never asked for (``Incoming.can_reply`` may be False).
+
+        :raises TransportError: the backend could not be reached.
+        :raises ConfigError: the driver does not carry notifications (the
+            default).
+        """
+        raise ConfigError(f"cell {self.cell.name}: the {self.cell.driver_name} driver "
+                          "does not carry notifications")
 
     @abc.abstractmethod
     def close(self) -> None:

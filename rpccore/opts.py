@@ -28,6 +28,10 @@ core_opts: list[cfg.Opt] = [
                 help="Every cell this process may talk to; each has a [cell:NAME] "
                      "section. Empty: the [cell:*] sections of the config files, or "
                      "else one cell 'default' on the in-process memory driver."),
+    cfg.StrOpt("notification_cell",
+               help="Cell that notifiers and listeners use when they name none "
+                    "(unset: default_cell), so notifications can go to a broker "
+                    "of their own."),
 ]
 
 cell_opts: list[cfg.Opt] = [
@@ -64,6 +68,13 @@ cell_opts: list[cfg.Opt] = [
     cfg.FloatOpt("version_cap_cache_seconds", default=60.0, min=0.0,
                  help="Seconds an automatic version cap is reused before it is "
                       "discovered again (in the background)."),
+    cfg.IntOpt("notification_max_queue_length", default=100_000, min=1,
+               help="Notifications a broker keeps for one listener pool while it "
+                    "does not keep up or is down; what overflows is dropped, counted "
+                    "(notifications_dropped) and logged."),
+    cfg.FloatOpt("notification_ttl", default=86_400.0, min=1.0,
+                 help="Seconds a broker keeps a notification for a listener pool "
+                      "before dropping it."),
 ]
 
 

@@ -21,6 +21,10 @@ COUNTERS = (
     "nacked",             # messages the backend refused to take
     "dropped_oversize",   # messages over max_message_size, refused by the driver
     "reconnects",         # transport connections re-established
+    "notifications_sent",      # notifications handed to the driver
+    "notifications_received",  # notifications taken by a listener of this process
+    "notifications_dropped",   # notifications the backend dropped (retention overflow)
+    "notifications_requeued",  # notifications given back to the backend for later
 )
 
 

@@ -107,7 +107,8 @@ def test_list_opts_covers_core_and_plugins() -> None:
     names = {opt.name for opt in groups["cell:name"]}
     assert {"transport_url", "control_exchange", "rpc_response_timeout", "secret_key",
             "max_message_size"} <= names
-    assert {opt.name for opt in groups["rpccore"]} == {"default_cell", "cells"}
+    assert {opt.name for opt in groups["rpccore"]} == {"default_cell", "cells",
+                                                         "notification_cell"}
     secret = {opt.name for opt in groups["cell:name"] if opt.secret}
     assert {"transport_url", "secret_key"} <= secret
 
