@@ -35,6 +35,9 @@ _FOLDERS = {dist: f"{ns.split('.')[-1]}/{name}" for (ns, name), dist in
 
 _cache: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
+#: plugins put in place by tests without installing a distribution
+#: (:func:`inject`); they take precedence over entry points
+_injected: dict[tuple[str, str], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,31 @@ def _not_installed(namespace: str, name: str, kind: str) -> ConfigError:
     return ConfigError(text + f" (installed {kind}s: {', '.join(installed) or 'none'})")
 
 
+def inject(namespace: str, name: str, plugin: Any) -> None:
+    """Make ``plugin`` the plugin ``name`` of ``namespace`` in this process,
+    as if a distribution declared it (stevedore's ``make_test_instance``, for
+    rpccore's loaders); used by :func:`rpccore.testing.plugin_installed`.
+
+    :raises ValueError: a plugin of that name is injected already.
+    """
+    key = (namespace, name)
+    with _lock:
+        if key in _injected:
+            raise ValueError(f"a plugin {name!r} is injected in {namespace} already")
+        _injected[key] = plugin
+
+
+def withdraw(namespace: str, name: str) -> None:
+    """Undo :func:`inject` (nothing happens when it is not injected)."""
+    with _lock:
+        _injected.pop((namespace, name), None)
+
+
 def _load(namespace: str, name: str, kind: str) -> Any:
     key = (namespace, name)
     with _lock:
+        if key in _injected:
+            return _injected[key]
         if key in _cache:
             return _cache[key]
     if not any(ep.name == name for ep in metadata.entry_points(group=namespace)):
@@ -141,8 +166,10 @@ def list_plugins() -> list[PluginInfo]:
 
 
 def installed_plugin_classes() -> list[Any]:
-    """The classes of every driver and matchmaker that imports cleanly."""
-    classes = []
+    """The classes of every driver and matchmaker that imports cleanly
+    (injected ones included)."""
+    with _lock:
+        classes = list(_injected.values())
     for namespace in (DRIVER_NAMESPACE, MATCHMAKER_NAMESPACE):
         manager: Any = sv_extension.ExtensionManager(namespace, invoke_on_load=False)
         for ext in manager:

@@ -1,6 +1,11 @@
 """Test helpers that applications and plugin authors use.
 
-- :func:`memory_rpc`: an ``RPC`` on a private in-memory cell, in one line.
+- :func:`memory_rpc`: an ``RPC`` on a private in-memory cell, in one line;
+  :func:`single_cell_rpc`: the same for any transport URL, and
+  :class:`RPCFactory`, which also closes what it made (the pytest plugin's
+  ``rpc_factory`` fixture: :mod:`rpccore.testing.pytest_plugin`).
+- :func:`plugin_installed`: a driver or matchmaker class used under a name
+  as if a distribution declared it, without installing one.
 - :func:`wait_until`: wait for an effect that has no event (a counter).
 - ``DriverConformance`` and ``MatchMakerConformance`` (import them from
   ``rpccore.testing``; they need pytest): behaviours written once that every
@@ -9,14 +14,14 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from oslo_config import cfg
-
+from rpccore import plugins
 from rpccore.rpc import RPC
+from rpccore.testing.factory import RPCFactory, single_cell_rpc
 
 if TYPE_CHECKING:  # the real names for type checkers; loaded lazily at run time
     from rpccore.testing.driver_conformance import BrokerDriverConformance, DriverConformance
@@ -33,11 +38,31 @@ def memory_rpc(namespace: str | None = None, **cell_options: Any) -> RPC:
             server = rpc.serve("compute", [Manager()]).start()
             assert rpc.call({}, "compute", {"method": "ping", "args": {}}) == "pong"
     """
-    name = namespace or "test-" + os.urandom(6).hex()
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, f"memory:///{name}", **cell_options)
-    return rpc
+    return single_cell_rpc(f"memory:///{namespace}" if namespace else "memory://",
+                           **cell_options)
+
+
+@contextlib.contextmanager
+def plugin_installed(name: str, plugin: type, *, kind: str = "driver") -> Iterator[type]:
+    """Within the block, ``plugin`` is the driver (or, ``kind="matchmaker"``,
+    the matchmaker) called ``name``, as if an installed distribution declared
+    it: ``transport_url = name://`` loads it. For testing a plugin that is
+    not packaged yet::
+
+        with plugin_installed("fake", FakeDriver):
+            rpc = single_cell_rpc("fake://")
+
+    :raises ValueError: ``kind`` is neither, or ``name`` is injected already.
+    """
+    namespaces = {"driver": plugins.DRIVER_NAMESPACE,
+                  "matchmaker": plugins.MATCHMAKER_NAMESPACE}
+    if kind not in namespaces:
+        raise ValueError(f"kind must be 'driver' or 'matchmaker', not {kind!r}")
+    plugins.inject(namespaces[kind], name, plugin)
+    try:
+        yield plugin
+    finally:
+        plugins.withdraw(namespaces[kind], name)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0,
@@ -75,5 +100,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["memory_rpc", "wait_until", "DriverConformance", "BrokerDriverConformance",
+__all__ = ["memory_rpc", "single_cell_rpc", "RPCFactory", "plugin_installed",
+           "wait_until", "DriverConformance", "BrokerDriverConformance",
            "MatchMakerConformance"]

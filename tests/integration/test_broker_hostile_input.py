@@ -12,11 +12,10 @@ from collections.abc import Callable
 
 import kombu
 import pytest
-from oslo_config import cfg
 from proton import Message
 from proton.utils import BlockingConnection
 
-import rpccore
+from rpccore.testing import single_cell_rpc
 from rpccore_qpid import addressing as qpid_addressing
 from rpccore_rabbit import addressing as rabbit_addressing
 
@@ -67,9 +66,7 @@ def test_garbage_on_a_queue_is_counted_and_survived(driver: str,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     url, publish, expected = DRIVERS[driver]
     exchange, topic = f"hostile-{os.urandom(4).hex()}", "victim.topic"
-    rpc = rpccore.RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, url, control_exchange=exchange)
+    rpc = single_cell_rpc(url, control_exchange=exchange)
     caplog.set_level(logging.WARNING)
     try:
         rpc.serve(rpc.make_destination(topic, host="h"), [Echo()]).start()

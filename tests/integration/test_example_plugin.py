@@ -16,16 +16,14 @@ SCRIPT = textwrap.dedent('''
     import os, sys
     from oslo_config import cfg
     import rpccore
+    from rpccore.testing import single_cell_rpc
     from rpccore_zmq.testing import free_port
 
     db, port = sys.argv[1], free_port()
     def rpc_for(host=None):
-        rpc = rpccore.RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
         options = {"zmq_bind_address": host} if host else {}
-        rpc.add_cell(rpc.default_cell, "zmq://", zmq_port=port, matchmaker="sqlite",
-                     sqlite_path=db, **options)
-        return rpc
+        return single_cell_rpc("zmq://", zmq_port=port, matchmaker="sqlite",
+                               sqlite_path=db, **options)
 
     class Where:
         def __init__(self, host): self.host = host

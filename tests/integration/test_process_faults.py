@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 
 import rpccore
+from rpccore.testing import single_cell_rpc
 from process_peers import finished, start_caller, start_server
 
 URLS = {
@@ -28,10 +28,7 @@ URLS = {
 
 
 def client_for(url: str, exchange: str) -> rpccore.RPC:
-    rpc = rpccore.RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, url, control_exchange=exchange)
-    return rpc
+    return single_cell_rpc(url, control_exchange=exchange)
 
 
 def kill(proc: Any) -> None:
