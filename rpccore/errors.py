@@ -1,4 +1,4 @@
-"""The exceptions rpccore raises (DESIGN section 4).
+"""The exceptions rpccore raises (the public API: README "Errors", docs/api.rst).
 
 Errors raised *before* anything is sent (:class:`InvalidDestination`,
 :class:`InvalidMessage`, :class:`ConfigError`) mean the caller must fix its

@@ -1,4 +1,4 @@
-"""The matchmaker plugin interface (contract, DESIGN section 5).
+"""The matchmaker plugin interface (a public contract: docs/plugins.rst).
 
 A matchmaker tells a brokerless driver (zmq) which hosts consume a topic.
 Third parties ship one by declaring an entry point in the

@@ -87,7 +87,7 @@ class RpccoreWorkload:
 
     def calls(self, n: int, threads: int = 1, size: int = 100,
               version: str | None = None) -> Measured:
-        """``version``: every message carries it (DESIGN §8), else none does."""
+        """``version``: every message carries it (a versioned call), else none does."""
         payload = "x" * size
         msg_args = {"payload": payload}
         extra = {} if version is None else {"version": version}
