@@ -13,6 +13,7 @@ from rpccore.driver import Driver, Incoming, Subscription
 from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError,
                             RPCError, Timeout, TransportError, Undeliverable, VersionCapError)
 from rpccore.matchmaker import MatchMaker
+from rpccore.notify import REQUEUE, NotificationFilter
 from rpccore.rpc import RPC
 from rpccore.server import Server
 
@@ -21,4 +22,5 @@ __all__ = [
     "Subscription", "make_destination", "init", "get_rpc", "cast", "call", "serve",
     "RPCError", "InvalidDestination", "InvalidMessage", "ConfigError", "Timeout",
     "RemoteError", "Undeliverable", "TransportError", "VersionCapError", "Client",
+    "NotificationFilter", "REQUEUE",
 ]

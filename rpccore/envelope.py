@@ -2,7 +2,7 @@
 
 Layout of an unsigned envelope (one JSON object)::
 
-    {"v": 1, "id": "...", "kind": "call"|"cast"|"reply"|"control", ...}
+    {"v": 1, "id": "...", "kind": "call"|"cast"|"reply"|"control"|"notification", ...}
 
 Requests carry ``dest`` (``topic``, ``fanout``, and ``host`` and ``cell`` where
 set), ``method``, ``args``, ``ctx`` and ``deadline`` (wall clock seconds;
@@ -19,6 +19,11 @@ answered more than once carries ``part`` in its non-final replies:
 streams and to fanout calls carry ``from`` (the server's own destination,
 where a caller sends ``control`` envelopes: ``re`` and ``credit`` or
 ``cancel``) and ``host`` (plain calls' replies do not: they need neither).
+Notifications (``kind`` ``"notification"``) carry ``ts`` (when it was
+emitted: ISO 8601 in UTC, ``2026-12-07T09:17:02.123456+00:00``), ``pub``
+(the publisher id), ``event`` (the event type), ``prio`` (the priority:
+``audit``, ``info``...), ``ctx``, and ``payload`` (any JSON value; absent
+when null); their ``id`` is the notification's ``message_id``.
 Unknown keys are ignored, so minor
 additions stay compatible; an envelope of a newer major version is refused
 with a clear error. Senders leave out what would be null: an envelope without
@@ -42,7 +47,7 @@ from rpccore import jsoncodec
 from rpccore.errors import InvalidMessage
 
 VERSION = 1
-KINDS = ("call", "cast", "reply", "control")
+KINDS = ("call", "cast", "reply", "control", "notification")
 
 _SIG_HEAD = b'{"sig":"'
 _SIG_MID = b'","env":'
@@ -138,6 +143,9 @@ def _check_fields(env: dict[str, Any]) -> None:
         if type(env.get("re")) is not str:
             raise InvalidMessage("envelope field 're' is missing or not a string")
         return
+    if kind == "notification":
+        _check_notification(env)
+        return
     if kind == "reply":
         if type(env.get("re")) is not str:
             raise InvalidMessage("envelope field 're' is missing or not a string")
@@ -151,3 +159,11 @@ def _check_fields(env: dict[str, Any]) -> None:
             or type(env.get("ctx")) is not dict):
         raise InvalidMessage("envelope fields 'method', 'args' and 'ctx' must be a string, "
                              "an object and an object")
+
+
+def _check_notification(env: dict[str, Any]) -> None:
+    for key in ("ts", "pub", "event", "prio"):
+        if type(env.get(key)) is not str:
+            raise InvalidMessage(f"notification field {key!r} is missing or not a string")
+    if type(env.get("ctx")) is not dict:
+        raise InvalidMessage("notification field 'ctx' is missing or not an object")

@@ -24,6 +24,7 @@ from rpccore.waiting import await_reply, send_call, send_watched
 
 if TYPE_CHECKING:
     from rpccore.client import Client
+    from rpccore.notify import Listener, Notifier
 
 LOG = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class RPC:
         opts.register_core_opts(self.conf)
         self._lock = threading.Lock()
         self._cells: dict[str, Cell] = {}
-        self._servers: list[Server] = []
+        self._servers: list[Server | Listener] = []  # stopped by close() and remove_cell()
         self._closed = False
         self.version_caps = VersionCaps(self)
         self._cell_names = self._configured_cells()
@@ -354,6 +355,50 @@ class RPC:
         with self._lock:
             self._servers.append(server)
         return server
+
+    def _notification_cell(self, cell: str | None) -> Cell:
+        if cell is None:
+            cell = self.conf[opts.CORE_GROUP].notification_cell or self.default_cell
+        return self.cell(cell)
+
+    def notifier(self, publisher_id: str, *, topics: Iterable[str] = ("notifications",),
+                 cell: str | None = None) -> Notifier:
+        """A :class:`~rpccore.notify.Notifier` that emits notifications as
+        ``publisher_id`` (``"compute.host1"``) on ``topics``; see
+        docs/notifications.rst.
+
+        :param cell: default: ``[rpccore] notification_cell``, else the
+            default cell.
+        :raises InvalidMessage: ``publisher_id`` is not a non-empty string.
+        :raises InvalidDestination: bad ``topics``, unknown cell.
+        """
+        from rpccore.notify import Notifier
+        return Notifier(self._notification_cell(cell), publisher_id, topics)
+
+    def listener(self, topics: Iterable[str], endpoints: Iterable[object], *,
+                 pool: str | None = None, cell: str | None = None,
+                 batch_size: int | None = None,
+                 batch_timeout: float | None = None) -> Listener:
+        """A :class:`~rpccore.notify.Listener` (not started yet) of the
+        notifications on ``topics``, run by the ``endpoints``' methods named
+        after their priority (``info(self, ctx, publisher_id, event_type,
+        payload, metadata)``). Each pool receives one copy of every
+        notification, shared among its listeners; ``pool=None`` is a pool of
+        its own. With ``batch_size`` or ``batch_timeout``, methods receive
+        lists (see docs/notifications.rst).
+
+        :param cell: default: ``[rpccore] notification_cell``, else the
+            default cell.
+        :raises InvalidDestination: bad ``topics`` or ``pool``, unknown cell.
+        :raises ValueError: no endpoint method is named after a priority;
+            bad ``batch_size`` or ``batch_timeout``.
+        """
+        from rpccore.notify import Listener
+        listener = Listener(self._notification_cell(cell), topics, endpoints, pool,
+                            batch_size, batch_timeout)
+        with self._lock:
+            self._servers.append(listener)
+        return listener
 
     def close(self) -> None:
         """Stop this object's servers and close every cell. Idempotent."""

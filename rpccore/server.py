@@ -303,7 +303,7 @@ class Server:
             _safe_ack(incoming)
             return None
         kind = env["kind"]
-        if kind == "reply":
+        if kind == "reply" or kind == "notification":  # never for a server
             stats.incr("dropped_malformed")
             _safe_ack(incoming)
             return None
