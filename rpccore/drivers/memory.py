@@ -13,6 +13,9 @@ server_workers`` messages that were delivered or wait to be and are not
 acknowledged yet; a sender to a full subscription waits (until the call's
 deadline, or for a cast until there is room), so a server that cannot keep up
 pushes back on the senders of its process instead of growing a queue.
+
+Notifications (``notify``, ``listen``) are carried by the base class
+:class:`~rpccore.drivers.memory_notify.MemoryNotifications`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rpccore.destination import Destination
-from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
+from rpccore.driver import Incoming, ReplyHandler, Subscription
+from rpccore.drivers.memory_notify import MemoryNotifications
 from rpccore.errors import Timeout, TransportError, Undeliverable
 
 if TYPE_CHECKING:
@@ -196,8 +200,9 @@ class _MemorySubscription(Subscription):
             thread.join(timeout=10)
 
 
-class MemoryDriver(Driver):
-    """In-process transport; see the module docstring."""
+class MemoryDriver(MemoryNotifications):
+    """In-process transport; see the module docstring (and
+    :mod:`rpccore.drivers.memory_notify` for notifications)."""
 
     detects_undeliverable = True
 
@@ -238,6 +243,7 @@ class MemoryDriver(Driver):
 
     def close(self) -> None:
         self._closed = True
+        self.close_listeners()
         for sub in self._subs:
             sub.close()
         self._subs.clear()

@@ -7,9 +7,13 @@
 - :func:`plugin_installed`: a driver or matchmaker class used under a name
   as if a distribution declared it, without installing one.
 - :func:`wait_until`: wait for an effect that has no event (a counter).
+- :class:`NotificationCollector`: collects what an application notified
+  (and :class:`NotificationRecorder`, the endpoint behind it).
 - ``DriverConformance`` and ``MatchMakerConformance`` (import them from
   ``rpccore.testing``; they need pytest): behaviours written once that every
-  driver and every matchmaker must show. Subclass them in your own tests.
+  driver and every matchmaker must show. Subclass them in your own tests;
+  a driver that carries notifications mixes in ``NotificationConformance``
+  or ``BrokerNotificationConformance`` as well.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from typing import TYPE_CHECKING, Any
 from rpccore import plugins
 from rpccore.rpc import RPC
 from rpccore.testing.factory import RPCFactory, single_cell_rpc
+from rpccore.testing.notifications import NotificationCollector, NotificationRecorder
 
 if TYPE_CHECKING:  # the real names for type checkers; loaded lazily at run time
     from rpccore.testing.driver_conformance import BrokerDriverConformance, DriverConformance
     from rpccore.testing.matchmaker_conformance import MatchMakerConformance
+    from rpccore.testing.notification_conformance import (BrokerNotificationConformance,
+                                                           NotificationConformance)
 
 
 def memory_rpc(namespace: str | None = None, **cell_options: Any) -> RPC:
@@ -84,14 +91,20 @@ def _rewrite_asserts() -> None:
     import pytest
 
     pytest.register_assert_rewrite("rpccore.testing.driver_conformance",
-                                   "rpccore.testing.matchmaker_conformance")
+                                   "rpccore.testing.matchmaker_conformance",
+                                   "rpccore.testing.notification_conformance")
+
+
+_SUITES = ("DriverConformance", "BrokerDriverConformance", "MatchMakerConformance",
+           "NotificationConformance", "BrokerNotificationConformance")
 
 
 def __getattr__(name: str) -> Any:
     # The suites import pytest: load them only when asked for.
-    if name in ("DriverConformance", "BrokerDriverConformance", "MatchMakerConformance"):
+    if name in _SUITES:
         _rewrite_asserts()
-    if name in ("DriverConformance", "BrokerDriverConformance"):
+    if name in ("DriverConformance", "BrokerDriverConformance", "NotificationConformance",
+                "BrokerNotificationConformance"):
         from rpccore.testing import driver_conformance
         return getattr(driver_conformance, name)
     if name == "MatchMakerConformance":
@@ -101,5 +114,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["memory_rpc", "single_cell_rpc", "RPCFactory", "plugin_installed",
-           "wait_until", "DriverConformance", "BrokerDriverConformance",
-           "MatchMakerConformance"]
+           "wait_until", "NotificationCollector", "NotificationRecorder",
+           "DriverConformance", "BrokerDriverConformance", "MatchMakerConformance",
+           "NotificationConformance", "BrokerNotificationConformance"]

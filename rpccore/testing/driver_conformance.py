@@ -11,6 +11,19 @@ A driver's test module subclasses :class:`DriverConformance` and implements
             return rpc
 
 Every test uses fresh topics, so suites can share a broker.
+
+Notifications (DESIGN §10) have suites of their own, mixed in by a driver's
+test class once the driver implements ``Driver.notify`` and
+``Driver.listen`` (one line; see
+:mod:`rpccore.testing.notification_conformance`)::
+
+    # a driver with stores_notifications (rabbit, qpid, memory, nats...)
+    class TestRabbitConformance(BrokerDriverConformance, BrokerNotificationConformance):
+    # a driver without (zmq); requeues_notifications = False where the
+    # backend cannot requeue
+    class TestZmqConformance(DriverConformance, NotificationConformance):
+
+Both are importable from here and from :mod:`rpccore.testing`.
 """
 
 from __future__ import annotations
@@ -36,6 +49,10 @@ from rpccore.rpc import RPC
 from rpccore.server import Server
 from rpccore.testing import wait_until
 from rpccore.testing.long_calls_conformance import LongCallConformance
+from rpccore.testing.notification_conformance import (  # noqa: F401 (for driver suites)
+    BrokerNotificationConformance,
+    NotificationConformance,
+)
 
 
 class Recorder:

@@ -8,10 +8,10 @@ from typing import Any
 from oslo_config import cfg
 
 from rpccore import RPC
-from rpccore.testing import BrokerDriverConformance
+from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance
 
 
-class TestMemoryConformance(BrokerDriverConformance):
+class TestMemoryConformance(BrokerDriverConformance, BrokerNotificationConformance):
     def make_rpc(self, host: str | None = None, **options: Any) -> RPC:
         if not hasattr(self, "_namespace"):
             self._namespace = os.urandom(4).hex()
