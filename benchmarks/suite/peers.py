@@ -24,6 +24,7 @@ from benchmarks.suite.cells import QPID_URL, RABBIT_URL, free_port
 from benchmarks.suite.workload import Measured, timed_calls
 
 CASTS, CALLS, THREADS, FANOUT = "casts", "calls", "threads", "fanout"
+NOTIFY = "notifications"  # benchmarks.suite.notifications
 
 
 @contextlib.contextmanager
@@ -53,6 +54,9 @@ class Peer:
     def fanout(self, n: int) -> Measured:
         raise NotImplementedError
 
+    def notifications(self, n: int, size: int = 100) -> Measured:
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -61,7 +65,7 @@ class BarePeer(Peer):
     """bench_memory's bare baseline: JSON through a queue to a thread (and back)."""
 
     name = "bare queue+thread"
-    supports = frozenset({CASTS, CALLS, FANOUT})
+    supports = frozenset({CASTS, CALLS, FANOUT, NOTIFY})
 
     def __init__(self) -> None:
         from benchmarks import bench_memory
@@ -78,6 +82,9 @@ class BarePeer(Peer):
     def fanout(self, n: int) -> Measured:
         from benchmarks.suite.raw_fanout import bare_fanout
         return bare_fanout(n)
+
+    def notifications(self, n: int, size: int = 100) -> Measured:
+        return self.casts(n, size)  # the same one-way work, with no RPC layer
 
 
 class KombuPeer(Peer):
@@ -118,12 +125,16 @@ class OsloPeer(Peer):
     """bench_rabbit's oslo.messaging client and threading server."""
 
     name = "oslo.messaging"
-    supports = frozenset({CASTS, CALLS, THREADS})
+    # notifications: its Notifier and notification listener, set up on the
+    # first such trial (the scenario runs once rpccore's rabbit driver
+    # carries notifications)
+    supports = frozenset({CASTS, CALLS, THREADS, NOTIFY})
 
     def __init__(self) -> None:
         from benchmarks import bench_rabbit
         self.mod = bench_rabbit
         self.oslo = bench_rabbit.OsloMessaging(RABBIT_URL.replace("rabbit://", "amqp://", 1))
+        self._notify: Any = None
 
     def casts(self, n: int, size: int = 100) -> Measured:
         with payload(self.mod, "ARG", "x" * size):
@@ -133,8 +144,17 @@ class OsloPeer(Peer):
         with payload(self.mod, "ARG", "x" * size):
             return timed_calls(lambda i: self.oslo.call(), n, threads)
 
+    def notifications(self, n: int, size: int = 100) -> Measured:
+        if self._notify is None:
+            from benchmarks.suite.notifications import OsloNotifications
+            self._notify = OsloNotifications(RABBIT_URL.replace("rabbit://", "amqp://", 1))
+        measured: Measured = self._notify.run(n, size)
+        return measured
+
     def close(self) -> None:
         self.oslo.close()
+        if self._notify is not None:
+            self._notify.close()
 
 
 def oslo_version() -> str | None:

@@ -19,7 +19,7 @@ from benchmarks.measure import Result, interleave
 from benchmarks.suite import child
 from benchmarks.suite.cells import CellFactory
 from benchmarks.suite.model import Figures, Row
-from benchmarks.suite.peers import CALLS, CASTS, FANOUT, THREADS, Peer, start_peers
+from benchmarks.suite.peers import CALLS, CASTS, FANOUT, NOTIFY, THREADS, Peer, start_peers
 from benchmarks.suite.progress import Progress
 from benchmarks.suite.workload import Measured, RemoteServerWorkload, RpccoreWorkload
 
@@ -28,7 +28,8 @@ KIB = 1024
 
 @dataclass(frozen=True)
 class Scenario:
-    """``kind`` is casts, calls or fanout; ``n`` counts messages per repeat at scale 1."""
+    """``kind`` is casts, calls, fanout or notifications; ``n`` counts messages
+    per repeat at scale 1."""
 
     key: str
     label: str
@@ -50,6 +51,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     # what a version in the message costs (checked by client and dispatcher)
     Scenario("calls-versioned", "sequential calls at version 1.0", CALLS, 400, quick=True,
              version="1.0"),
+    # beside casts (issue 20), only on drivers that carry notifications
+    Scenario("notifications", "notifications, 1 thread", NOTIFY, 2000, quick=True),
     Scenario("calls32", "calls from 32 threads", CALLS, 1280, threads=32),
     Scenario("fanout3", "fanout casts to 3 servers", FANOUT, 1000),
     Scenario("casts-1k", "casts, 1 KiB payload", CASTS, 2000, size=KIB),
@@ -73,10 +76,14 @@ QUICK_FACTOR = 0.7
 
 
 def selected(driver: str, quick: bool) -> list[Scenario]:
-    """The scenarios that run for ``driver`` (memory has no cross-process variant)."""
+    """The scenarios that run for ``driver`` (memory has no cross-process
+    variant; notifications need a driver that carries them)."""
+    from benchmarks.suite.notifications import carries_notifications
+    notifies = carries_notifications(driver)
     return [s for s in SCENARIOS
             if (s.quick or driver in s.quick_for or not quick)
-            and not (s.remote and driver == "memory")]
+            and not (s.remote and driver == "memory")
+            and (s.kind != NOTIFY or notifies)]
 
 
 def count_messages(driver: str, scenario: Scenario, quick: bool) -> int:
@@ -89,6 +96,8 @@ def _trial(target: Any, scenario: Scenario, n: int) -> Callable[[], Measured]:
         return lambda: target.casts(n, scenario.size)
     if scenario.kind == FANOUT:
         return lambda: target.fanout(n)
+    if scenario.kind == NOTIFY:
+        return lambda: target.notifications(n, scenario.size)
     if scenario.version and isinstance(target, RpccoreWorkload):
         return lambda: target.calls(n, scenario.threads, scenario.size, scenario.version)
     if scenario.topic and isinstance(target, RemoteServerWorkload):  # peers have one server

@@ -70,6 +70,7 @@ class RpccoreWorkload:
             self._serve("fan", host, counter)
         self.sent = 0
         self.fan_sent = 0
+        self._notifications: Any = None  # set up by the first notifications trial
         self.call(0, 100)  # connect before anything is timed
 
     def _rpc(self, host: str | None) -> RPC:
@@ -116,6 +117,14 @@ class RpccoreWorkload:
         for counter in self.fan_counters:
             counter.wait_for(self.fan_sent)
         return n / (time.perf_counter() - start), []
+
+    def notifications(self, n: int, size: int = 100) -> Measured:
+        """``n`` notifications; the rate counts until the listener has them all
+        (see :mod:`benchmarks.suite.notifications`)."""
+        from benchmarks.suite.notifications import RpccoreNotifications
+        if self._notifications is None:
+            self._notifications = RpccoreNotifications(self.factory, self._rpc)
+        return self._notifications.run(n, size)
 
     def close(self) -> None:
         for rpc in reversed(self.rpcs):

@@ -84,7 +84,7 @@ def test_one_figure_below_half_fails_the_run() -> None:
 def test_judge_keeps_only_the_drivers_that_ran() -> None:
     verdicts = guard.judge([], drivers=["memory"])
     assert {v.target.driver for v in verdicts} == {"memory"}
-    assert len(verdicts) == 3
+    assert len(verdicts) == 4
 
 
 def test_issue_targets_are_all_there() -> None:
@@ -95,4 +95,6 @@ def test_issue_targets_are_all_there() -> None:
         "zmq xproc-casts >= 20,000/s", "zmq xproc-calls8 >= 2x rpccore xproc-calls",
         "qpid casts >= 0.5x raw proton", "memory casts >= 0.25x bare queue+thread",
         "memory calls >= 0.6x bare queue+thread"} | {
-        f"{d} calls-versioned >= 0.95x rpccore calls" for d in ("memory", "rabbit", "qpid", "zmq")}
+        f"{d} calls-versioned >= 0.95x rpccore calls" for d in ("memory", "rabbit", "qpid", "zmq")
+    } | {f"{d} notifications >= 0.8x rpccore casts" for d in ("memory", "rabbit", "qpid", "zmq")
+         } | {"rabbit notifications >= 3x oslo.messaging"}

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.suite import guard, scenarios  # noqa: E402
+from benchmarks.suite.notifications import carries_notifications  # noqa: E402
 from benchmarks.suite.profiling import area, parse_raw, summarize  # noqa: E402
 
 
@@ -20,6 +21,8 @@ def keys(driver: str, quick: bool) -> set[str]:
 
 def test_quick_mode_measures_every_figure_the_guard_judges() -> None:
     for target in guard.TARGETS:
+        if target.scenario == "notifications" and not carries_notifications(target.driver):
+            continue  # "not measured" until the driver carries notifications
         quick = keys(target.driver, quick=True)
         assert target.scenario in quick, target
         if target.against.startswith("self:"):
@@ -29,11 +32,19 @@ def test_quick_mode_measures_every_figure_the_guard_judges() -> None:
 def test_quick_mode_is_a_subset_and_memory_has_no_cross_process_variant() -> None:
     for driver in scenarios.SCALE:
         assert keys(driver, quick=True) < keys(driver, quick=False)
-    assert keys("memory", quick=True) == {"casts", "calls", "calls8", "calls-versioned"}
+    assert keys("memory", quick=True) == {"casts", "calls", "calls8", "calls-versioned",
+                                          "notifications"}
     assert not any(k.startswith("xproc") for k in keys("memory", quick=False))
     assert {"xproc-calls", "xproc-casts", "xproc-calls8"} <= keys("zmq", quick=True)
     assert "xproc-calls" not in keys("rabbit", quick=True)
     assert {"fanout3", "calls32", "casts-64k", "calls-1k"} <= keys("rabbit", quick=False)
+
+
+def test_notifications_run_only_for_drivers_that_carry_them() -> None:
+    assert carries_notifications("memory")
+    assert not carries_notifications("no-such-driver")
+    for driver in scenarios.SCALE:
+        assert ("notifications" in keys(driver, quick=True)) == carries_notifications(driver)
 
 
 def test_message_counts_divide_among_threads_and_shrink_in_quick_mode() -> None:
