@@ -54,6 +54,19 @@ bound what they keep by the cell's ``notification_max_queue_length``
 drop (``cell.stats.incr("notifications_dropped")``) and log it, never
 silently. Drivers without storage (zmq) deliver to the listeners running
 now.
+
+What the conformance kit (:mod:`rpccore.testing.notification_conformance`)
+checks of the retention cap: once a stopped pool's listener comes back,
+``notification_max_queue_length`` of the notifications sent meanwhile
+arrive (which ones, oldest or newest, is the driver's choice), the excess
+is counted as ``notifications_dropped`` in the cell of whichever side
+learns of it (the notifier's or a listener's: the kit adds them up), at the
+latest once the listener is back, and a WARNING log line that says
+``dropped`` tells the operator. Expiry after ``notification_ttl`` is
+checked by not delivering what expired; counting it is encouraged, not
+checked. Where :meth:`Incoming.requeue` cannot redeliver, a driver's suite
+sets ``requeues_notifications = False`` and the kit checks that the core
+counts and logs the lost requeues instead.
 """
 
 from __future__ import annotations

@@ -9,11 +9,16 @@ the pool listens and kept while none of its listeners runs (so
 ``notification_ttl``; what it drops is counted (``notifications_dropped``,
 in the cell of the pool's latest listener) and logged. A notification goes
 at once, on the notifier's thread, to a listener of the pool that has room
-(round-robin), or waits in the pool's queue; it is delivered on the
-listener's own thread. A listener holds at most ``server_queue_size +
-server_workers`` unacknowledged notifications (a broker's prefetch). A
-requeued notification goes to the back of its pool's queue; notifications
-that a closed listener had not yet delivered go back to its front.
+(round-robin), and is delivered on the listener's own thread. A listener
+holds at most ``server_queue_size + server_workers`` unacknowledged
+notifications (a broker's prefetch). While a pool's running listeners are
+all full, a notifier waits for room (until its deadline, then the
+notification is queued all the same), as a cast's sender waits for a full
+server: listeners that cannot keep up push back on the notifiers of their
+process instead of growing a queue. A pool with no running listener queues
+at once, up to its retention bounds. A requeued notification goes to the
+back of its pool's queue; notifications that a closed listener had not yet
+delivered go back to its front.
 """
 
 from __future__ import annotations
@@ -80,6 +85,8 @@ class _Pool:
     def __init__(self, key: _PoolKey) -> None:
         self.key = key
         self.lock = threading.Lock()
+        self._room = threading.Condition(self.lock)
+        self._waiting = 0  # notifiers waiting for room
         self.backlog: collections.deque[_Stored] = collections.deque()
         self.listeners: list[_PoolListener] = []
         self._turn = 0
@@ -103,6 +110,7 @@ class _Pool:
             if listener in self.listeners:
                 self.listeners.remove(listener)
             listener.closed = True  # under the lock: nothing more reaches its inbox
+            self._room.notify_all()  # with no listener left, nobody waits for room
 
     def give_back(self, listener: _PoolListener, stored: list[_Stored]) -> None:
         """What a closed listener took but never delivered, to the front."""
@@ -111,9 +119,11 @@ class _Pool:
             self.backlog.extendleft(reversed(stored))
             self._dispatch()
 
-    def publish(self, body: bytes) -> None:
-        now = time.monotonic()
+    def publish(self, body: bytes, deadline: float | None) -> None:
         with self.lock:
+            if self.backlog and self.listeners:
+                self._wait_for_room(deadline)
+            now = time.monotonic()
             backlog = self.backlog
             while backlog and backlog[0].expires <= now:
                 backlog.popleft()
@@ -124,7 +134,23 @@ class _Pool:
                     backlog.popleft()
                 self._dropped("over notification_max_queue_length", excess)
             backlog.append(_Stored(body, now + self.ttl))
-            self._dispatch()
+            self._dispatch(now)
+
+    def _wait_for_room(self, deadline: float | None) -> None:
+        """(Lock held) while the running listeners are all full (something
+        is queued already), wait until the queue empties, as a cast's sender
+        waits for a full server: a listener that cannot keep up pushes back
+        on the notifiers of its process. Past ``deadline`` the notification
+        is queued all the same."""
+        self._waiting += 1
+        try:
+            while self.backlog and self.listeners:
+                left = 1.0 if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._room.wait(min(left, 1.0))
+        finally:
+            self._waiting -= 1
 
     def settle(self, listener: _PoolListener, requeued: _Stored | None) -> None:
         """A notification was acknowledged (``requeued`` None) or requeued."""
@@ -132,12 +158,16 @@ class _Pool:
             listener.unacked -= 1
             if requeued is not None:
                 self.backlog.append(requeued)
-            self._dispatch()
+            if self.backlog:  # (nearly always empty: nothing waits for the room)
+                self._dispatch()
+            if self._waiting and not self.backlog:
+                self._room.notify_all()
 
-    def _dispatch(self) -> None:
+    def _dispatch(self, now: float | None = None) -> None:
         """(Lock held) hand queued notifications to listeners with room."""
         backlog, listeners = self.backlog, self.listeners
-        now = time.monotonic()
+        if now is None:
+            now = time.monotonic()
         while backlog and listeners:
             count = len(listeners)
             for step in range(count):
@@ -257,7 +287,7 @@ class MemoryNotifications(Driver):
             return  # nobody ever listened: nothing keeps it (see Driver.notify)
         body = bytes(body)
         for pool in pools:
-            pool.publish(body)
+            pool.publish(body, deadline)
 
     def listen(self, topic: str, pool: str | None,
                on_message: Callable[[Incoming], None]) -> Subscription:

@@ -62,17 +62,50 @@ def test_a_listener_holds_at_most_its_prefetch_and_the_pool_keeps_the_rest() -> 
         driver = rpc.cell().driver()
         first = Taker()
         driver.listen("t", "p", first)
-        start = time.monotonic()
-        for i in range(5):
+        for i in range(4):  # three for the listener, one queued
             driver.notify("t", b"%d" % i)
-        assert time.monotonic() - start < 0.5  # a full pool never blocks the notifier
         assert wait_until(lambda: len(first.taken) == 3)
+        # the listener is full and one waits already: a notifier waits for
+        # room, as a cast's sender does, and queues it at its deadline
+        start = time.monotonic()
+        driver.notify("t", b"4", deadline=time.monotonic() + 0.3)
+        assert 0.25 <= time.monotonic() - start < 2
         second = Taker()
         driver.listen("t", "p", second)
         assert wait_until(lambda: bodies(second) == [b"3", b"4"])
         first.taken[0].ack()
-        driver.notify("t", b"5")
+        start = time.monotonic()
+        driver.notify("t", b"5", deadline=time.monotonic() + 5)
+        assert time.monotonic() - start < 1
         assert wait_until(lambda: len(first.taken) + len(second.taken) == 6)
+
+
+def test_a_notifier_waiting_for_room_goes_on_once_there_is_some() -> None:
+    with memory_rpc(server_queue_size=1, server_workers=1) as rpc:
+        driver = rpc.cell().driver()
+        taker = Taker()
+        sub = driver.listen("t", "p", taker)
+        for i in range(3):
+            driver.notify("t", b"%d" % i)
+        assert wait_until(lambda: len(taker.taken) == 2)
+        threading.Timer(0.2, taker.taken[0].ack).start()
+        start = time.monotonic()
+        driver.notify("t", b"3", deadline=time.monotonic() + 5)  # room after the ack
+        assert 0.15 <= time.monotonic() - start < 2
+        threading.Timer(0.2, sub.close).start()
+        start = time.monotonic()
+        driver.notify("t", b"4", deadline=time.monotonic() + 5)  # nobody listens any more
+        assert 0.15 <= time.monotonic() - start < 2
+
+
+def test_a_pool_without_running_listeners_never_holds_a_notifier_up() -> None:
+    with memory_rpc() as rpc:
+        driver = rpc.cell().driver()
+        driver.listen("t", "p", Taker()).close()
+        start = time.monotonic()
+        for i in range(1000):
+            driver.notify("t", b"%d" % i)
+        assert time.monotonic() - start < 1
 
 
 def test_what_a_closed_listener_had_not_delivered_goes_back_first_in_order() -> None:
