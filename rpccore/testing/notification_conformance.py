@@ -14,6 +14,8 @@ A driver includes them with one line, once it implements notify/listen::
 
     class TestRabbitConformance(BrokerDriverConformance, BrokerNotificationConformance):
 
+Every test's name starts with ``test_notification``, so ``pytest
+tests/conformance/test_rabbit.py -k test_notification`` runs just these.
 A broker driver's own test of losing none of the notifications the broker
 confirmed across a broker restart lives with that driver (it needs a
 private broker process).
@@ -144,14 +146,14 @@ class NotificationConformance:
         for n in range(count):
             notifier.info({}, "conformance.event", {"n": n})
 
-    def test_broker_suite_included_when_the_driver_stores_notifications(self) -> None:
+    def test_notifications_broker_suite_included_when_the_driver_stores_them(self) -> None:
         driver = self.rpc().cell().driver()
         if driver.stores_notifications:
             assert isinstance(self, BrokerNotificationConformance), (
                 f"{type(driver).__name__} stores notifications: derive the test class from "
                 "BrokerNotificationConformance, not NotificationConformance")
 
-    def test_every_pool_gets_every_notification_once(self) -> None:
+    def test_notifications_reach_every_pool_once(self) -> None:
         topic = self.topic("pools")
         pools = [None, "billing", "search.#*/ é"]
         recorders = [NotificationRecorder() for _ in pools]
@@ -164,7 +166,7 @@ class NotificationConformance:
         for recorder in recorders:
             assert _values(recorder) == list(range(20))
 
-    def test_listeners_of_one_pool_share_its_notifications(self) -> None:
+    def test_notifications_are_shared_by_the_listeners_of_a_pool(self) -> None:
         topic = self.topic("shared")
         first, second, other = (NotificationRecorder() for _ in range(3))
         self.listen(topic, [first], pool="workers")
@@ -179,7 +181,7 @@ class NotificationConformance:
         assert first.notifications and second.notifications, "one listener got them all"
         assert _values(other) == list(range(40))
 
-    def test_priorities_reach_their_methods_with_every_field(self) -> None:
+    def test_notification_priorities_reach_their_methods_with_every_field(self) -> None:
         topic = self.topic("priorities")
         everything = NotificationRecorder()
         errors_only = ErrorsOnly()
@@ -212,7 +214,7 @@ class NotificationConformance:
         assert listener.cell.stats.get("notifications_received") == len(PRIORITIES)
         assert rpc.stats()[rpc.default_cell]["notifications_sent"] == len(PRIORITIES)
 
-    def test_topics_are_apart_from_each_other_and_from_rpc_topics(self) -> None:
+    def test_notification_topics_are_apart_from_each_other_and_from_rpc_topics(self) -> None:
         base = self.topic("topics")
         a, b, c = NotificationRecorder(), NotificationRecorder(), NotificationRecorder()
         self.listen(base, [a])
@@ -230,7 +232,7 @@ class NotificationConformance:
         assert c.notifications == []
         assert server.cell.stats.get("received") == 0
 
-    def test_filters_choose_what_each_endpoint_gets(self) -> None:
+    def test_notification_filters_choose_what_each_endpoint_gets(self) -> None:
         topic = self.topic("filters")
         unfiltered = NotificationRecorder()
         by_event = NotificationRecorder(NotificationFilter(event_type=r"compute\.instance\."))
@@ -259,7 +261,7 @@ class NotificationConformance:
         assert events(by_context) == ["compute.instance.create", "image.upload"]
         assert events(by_payload) == ["compute.volume.create", "image.upload"]
 
-    def test_requeue_delivers_again(self, caplog: pytest.LogCaptureFixture) -> None:
+    def test_notification_requeue_delivers_again(self, caplog: pytest.LogCaptureFixture) -> None:
         topic = self.topic("requeue")
         endpoint = RequeueOnce()
         listener = self.listen(topic, [endpoint])
@@ -279,7 +281,7 @@ class NotificationConformance:
             assert endpoint.notifications == []
         assert len(endpoint.offered) == (10 if self.requeues_notifications else 5)
 
-    def test_endpoint_exceptions_are_logged_and_acknowledged(
+    def test_notification_endpoint_exceptions_are_logged_and_acknowledged(
             self, caplog: pytest.LogCaptureFixture) -> None:
         topic = self.topic("faulty")
         endpoint = Faulty()
@@ -294,7 +296,7 @@ class NotificationConformance:
         assert endpoint.booms == 1
         assert any(r.exc_info and "boom" in r.getMessage() for r in caplog.records)
 
-    def test_batches_hold_up_to_batch_size(self) -> None:
+    def test_notification_batches_hold_up_to_batch_size(self) -> None:
         topic = self.topic("batch-size")
         endpoint = BatchRecorder()
         self.listen(topic, [endpoint], batch_size=5, batch_timeout=self.patience)
@@ -309,7 +311,7 @@ class NotificationConformance:
             assert item["publisher_id"] == "conformance.pub"
             assert set(item["metadata"]) == {"message_id", "timestamp"}
 
-    def test_batch_timeout_hands_on_a_partial_batch(self) -> None:
+    def test_notification_batch_timeout_hands_on_a_partial_batch(self) -> None:
         topic = self.topic("batch-timeout")
         endpoint = BatchRecorder()
         self.listen(topic, [endpoint], batch_size=50, batch_timeout=0.5)
@@ -336,7 +338,7 @@ class BrokerNotificationConformance(NotificationConformance):
         return sum(rpc.cell(rpc.default_cell).stats.get("notifications_dropped")
                    for rpc in self._rpcs)
 
-    def test_a_stopped_pool_gets_its_backlog_when_it_comes_back(self) -> None:
+    def test_notification_backlog_of_a_stopped_pool_waits_for_it(self) -> None:
         topic = self.topic("backlog")
         self._stopped_pool(topic, "billing")
         running = NotificationRecorder()
@@ -351,7 +353,7 @@ class BrokerNotificationConformance(NotificationConformance):
         assert set(_values(running)) == set(range(1000))
         assert self._dropped() == 0
 
-    def test_retention_cap_drops_counts_and_logs_the_excess(
+    def test_notification_retention_cap_drops_counts_and_logs_the_excess(
             self, caplog: pytest.LogCaptureFixture) -> None:
         topic = self.topic("cap")
         cap: dict[str, Any] = {"notification_max_queue_length": 10}
