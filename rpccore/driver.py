@@ -338,6 +338,20 @@ class Driver(abc.ABC):
         raise ConfigError(f"cell {self.cell.name}: the {self.cell.driver_name} driver "
                           "does not carry notifications")
 
+    def delete_pool(self, topic: str, pool: str | None) -> None:
+        """Forget pool ``pool`` of ``topic``: drop what is kept for it and
+        keep nothing more for it until it listens again. Optional.
+
+        Called for pools that were only ever temporary, when their last
+        listener has stopped (``rpccore.testing.NotificationCollector``), so
+        that a test suite does not leave a growing backlog behind per test.
+        A driver that stores notifications deletes the pool's queue (if no
+        listener of the pool still runs, the drop is not counted as
+        ``notifications_dropped``); the default does nothing, which is right
+        for drivers that store nothing. Never raises for a pool that does
+        not exist or a backend that cannot be reached (it logs).
+        """
+
     @abc.abstractmethod
     def close(self) -> None:
         """Close every connection and stop every thread of this driver.

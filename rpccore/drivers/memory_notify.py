@@ -244,6 +244,22 @@ class _Pools:
         #: a publisher reads it without the lock
         self.by_topic: dict[tuple[str, str], tuple[_Pool, ...]] = {}
 
+    def delete(self, key: _PoolKey) -> None:
+        """Forget a pool (its backlog goes with it); a listener still running
+        keeps what it was handed."""
+        with self.lock:
+            found = self.by_key.pop(key, None)
+            if found is None:
+                return
+            topic = key[:2]
+            rest = tuple(p for p in self.by_topic.get(topic, ()) if p is not found)
+            if rest:
+                self.by_topic[topic] = rest
+            else:
+                self.by_topic.pop(topic, None)
+        with found.lock:
+            found.backlog.clear()
+
     def pool(self, key: _PoolKey) -> _Pool:
         with self.lock:
             found = self.by_key.get(key)
@@ -301,6 +317,9 @@ class MemoryNotifications(Driver):
             self._listeners.add(listener)
         found.attach(listener, self.cell)
         return listener
+
+    def delete_pool(self, topic: str, pool: str | None) -> None:
+        self._notification_pools.delete((self._notification_namespace, topic, pool))
 
     def close_listeners(self) -> None:
         """Stop every listener of this driver (part of ``close()``)."""

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from rpccore.errors import RPCError
 from rpccore.notify.filter import NotificationFilter
 from rpccore.notify.message import Notification
 
@@ -147,9 +148,17 @@ class NotificationCollector(NotificationRecorder):
         return self
 
     def stop(self) -> None:
-        """Stop listening (what was collected stays)."""
+        """Stop listening (what was collected stays). The collector's pool
+        is deleted where the driver keeps pools (``Driver.delete_pool``):
+        nothing piles up for it once the test is over."""
         self.listener.stop()
         self.listener.wait(10)
+        try:
+            driver = self.listener.cell.driver()
+        except RPCError:  # the cell was closed first: nothing is kept for it
+            return
+        for topic in self.listener.topics:
+            driver.delete_pool(topic, self.pool)
 
     def __enter__(self) -> NotificationCollector:
         return self.start()

@@ -75,3 +75,26 @@ def test_other_topics_and_stopping(rpc: rpccore.RPC) -> None:
     rpc.notifier("pub", topics=["billing"]).sample({}, "bytes.out", 20)
     time.sleep(0.1)
     assert [n.payload for n in collector.notifications] == [10]
+
+
+def test_a_stopped_collector_leaves_no_pool_behind(rpc: rpccore.RPC) -> None:
+    collector = NotificationCollector(rpc).start()
+    driver = rpc.cell().driver()
+    assert driver.stores_notifications
+    collector.stop()
+    listening = NotificationRecorder()
+    rpc.listener(["notifications"], [listening], pool="app").start()
+    for i in range(3):
+        rpc.notifier("pub").info({}, "after", i)
+    listening.wait_for(3)
+    again = NotificationRecorder()  # the same pool name listens anew: nothing was kept
+    rpc.listener(["notifications"], [again], pool=collector.pool).start()
+    time.sleep(0.1)
+    assert again.notifications == []
+
+
+def test_stopping_after_the_rpc_closed_is_harmless() -> None:
+    rpc = memory_rpc()
+    collector = NotificationCollector(rpc).start()
+    rpc.close()
+    collector.stop()

@@ -159,3 +159,20 @@ def test_closing_the_driver_stops_its_listeners() -> None:
     time.sleep(0.05)
     assert taker.taken == []
     rpc.close()
+
+
+def test_a_deleted_pool_keeps_nothing_more() -> None:
+    with memory_rpc() as rpc:
+        driver = rpc.cell().driver()
+        driver.listen("t", "temp", Taker()).close()
+        driver.listen("t", "kept", Taker()).close()
+        driver.notify("t", b"before")
+        driver.delete_pool("t", "temp")
+        driver.delete_pool("t", "never existed")
+        driver.notify("t", b"after")
+        temp, kept = Taker(), Taker()
+        driver.listen("t", "temp", temp)
+        driver.listen("t", "kept", kept)
+        assert wait_until(lambda: bodies(kept) == [b"before", b"after"])
+        time.sleep(0.05)
+        assert temp.taken == []
