@@ -356,22 +356,11 @@ class RPC:
             self._servers.append(server)
         return server
 
-    def _notification_cell(self, cell: str | None) -> Cell:
-        if cell is None:
-            cell = self.conf[opts.CORE_GROUP].notification_cell or self.default_cell
-        return self.cell(cell)
-
     def notifier(self, publisher_id: str, *, topics: Iterable[str] = ("notifications",),
                  cell: str | None = None) -> Notifier:
-        """A :class:`~rpccore.notify.Notifier` that emits notifications as
-        ``publisher_id`` (``"compute.host1"``) on ``topics``; see
-        docs/notifications.rst.
-
-        :param cell: default: ``[rpccore] notification_cell``, else the
-            default cell.
-        :raises InvalidMessage: ``publisher_id`` is not a non-empty string.
-        :raises InvalidDestination: bad ``topics``, unknown cell.
-        """
+        """A :class:`~rpccore.notify.Notifier` emitting as ``publisher_id`` on
+        ``topics`` (see docs/notifications.rst). ``cell``: default
+        ``[rpccore] notification_cell``, else the default cell."""
         from rpccore.notify import Notifier
         return Notifier(self._notification_cell(cell), publisher_id, topics)
 
@@ -379,26 +368,21 @@ class RPC:
                  pool: str | None = None, cell: str | None = None,
                  batch_size: int | None = None,
                  batch_timeout: float | None = None) -> Listener:
-        """A :class:`~rpccore.notify.Listener` (not started yet) of the
-        notifications on ``topics``, run by the ``endpoints``' methods named
-        after their priority (``info(self, ctx, publisher_id, event_type,
-        payload, metadata)``). Each pool receives one copy of every
-        notification, shared among its listeners; ``pool=None`` is a pool of
-        its own. With ``batch_size`` or ``batch_timeout``, methods receive
-        lists (see docs/notifications.rst).
-
-        :param cell: default: ``[rpccore] notification_cell``, else the
-            default cell.
-        :raises InvalidDestination: bad ``topics`` or ``pool``, unknown cell.
-        :raises ValueError: no endpoint method is named after a priority;
-            bad ``batch_size`` or ``batch_timeout``.
-        """
+        """A :class:`~rpccore.notify.Listener` (not started) of the
+        notifications on ``topics`` as pool ``pool``, run by the endpoint
+        methods named after their priority (see docs/notifications.rst).
+        ``cell`` as for :meth:`notifier`."""
         from rpccore.notify import Listener
         listener = Listener(self._notification_cell(cell), topics, endpoints, pool,
                             batch_size, batch_timeout)
         with self._lock:
             self._servers.append(listener)
         return listener
+
+    def _notification_cell(self, cell: str | None) -> Cell:
+        if cell is None:
+            cell = self.conf[opts.CORE_GROUP].notification_cell or self.default_cell
+        return self.cell(cell)
 
     def close(self) -> None:
         """Stop this object's servers and close every cell. Idempotent."""

@@ -12,18 +12,12 @@ A driver's test module subclasses :class:`DriverConformance` and implements
 
 Every test uses fresh topics, so suites can share a broker.
 
-Notifications (DESIGN §10) have suites of their own, mixed in by a driver's
-test class once the driver implements ``Driver.notify`` and
-``Driver.listen`` (one line; see
-:mod:`rpccore.testing.notification_conformance`)::
+Notifications have suites of their own, mixed in with one line once a
+driver implements ``notify`` and ``listen`` (see
+:mod:`rpccore.testing.notification_conformance`, also importable from here)::
 
-    # a driver with stores_notifications (rabbit, qpid, memory, nats...)
     class TestRabbitConformance(BrokerDriverConformance, BrokerNotificationConformance):
-    # a driver without (zmq); requeues_notifications = False where the
-    # backend cannot requeue
-    class TestZmqConformance(DriverConformance, NotificationConformance):
-
-Both are importable from here and from :mod:`rpccore.testing`.
+    class TestZmqConformance(DriverConformance, NotificationConformance):  # stores none
 """
 
 from __future__ import annotations
