@@ -1,5 +1,5 @@
-"""Notifications (DESIGN section 10): events emitted once and delivered to
-every pool of listeners.
+"""Notifications: events emitted once and delivered to every pool of
+listeners (docs/notifications.rst).
 
 - :mod:`.notifier`: :class:`Notifier`, built by ``rpc.notifier(publisher_id)``;
 - :mod:`.listener`: :class:`Listener`, built by ``rpc.listener(topics, endpoints)``,

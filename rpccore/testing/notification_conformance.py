@@ -1,5 +1,5 @@
-"""Notification behaviours (DESIGN §10) every driver that carries them must
-show (pytest), written once.
+"""Notification behaviours (docs/notifications.rst) every driver that
+carries them must show (pytest), written once.
 
 Two mixins, for a driver test class that derives from
 :class:`~rpccore.testing.DriverConformance` (whose helpers ``rpc``,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from rpccore.rpc import RPC
     from rpccore.server import Server
 
-#: the keys of each dict a batch endpoint receives (DESIGN §10)
+#: the keys of each dict a batch endpoint receives
 BATCH_KEYS = {"ctx", "publisher_id", "event_type", "payload", "metadata", "priority"}
 
 

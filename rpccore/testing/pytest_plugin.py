@@ -13,15 +13,27 @@ Fixtures:
 
       def test_on_rabbit(rpc_factory):
           rpc = rpc_factory("rabbit://guest:guest@127.0.0.1:5672/", control_exchange="t1")
+
+- ``collect_notifications``: ``collect_notifications(rpc, topics=...)``
+  starts a :class:`~rpccore.testing.NotificationCollector` (what the
+  application notifies) and stops it when the test ends::
+
+      def test_create_notifies(rpc_factory, collect_notifications):
+          rpc = rpc_factory()
+          notified = collect_notifications(rpc)
+          create_instance(rpc)
+          assert notified.wait_for(1)[0].event_type == "compute.instance.create.end"
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from rpccore.testing.factory import RPCFactory
+from rpccore.testing.notifications import NotificationCollector
 
 
 @pytest.fixture
@@ -32,3 +44,22 @@ def rpc_factory() -> Iterator[RPCFactory]:
         yield factory
     finally:
         factory.close()
+
+
+@pytest.fixture
+def collect_notifications() -> Iterator[Callable[..., NotificationCollector]]:
+    """Starts NotificationCollectors (``collect_notifications(rpc, topics=...,
+    cell=...)``); stops them after the test."""
+    started: list[NotificationCollector] = []
+
+    def collect(rpc: Any, topics: Any = ("notifications",), **kwargs: Any
+                ) -> NotificationCollector:
+        collector = NotificationCollector(rpc, topics, **kwargs).start()
+        started.append(collector)
+        return collector
+
+    try:
+        yield collect
+    finally:
+        for collector in reversed(started):
+            collector.stop()

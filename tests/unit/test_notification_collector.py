@@ -98,3 +98,12 @@ def test_stopping_after_the_rpc_closed_is_harmless() -> None:
     collector = NotificationCollector(rpc).start()
     rpc.close()
     collector.stop()
+
+
+def test_the_pytest_plugins_fixture_starts_a_collector(
+        rpc_factory: Any, collect_notifications: Any) -> None:
+    rpc = rpc_factory()
+    notified = collect_notifications(rpc, topics=["billing"])
+    assert notified.listener.running
+    rpc.notifier("pub", topics=["billing"]).audit({}, "login", {"user": "u1"})
+    assert [n.priority for n in notified.wait_for(1)] == ["audit"]
