@@ -12,6 +12,7 @@ from rpccore.destination import Destination, make_destination
 from rpccore.driver import Driver, Incoming, Subscription
 from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError,
                             RPCError, Timeout, TransportError, Undeliverable, VersionCapError)
+from rpccore.interceptors import IncomingRequest, Interceptor, OutgoingRequest
 from rpccore.matchmaker import MatchMaker
 from rpccore.notify import REQUEUE, NotificationFilter
 from rpccore.rpc import RPC
@@ -23,4 +24,5 @@ __all__ = [
     "RPCError", "InvalidDestination", "InvalidMessage", "ConfigError", "Timeout",
     "RemoteError", "Undeliverable", "TransportError", "VersionCapError", "Client",
     "NotificationFilter", "REQUEUE",
+    "Interceptor", "OutgoingRequest", "IncomingRequest",
 ]

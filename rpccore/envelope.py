@@ -13,7 +13,10 @@ request's id) and either ``result`` (absent when it is null) or ``failure``
 Optional request keys, absent when unused: ``ver`` and ``ns`` (the message's
 API version and namespace), ``hb`` (heartbeat seconds: the server sends
 keepalives), ``win`` (the caller reads a stream, with this initial credit),
-``sys`` (a request answered by rpccore itself, such as ``"ping"``). A request
+``sys`` (a request answered by rpccore itself, such as ``"ping"``), ``hdr``
+(an object of strings that the caller's interceptors send to the server's:
+the trace context, ``traceparent`` and ``tracestate``, travels here; see
+:mod:`rpccore.interceptors`; a malformed one is ignored). A request
 answered more than once carries ``part`` in its non-final replies:
 ``"ka"`` (keepalive) or ``"item"`` (a stream item with ``seq``); replies to
 streams and to fanout calls carry ``from`` (the server's own destination,

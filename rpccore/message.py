@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rpccore import envelope
 from rpccore.dispatcher import parse_version
 from rpccore.errors import InvalidMessage
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
 
 Context = Mapping[str, Any] | Any
 
@@ -70,6 +75,33 @@ def check_message(message: Any) -> tuple[str, dict[str, Any]]:
         if not isinstance(key, str):
             raise InvalidMessage(f"message 'args' keys must be strings, not {key!r}")
     return method, dict(args)
+
+
+def request_envelope(cell: Cell, kind: str, ctx: Context, dest: dict[str, object],
+                     message: Any, timeout: float | None, extra: dict[str, Any]
+                     ) -> tuple[dict[str, Any], float | None]:
+    """The envelope of a request (``kind`` call or cast) to ``dest`` (its
+    envelope form) in ``cell``, not encoded yet, and its timeout (a call's
+    default is the cell's ``rpc_response_timeout``).
+
+    :raises InvalidMessage: a malformed message, context or timeout.
+    """
+    method, args = check_message(message)
+    if timeout is None and kind == "call":
+        timeout = cell.rpc_response_timeout
+    if timeout is None and cell.secret_key is not None:
+        timeout = cell.signed_message_ttl
+    if timeout is not None and timeout <= 0:
+        raise InvalidMessage(f"timeout must be positive, not {timeout}")
+    env = {"v": envelope.VERSION, "id": new_id(), "kind": kind, "dest": dest,
+           "method": method, "args": args, "ctx": context_dict(ctx)}
+    if len(message) > 2:  # more than method and args: a version, a namespace
+        check_version(message, env)
+    if extra:
+        env.update(extra)
+    if timeout is not None:  # no null in the envelope (see rpccore.envelope)
+        env["deadline"] = time.time() + timeout
+    return env, timeout
 
 
 # Message ids: a random per-process prefix and a counter (unique, and cheap).

@@ -28,6 +28,11 @@ core_opts: list[cfg.Opt] = [
                 help="Every cell this process may talk to; each has a [cell:NAME] "
                      "section. Empty: the [cell:*] sections of the config files, or "
                      "else one cell 'default' on the in-process memory driver."),
+    cfg.BoolOpt("opentelemetry", default=True,
+                help="Trace and measure calls, casts and servers with OpenTelemetry "
+                     "(the global tracer and meter providers) when opentelemetry-api is "
+                     "installed (pip install rpccore[otel]). Without it nothing is "
+                     "imported, whatever this says."),
     cfg.StrOpt("notification_cell",
                help="Cell that notifiers and listeners use when they name none "
                     "(unset: default_cell), so notifications can go to a broker "

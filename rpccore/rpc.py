@@ -13,14 +13,15 @@ from oslo_config import cfg
 from rpccore import envelope, opts
 from rpccore.cell import Cell
 from rpccore.destination import Destination, as_destination, make_destination, resolve
-from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError, RPCError,
-                            Undeliverable)
-from rpccore.message import Context, check_message, check_version, context_dict, new_id
+from rpccore.errors import ConfigError, InvalidDestination, InvalidMessage, RemoteError, RPCError
+from rpccore.interceptors import Interceptor, InterceptorChain, Sending
+from rpccore.message import Context, new_id, request_envelope
 from rpccore.replies import ReplyQueue
 from rpccore.server import Server
 from rpccore.stream_reader import StreamReader
+from rpccore.telemetry import default_interceptors
 from rpccore.version_cap import VersionCaps
-from rpccore.waiting import await_reply, send_call, send_watched
+from rpccore.waiting import await_reply, gather_replies, send_cast, send_watched
 
 if TYPE_CHECKING:
     from rpccore.client import Client
@@ -37,13 +38,23 @@ class RPC:
     :param conf: an ``oslo_config.cfg.ConfigOpts``; rpccore registers its
         options in it. ``None``: a fresh one with no files, which gives the
         single ``default`` cell on the in-process memory driver.
+    :param interceptors: :class:`~rpccore.Interceptor` objects that see
+        everything this object sends and everything its servers dispatch, in
+        order (see :mod:`rpccore.interceptors`). With OpenTelemetry installed
+        (and ``[rpccore] opentelemetry`` left on), rpccore's own tracing and
+        metrics interceptor comes first.
 
     Nothing connects until a cell is first used. Thread-safe.
     """
 
-    def __init__(self, conf: cfg.ConfigOpts | None = None) -> None:
+    def __init__(self, conf: cfg.ConfigOpts | None = None, *,
+                 interceptors: Iterable[Interceptor] | None = None) -> None:
         self.conf = conf if conf is not None else cfg.ConfigOpts()
         opts.register_core_opts(self.conf)
+        self.interceptors: list[Interceptor] = (
+            default_interceptors(self, self.conf) + list(interceptors or ()))
+        #: ``None`` when nothing intercepts: the hot path's one test
+        self._chain = InterceptorChain.of(self.interceptors)
         self._lock = threading.Lock()
         self._cells: dict[str, Cell] = {}
         self._servers: list[Server | Listener] = []  # stopped by close() and remove_cell()
@@ -163,29 +174,43 @@ class RPC:
         """See :func:`rpccore.make_destination`."""
         return make_destination(topic, host, cell, fanout)
 
+    def _envelope(self, kind: str, ctx: Context, dest: Destination | str, message: Any,
+                  timeout: float | None, extra: dict[str, Any]
+                  ) -> tuple[Cell, Destination, dict[str, Any], float | None]:
+        dest, dest_dict = resolve(dest)
+        cell = self.cell(dest.cell)
+        env, timeout = request_envelope(cell, kind, ctx, dest_dict, message, timeout, extra)
+        return cell, dest, env, timeout
+
     def _request(self, kind: str, ctx: Context, dest: Destination | str, message: Any,
                  timeout: float | None, **extra: Any
                  ) -> tuple[Cell, Destination, str, bytes, float | None]:
-        dest, dest_dict = resolve(dest)
-        cell = self.cell(dest.cell)
-        method, args = check_message(message)
-        msg_id = new_id()
-        if timeout is None and kind == "call":
-            timeout = cell.rpc_response_timeout
-        if timeout is None and cell.secret_key is not None:
-            timeout = cell.signed_message_ttl
-        if timeout is not None and timeout <= 0:
-            raise InvalidMessage(f"timeout must be positive, not {timeout}")
-        env = {"v": envelope.VERSION, "id": msg_id, "kind": kind, "dest": dest_dict,
-               "method": method, "args": args, "ctx": context_dict(ctx)}
-        if len(message) > 2:  # more than method and args: a version, a namespace
-            check_version(message, env)
-        if extra:
-            env.update(extra)
-        if timeout is not None:  # no null in the envelope (see rpccore.envelope)
-            env["deadline"] = time.time() + timeout
+        """A request's cell, destination, id, encoded envelope and timeout,
+        without interceptors (see :meth:`_outgoing`)."""
+        cell, dest, env, timeout = self._envelope(kind, ctx, dest, message, timeout, extra)
         body = envelope.encode(env, max_size=cell.max_message_size, key=cell.secret_key)
-        return cell, dest, msg_id, body, timeout
+        return cell, dest, env["id"], body, timeout
+
+    def _outgoing(self, what: str, ctx: Context, dest: Destination | str, message: Any,
+                  timeout: float | None, **extra: Any
+                  ) -> tuple[Cell, Destination, str, bytes, float | None, Sending | None]:
+        """:meth:`_request` through the interceptors' ``before_send``, for a
+        request that is a ``call``, ``cast``, ``stream`` or ``gather``
+        (``what``). Every API (this one and :mod:`rpccore.aio`) builds its
+        requests here and ends each with ``sending.finish(error)`` when the
+        last element, ``sending``, is not ``None``.
+        """
+        kind = "cast" if what == "cast" else "call"
+        cell, dest, env, timeout = self._envelope(kind, ctx, dest, message, timeout, extra)
+        chain = self._chain
+        sending = None if chain is None else chain.start_send(what, cell, dest, env)
+        try:
+            body = envelope.encode(env, max_size=cell.max_message_size, key=cell.secret_key)
+        except InvalidMessage as exc:
+            if sending is not None:
+                sending.finish(exc)
+            raise
+        return cell, dest, env["id"], body, timeout, sending
 
     def cast(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
              confirm: bool = False) -> None:
@@ -197,14 +222,15 @@ class RPC:
         :raises InvalidDestination, InvalidMessage, ConfigError: before sending.
         :raises TransportError, Undeliverable: from the driver.
         """
-        cell, dest, _, body, _ = self._request("cast", ctx, dest, message, None)
+        cell, dest, _, body, _, sending = self._outgoing("cast", ctx, dest, message, None)
         try:
-            cell.driver().send(dest, body, confirm=confirm,
-                               deadline=time.monotonic() + cell.rpc_response_timeout)
-        except RPCError:
-            cell.stats.incr("failed")
+            send_cast(cell, dest, body, confirm)
+        except RPCError as exc:
+            if sending is not None:
+                sending.finish(exc)
             raise
-        cell.stats.incr("sent")
+        if sending is not None:
+            sending.finish()
 
     def call(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
              timeout: float | None = None, heartbeat: float | None = None) -> Any:
@@ -226,18 +252,26 @@ class RPC:
             raise InvalidDestination("a call cannot go to a fanout destination; cast it "
                                      "or gather it")
         if heartbeat is None:
-            cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message, timeout)
+            cell, dest, msg_id, body, timeout, sending = self._outgoing(
+                "call", ctx, dest, message, timeout)
         else:
             if heartbeat <= 0:
                 raise InvalidMessage(f"heartbeat must be positive, not {heartbeat}")
-            cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message,
-                                                              timeout, hb=heartbeat)
+            cell, dest, msg_id, body, timeout, sending = self._outgoing(
+                "call", ctx, dest, message, timeout, hb=heartbeat)
         assert timeout is not None
-        reply = await_reply(cell, dest, msg_id, body, timeout, heartbeat)
-        fail = reply.get("failure")
-        if fail is not None:
-            cell.stats.incr("remote_errors")
-            raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
+        try:
+            reply = await_reply(cell, dest, msg_id, body, timeout, heartbeat)
+            fail = reply.get("failure")
+            if fail is not None:
+                cell.stats.incr("remote_errors")
+                raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
+        except RPCError as exc:
+            if sending is not None:
+                sending.finish(exc)
+            raise
+        if sending is not None:
+            sending.finish()
         return reply.get("result")
 
     def stream(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
@@ -256,14 +290,16 @@ class RPC:
         dest = as_destination(dest)
         window = self.cell(dest.cell).options.stream_window
         per_item = timeout if timeout is not None else self.cell(dest.cell).rpc_response_timeout
-        cell, dest, msg_id, body, timeout = self._request(
-            "call", ctx, dest, message, per_item, win=window, st=per_item)
+        cell, dest, msg_id, body, timeout, sending = self._outgoing(
+            "stream", ctx, dest, message, per_item, win=window, st=per_item)
         assert timeout is not None
         driver = cell.driver()
         queue = cell.pending_calls.add(msg_id, ReplyQueue())
         send_watched(cell, driver, dest, body, cell.pending_calls.on_reply,
                       time.monotonic() + timeout, queue)
-        return StreamReader(cell, msg_id, queue, timeout, window, new_id, str(dest))
+        reader = StreamReader(cell, msg_id, queue, timeout, window, new_id, str(dest))
+        reader.sending = sending
+        return reader
 
     def gather(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
                timeout: float | None = None) -> list[tuple[str, Any]]:
@@ -283,29 +319,22 @@ class RPC:
         dest = as_destination(dest)
         if not dest.fanout:
             dest = Destination(dest.topic, None, dest.cell, True)
-        cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message, timeout,
-                                                          **extra)
+        sending: Sending | None = None
+        if extra:  # a system request (ping): never intercepted
+            cell, dest, msg_id, body, timeout = self._request("call", ctx, dest, message,
+                                                              timeout, **extra)
+        else:
+            cell, dest, msg_id, body, timeout, sending = self._outgoing(
+                "gather", ctx, dest, message, timeout)
         assert timeout is not None
-        end = time.monotonic() + timeout
-        queue = cell.pending_calls.add(msg_id, ReplyQueue())
-        found: list[tuple[str, Any]] = []
         try:
-            try:
-                send_call(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end)
-            except Undeliverable:
-                return found
-            while (left := end - time.monotonic()) > 0:
-                reply = queue.get(left)
-                if reply is None:
-                    break
-                if reply.get("part") is not None:
-                    continue
-                fail = reply.get("failure")
-                result: Any = reply.get("result") if fail is None else RemoteError(
-                    fail["type"], fail["message"], fail.get("traceback") or "")
-                found.append((str(reply.get("host")), result))
-        finally:
-            cell.pending_calls.discard(msg_id)
+            found = gather_replies(cell, dest, msg_id, body, timeout)
+        except RPCError as exc:
+            if sending is not None:
+                sending.finish(exc)
+            raise
+        if sending is not None:
+            sending.finish()
         return found
 
     def ping(self, dest: Destination | str, timeout: float | None = None) -> Any:
@@ -338,12 +367,15 @@ class RPC:
                       namespace=namespace)
 
     def serve(self, dest: Destination | str, endpoints: Iterable[object], *,
-              workers: int | None = None) -> Server:
+              workers: int | None = None,
+              interceptors: Iterable[Interceptor] | None = None) -> Server:
         """A :class:`Server` of ``endpoints`` at ``dest`` (not started yet).
 
         ``workers``: threads that run endpoint methods (default: the cell's
         ``server_workers``); 0 runs them on the driver's delivering thread,
         for methods that never block (see :class:`rpccore.server.Server`).
+        ``interceptors``: run around this server's dispatch, after this
+        object's own (see :mod:`rpccore.interceptors`).
 
         :raises InvalidDestination: fanout destination, unknown cell.
         :raises ValueError: ``workers`` is negative.
@@ -351,7 +383,8 @@ class RPC:
         dest = as_destination(dest)
         if dest.fanout:
             raise InvalidDestination("serve a topic (and host); fanout is subscribed for you")
-        server = Server(self.cell(dest.cell), dest, endpoints, workers)
+        server = Server(self.cell(dest.cell), dest, endpoints, workers,
+                        InterceptorChain.of(self.interceptors, list(interceptors or ())))
         with self._lock:
             self._servers.append(server)
         return server

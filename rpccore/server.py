@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from rpccore import envelope
 from rpccore.bounded_queue import BoundedQueue
 from rpccore.destination import Destination
-from rpccore.dispatcher import Dispatcher
+from rpccore.dispatcher import Dispatcher, Failure
 from rpccore.errors import InvalidMessage
+from rpccore.interceptors import InterceptorChain
 from rpccore.keepalive import KEEPALIVES
 from rpccore.method_times import MethodTimes
 from rpccore.ratelog import RateLimitedLog
@@ -63,8 +64,11 @@ class Server:
     """
 
     def __init__(self, cell: Cell, dest: Destination, endpoints: Iterable[object],
-                 workers: int | None = None) -> None:
+                 workers: int | None = None,
+                 interceptors: InterceptorChain | None = None) -> None:
         self.cell = cell
+        #: run around every dispatch (``None``: none, the fast path)
+        self._chain = interceptors
         self.destination = dest
         self._dispatcher = Dispatcher(endpoints)
         if workers is not None and workers < 0:
@@ -342,14 +346,21 @@ class Server:
                 self._answer_system(responder, env)
                 _safe_ack(incoming)
                 return
+        dispatching = refusal = None
+        if self._chain is not None:  # may refuse the request (then it does not run)
+            dispatching = self._chain.start_dispatch(self.cell, self.identity.host, env)
+            refusal = None if dispatching is None else dispatching.refusal
+        if responder is not None and refusal is None:
             heartbeat = env.get("hb")
             if isinstance(heartbeat, (int, float)) and heartbeat > 0:
                 KEEPALIVES.start(responder, heartbeat / 2)
         times = self._times
         start = time.monotonic()
+        fail: Failure | None = None
         try:
-            result, fail = self._dispatcher.dispatch(env["ctx"], env["method"], env["args"],
-                                                     env.get("ns"), env.get("ver") or "1.0")
+            result, fail = self._dispatcher.dispatch(
+                env["ctx"], env["method"], env["args"], env.get("ns"), env.get("ver") or "1.0"
+            ) if refusal is None else (None, refusal)
             if type(result) is types.GeneratorType:
                 if responder is not None and env.get("win") is not None:
                     sent, fail = stream_generator(self.cell.streams, responder, env, result)
@@ -366,6 +377,8 @@ class Server:
         finally:
             if responder is not None:
                 responder.finished = True  # no keepalive after this
+            if dispatching is not None:
+                dispatching.finish(fail)
         _safe_ack(incoming)
         if times is not None:  # once the caller has its reply
             times.record(env["method"], took)

@@ -14,6 +14,7 @@ from rpccore.replies import ReplyQueue
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
+    from rpccore.interceptors import Sending
 
 LOG = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class StreamReader(Iterator[Any]):
         self._server: Destination | None = None
         self._done = False
         self.items = 0
+        #: the interceptors watching this stream, finished when it ends
+        self.sending: Sending | None = None
 
     def __iter__(self) -> StreamReader:
         return self
@@ -52,14 +55,18 @@ class StreamReader(Iterator[Any]):
         while True:
             try:
                 env = self._queue.get(self._timeout)
-            except RPCError:
-                self._finish()
+            except RPCError as exc:
+                self._finish(exc)
                 raise
             if env is None:
-                self._finish()
                 self._cell.stats.incr("timed_out")
-                raise Timeout(f"stream from {self._what} in cell {self._cell.name}: no item "
-                              f"within {self._timeout:g} s after {self.items} items")
+                timeout = Timeout(
+                    f"stream from {self._what} in cell {self._cell.name} "
+                    f"({self._cell.driver_name} driver): no item within {self._timeout:g} s "
+                    f"after {self.items} items" + ("" if self._server is None else
+                                                   f" from server {self._server.host}"))
+                self._finish(timeout)
+                raise timeout
             part = env.get("part")
             if part == "ka":
                 continue
@@ -74,11 +81,13 @@ class StreamReader(Iterator[Any]):
                     self._control(credit=self._unreturned)
                     self._unreturned = 0
                 return env.get("result")
-            self._finish()
             fail = env.get("failure")
             if fail is not None:
                 self._cell.stats.incr("remote_errors")
-                raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
+                error = RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
+                self._finish(error)
+                raise error
+            self._finish()
             raise StopIteration
 
     def _control(self, **what: Any) -> None:
@@ -95,10 +104,12 @@ class StreamReader(Iterator[Any]):
             LOG.warning("stream %s: could not send %s to %s: %s", self._id, sorted(what),
                         self._server, exc)
 
-    def _finish(self) -> None:
+    def _finish(self, error: BaseException | None = None) -> None:
         if not self._done:
             self._done = True
             self._cell.pending_calls.discard(self._id)
+            if self.sending is not None:
+                self.sending.finish(error)
 
     def close(self) -> None:
         """Stop reading; the server's generator is closed. Idempotent."""

@@ -7,7 +7,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from rpccore.errors import RPCError, Timeout, TransportError
+from rpccore.errors import RemoteError, RPCError, Timeout, TransportError, Undeliverable
 from rpccore.replies import ReplyQueue, ReplySlot
 
 if TYPE_CHECKING:
@@ -23,6 +23,17 @@ def send_call(cell: Cell, driver: Driver, dest: Destination, body: bytes,
     """Hand a call to the driver, counting it as sent or failed."""
     try:
         driver.send(dest, body, on_reply=on_reply, deadline=end)
+    except RPCError:
+        cell.stats.incr("failed")
+        raise
+    cell.stats.incr("sent")
+
+
+def send_cast(cell: Cell, dest: Destination, body: bytes, confirm: bool = False) -> None:
+    """Hand a cast to the cell's driver, counting it as sent or failed."""
+    try:
+        cell.driver().send(dest, body, confirm=confirm,
+                           deadline=time.monotonic() + cell.rpc_response_timeout)
     except RPCError:
         cell.stats.incr("failed")
         raise
@@ -64,12 +75,18 @@ def wait_with_heartbeat(slot: ReplySlot, end: float, heartbeat: float) -> bool:
 
 def timeout_text(cell: Cell, dest: Destination, timeout: float, slot: ReplySlot,
                   heartbeat: float | None, end: float) -> str:
-    """What a caller needs to know of a call that timed out: where, how
-    long, and what was heard meanwhile."""
+    """What a caller needs to know of a call that timed out: where (the
+    destination, cell and driver), how long it waited, and what was heard
+    meanwhile: keepalives, or only the driver's receipt, or nothing."""
     where = f"{dest} in cell {cell.name} ({cell.driver_name} driver)"
     if slot.keepalives:
         heard = (f"{slot.keepalives} keepalives, the last "
                  f"{time.monotonic() - slot.heard:.1f} s ago")
+    elif heartbeat is None and cell.loaded and cell.driver().detects_undeliverable:
+        # send returned (it raises Undeliverable when nobody consumes): a receipt
+        heard = (f"nothing from the server, though the request was delivered (the "
+                 f"{cell.driver_name} driver reports destinations nobody consumes, and did "
+                 f"not): a server took it and did not answer in time")
     else:
         heard = "nothing from the server"
     if heartbeat is not None and time.monotonic() < end:
@@ -107,3 +124,32 @@ def await_reply(cell: Cell, dest: Destination, msg_id: str, body: bytes, timeout
         raise slot.error
     assert slot.reply is not None
     return slot.reply
+
+
+def gather_replies(cell: Cell, dest: Destination, msg_id: str, body: bytes,
+                   timeout: float) -> list[tuple[str, Any]]:
+    """Send a gather (a call to a fanout destination) and collect the final
+    replies that come within ``timeout`` seconds: ``(host, result)`` pairs,
+    ``result`` being the value or a :class:`RemoteError`. Nobody consuming
+    the topic is an empty list."""
+    end = time.monotonic() + timeout
+    queue = cell.pending_calls.add(msg_id, ReplyQueue())
+    found: list[tuple[str, Any]] = []
+    try:
+        try:
+            send_call(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end)
+        except Undeliverable:
+            return found
+        while (left := end - time.monotonic()) > 0:
+            reply = queue.get(left)
+            if reply is None:
+                break
+            if reply.get("part") is not None:
+                continue
+            fail = reply.get("failure")
+            result: Any = reply.get("result") if fail is None else RemoteError(
+                fail["type"], fail["message"], fail.get("traceback") or "")
+            found.append((str(reply.get("host")), result))
+    finally:
+        cell.pending_calls.discard(msg_id)
+    return found

@@ -91,6 +91,8 @@ def _rewrite_asserts() -> None:
     import pytest
 
     pytest.register_assert_rewrite("rpccore.testing.driver_conformance",
+                                   "rpccore.testing.long_calls_conformance",
+                                   "rpccore.testing.tracing_conformance",
                                    "rpccore.testing.matchmaker_conformance",
                                    "rpccore.testing.notification_conformance")
 

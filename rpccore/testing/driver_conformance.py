@@ -47,6 +47,7 @@ from rpccore.testing.notification_conformance import (  # noqa: F401 (for driver
     BrokerNotificationConformance,
     NotificationConformance,
 )
+from rpccore.testing.tracing_conformance import TracingConformance
 
 
 class Recorder:
@@ -91,7 +92,7 @@ class Recorder:
         return "done"
 
 
-class DriverConformance(LongCallConformance):
+class DriverConformance(LongCallConformance, TracingConformance):
     """Subclass and implement :meth:`make_rpc`; pytest collects the tests."""
 
     #: Host names servers serve as. Broker drivers take any strings; a

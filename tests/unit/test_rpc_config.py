@@ -108,7 +108,7 @@ def test_list_opts_covers_core_and_plugins() -> None:
     assert {"transport_url", "control_exchange", "rpc_response_timeout", "secret_key",
             "max_message_size"} <= names
     assert {opt.name for opt in groups["rpccore"]} == {"default_cell", "cells",
-                                                         "notification_cell"}
+                                                         "notification_cell", "opentelemetry"}
     secret = {opt.name for opt in groups["cell:name"] if opt.secret}
     assert {"transport_url", "secret_key"} <= secret
 
