@@ -1,5 +1,6 @@
 """``rpccore check``: load, connect and round-trip every cell, in words an
-operator can act on."""
+operator can act on; what the probe server says of itself (``ping``), and
+with ``--topic``, every server of the application's topics."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import configparser
 import re
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from oslo_config import cfg
 
@@ -140,6 +142,10 @@ def check_cell(rpc: RPC, name: str, timeout: float, round_trip: bool = True) -> 
             print(f"  round trip: FAILED: answered {answer!r}")
             return False
         print(f"  round trip call: OK ({elapsed:.1f} ms)")
+        start = time.monotonic()
+        info = rpc.ping(dest, timeout=timeout)
+        print(f"  server side (ping): {describe_server(info)} "
+              f"({(time.monotonic() - start) * 1000:.1f} ms)")
     except Exception as exc:  # reported, not raised
         _report_failure("round trip call", exc)
         return False
@@ -149,15 +155,53 @@ def check_cell(rpc: RPC, name: str, timeout: float, round_trip: bool = True) -> 
     return True
 
 
+def describe_server(info: dict[str, Any]) -> str:
+    """One line of what a server says of itself (``rpc.ping``)."""
+    versions = ", ".join(f"{ns or '(none)'} {v}" for ns, v in sorted(
+        (info.get("versions") or {}).items())) or "none"
+    return (f"host {info.get('host')}, pid {info.get('pid')}, "
+            f"{info.get('workers')} workers, up {info.get('uptime', 0):.0f} s, "
+            f"versions: {versions}")
+
+
+def ping_topics(rpc: RPC, name: str, topics: Sequence[str], timeout: float) -> bool:
+    """Ping every server of each of ``topics`` in cell ``name`` (a fanout
+    ping, gathered for ``timeout`` seconds); True when each has one."""
+    ok = True
+    for topic in topics:
+        try:
+            answers = rpc.ping(rpc.make_destination(topic, cell=name, fanout=True),
+                               timeout=timeout)
+        except Exception as exc:  # reported, not raised
+            _report_failure(f"servers of {topic!r}", exc)
+            ok = False
+            continue
+        if not answers:
+            print(f"  servers of {topic!r}: NONE answered a ping within {timeout:g} s "
+                  f"(none running, or not reachable from here)")
+            ok = False
+            continue
+        print(f"  servers of {topic!r}: {len(answers)} answered")
+        for _, info in sorted(answers, key=lambda pair: str(pair[0])):
+            print(f"    {describe_server(info)}")
+    return ok
+
+
 def run_check(conf: cfg.ConfigOpts, cells: Sequence[str] | None, timeout: float,
-              show_stats: bool, round_trip: bool = True) -> int:
+              show_stats: bool, round_trip: bool = True,
+              topics: Sequence[str] = ()) -> int:
     if not getattr(conf, "config_file", None):
         print("no --config-file given: checking the built-in default (one in-process "
               "memory cell)\n")
     rpc = RPC(conf)
     try:
         names = list(cells) if cells else rpc.cell_names
-        results = [check_cell(rpc, name, timeout, round_trip) for name in names]
+        results = []
+        for name in names:
+            ok = check_cell(rpc, name, timeout, round_trip)
+            if ok and topics:
+                ok = ping_topics(rpc, name, topics, timeout)
+            results.append(ok)
         if show_stats:
             for name, counters in rpc.stats().items():
                 print(f"stats of cell {name}: " + ", ".join(

@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--cell", action="append", help="only this cell (repeatable)")
     check.add_argument("--timeout", type=float, default=5.0)
     check.add_argument("--stats", action="store_true", help="also print per-cell counters")
+    check.add_argument("--topic", action="append", default=[],
+                       help="also ping every server of this topic in each cell, and "
+                            "report what each says of itself (repeatable)")
     check.add_argument("--connect-only", action="store_true",
                        help="skip the round-trip call (on a machine whose zmq servers "
                             "already hold the cell's port)")
@@ -165,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         from rpccore.cli.check import run_check
         return run_check(load_conf(args.config_file), args.cell, args.timeout, args.stats,
-                         not args.connect_only)
+                         not args.connect_only, args.topic)
     if args.command == "ping":
         return _ping(args)
     if args.command in ("call", "cast"):

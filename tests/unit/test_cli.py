@@ -123,3 +123,24 @@ def test_misspelt_driver_gets_a_suggestion(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config-file", write_conf(tmp_path, "memroy://"), "check"]) == 1
     assert "did you mean 'memory'?" in capsys.readouterr().out
+
+
+def test_check_reports_the_server_side_with_ping(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    conf = write_conf(tmp_path, "memory:///check-ping")
+    with memory_rpc("check-ping") as server_rpc:
+        for host in ("node-1", "node-2"):
+            server_rpc.serve(server_rpc.make_destination("svc", host=host),
+                             [Versioned()]).start()
+        assert main(["--config-file", conf, "check", "--topic", "svc",
+                     "--timeout", "0.5"]) == 0
+        out = capsys.readouterr().out
+        assert "server side (ping): host rpccore-check, pid" in out
+        assert "servers of 'svc': 2 answered" in out
+        assert "host node-1, pid" in out and "host node-2, pid" in out
+        assert "versions: compute 2.4" in out
+        assert main(["--config-file", conf, "check", "--topic", "nobody",
+                     "--timeout", "0.3"]) == 1
+        out = capsys.readouterr().out
+        assert "servers of 'nobody': NONE answered a ping within 0.3 s" in out
+        assert "0 of 1 cells OK" in out

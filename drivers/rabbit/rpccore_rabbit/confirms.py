@@ -149,7 +149,9 @@ class ConfirmTracker:
                 if item.waiter is not None:
                     item.waiter.finish()
             elif item.waiter is not None:
-                item.waiter.finish(Undeliverable(f"nobody consumes {item.label}"))
+                item.waiter.finish(Undeliverable(
+                    f"nobody consumes {item.label} (rabbit {self.name}): no queue is bound "
+                    f"to routing key {item.routing_key!r} on exchange {item.exchange!r}"))
             elif item.mandatory:
                 self.stats.incr("returned")
                 _RATELOG.warning("returned", "rabbit %s: cast to %s dropped: nobody "
