@@ -15,6 +15,7 @@ from typing import Any
 from oslo_config import cfg
 
 from rpccore import RPC
+from rpccore.opts import register_core_opts
 
 RABBIT_URL = os.environ.get("RPCCORE_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 QPID_URL = os.environ.get("RPCCORE_BENCH_QPID_URL", "qpid://guest:guest@127.0.0.1:5672/")
@@ -26,6 +27,7 @@ ZMQ_HOSTS: dict[str, list[str]] = {
     "fan": ["127.0.0.3", "127.0.0.4", "127.0.0.5"],
     "xproc": ["127.0.0.6"],
     "xproc-inline": ["127.0.0.6"],
+    "bench-otel": ["127.0.0.7"],
 }
 
 
@@ -70,13 +72,20 @@ class CellFactory:
             return "zmq://", options
         raise ValueError(f"unknown driver {self.driver!r}")
 
-    def rpc(self, host: str | None = None) -> RPC:
+    def rpc(self, host: str | None = None, opentelemetry: bool = False) -> RPC:
         """An ``RPC`` whose default cell is this factory's cell.
 
         ``host``: the loopback address a zmq server binds (ignored elsewhere).
+        ``opentelemetry``: instrument it when OpenTelemetry is installed. Off
+        by default, so that every figure measures rpccore as it runs without
+        OpenTelemetry installed (the same code: no interceptor at all),
+        whatever the benchmark's environment has; see benchmarks/suite/otel.py.
         """
         url, options = self._options(host)
-        rpc = RPC(cfg.ConfigOpts())
+        conf = cfg.ConfigOpts()
+        register_core_opts(conf)
+        conf.set_override("opentelemetry", opentelemetry, group="rpccore")
+        rpc = RPC(conf)
         rpc.remove_cell(rpc.default_cell)
         rpc.add_cell(self.name, url, **options)
         rpc.default_cell = self.name

@@ -59,6 +59,9 @@ TARGETS: tuple[Target, ...] = (
     *(Target(driver, "notifications", "self:casts", 0.8)
       for driver in ("memory", "rabbit", "qpid", "zmq")),
     Target("rabbit", "notifications", "oslo.messaging", 3.0),
+    # OpenTelemetry installed, no-op providers: within 10% of plain calls (issue 22)
+    *(Target(driver, "calls-otel", "rpccore without OpenTelemetry", 0.90)
+      for driver in ("memory", "rabbit", "qpid", "zmq")),
 )
 
 

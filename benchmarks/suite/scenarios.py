@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.measure import Result, interleave
-from benchmarks.suite import child
+from benchmarks.suite import child, otel
 from benchmarks.suite.cells import CellFactory
 from benchmarks.suite.model import Figures, Row
 from benchmarks.suite.peers import CALLS, CASTS, FANOUT, NOTIFY, THREADS, Peer, start_peers
@@ -42,6 +42,7 @@ class Scenario:
     quick_for: tuple[str, ...] = ()  # part of --quick for these drivers only
     topic: str = ""  # a remote scenario's topic, when not the default one
     version: str = ""  # calls that carry this API version (rpccore only, no peers)
+    otel: bool = False  # instrumented, no-op OpenTelemetry providers (rpccore only)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -53,6 +54,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              version="1.0"),
     # beside casts (issue 20), only on drivers that carry notifications
     Scenario("notifications", "notifications, 1 thread", NOTIFY, 2000, quick=True),
+    # what OpenTelemetry costs with a no-op provider (issue 22: within 10% of calls)
+    Scenario("calls-otel", "sequential calls, OpenTelemetry with no-op providers", CALLS, 400,
+             quick=True, otel=True),
     Scenario("calls32", "calls from 32 threads", CALLS, 1280, threads=32),
     Scenario("fanout3", "fanout casts to 3 servers", FANOUT, 1000),
     Scenario("casts-1k", "casts, 1 KiB payload", CASTS, 2000, size=KIB),
@@ -83,7 +87,8 @@ def selected(driver: str, quick: bool) -> list[Scenario]:
     return [s for s in SCENARIOS
             if (s.quick or driver in s.quick_for or not quick)
             and not (s.remote and driver == "memory")
-            and (s.kind != NOTIFY or notifies)]
+            and (s.kind != NOTIFY or notifies)
+            and not (s.otel and not otel.available())]
 
 
 def count_messages(driver: str, scenario: Scenario, quick: bool) -> int:
@@ -107,7 +112,7 @@ def _trial(target: Any, scenario: Scenario, n: int) -> Callable[[], Measured]:
 
 def _peer_fits(peer: Peer, scenario: Scenario) -> tuple[bool, str]:
     """Whether ``peer`` can do ``scenario``, and a note when it does less."""
-    if scenario.kind not in peer.supports or scenario.version:
+    if scenario.kind not in peer.supports or scenario.version or scenario.otel:
         return False, ""
     if scenario.threads > 1 and THREADS not in peer.supports:
         return True, f"{peer.name} measured with one thread (it has no threaded variant)"
@@ -147,6 +152,7 @@ class DriverRun:
         for line in self.missing:
             self.log(f"{self.driver}: {line}")
         remote: RemoteServerWorkload | None = None
+        instrumented: otel.NoOpTelemetryWorkload | None = None
         proc = None
         try:
             for scenario in todo:
@@ -155,12 +161,19 @@ class DriverRun:
                     if scenario.remote and remote is None:
                         proc = child.start(factory.spec())
                         remote = RemoteServerWorkload(factory)
-                    self.rows.append(self._measure(scenario, remote if scenario.remote
-                                                   else local, peers))
+                    if scenario.otel and instrumented is None:
+                        instrumented = otel.NoOpTelemetryWorkload(factory)
+                    target = instrumented if scenario.otel else \
+                        remote if scenario.remote else local
+                    # the instrumented calls alternate with plain ones, here and now
+                    self.rows.append(self._measure(scenario, target, peers,
+                                                   local if scenario.otel else None))
                 except Exception as exc:
                     self._fail(f"{self.driver}: {scenario.label} failed", exc)
                 self.progress.step(f"{self.driver}: {scenario.label} done")
         finally:
+            if instrumented is not None:
+                instrumented.close()
             if remote is not None:
                 remote.close()
             if proc is not None:
@@ -177,9 +190,13 @@ class DriverRun:
         self.errors.append(f"{what}: {detail}")
         self.log(f"ERROR {what}: {detail}")
 
-    def _measure(self, scenario: Scenario, target: Any, peers: list[Peer]) -> Row:
+    def _measure(self, scenario: Scenario, target: Any, peers: list[Peer],
+                 baseline: RpccoreWorkload | None = None) -> Row:
+        """``baseline``: rpccore itself, measured as a peer (``calls-otel``)."""
         n = count_messages(self.driver, scenario, self.quick)
         trials = [("rpccore", _trial(target, scenario, n))]
+        if baseline is not None:
+            trials.append((otel.BASELINE, _trial(baseline, scenario, n)))
         notes = []
         for peer in peers:
             fits, note = _peer_fits(peer, scenario)

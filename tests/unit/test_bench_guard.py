@@ -84,7 +84,7 @@ def test_one_figure_below_half_fails_the_run() -> None:
 def test_judge_keeps_only_the_drivers_that_ran() -> None:
     verdicts = guard.judge([], drivers=["memory"])
     assert {v.target.driver for v in verdicts} == {"memory"}
-    assert len(verdicts) == 4
+    assert len(verdicts) == 5
 
 
 def test_issue_targets_are_all_there() -> None:
@@ -97,4 +97,6 @@ def test_issue_targets_are_all_there() -> None:
         "memory calls >= 0.6x bare queue+thread"} | {
         f"{d} calls-versioned >= 0.95x rpccore calls" for d in ("memory", "rabbit", "qpid", "zmq")
     } | {f"{d} notifications >= 0.8x rpccore casts" for d in ("memory", "rabbit", "qpid", "zmq")
-         } | {"rabbit notifications >= 3x oslo.messaging"}
+         } | {"rabbit notifications >= 3x oslo.messaging"} | {
+        f"{d} calls-otel >= 0.9x rpccore without OpenTelemetry"
+        for d in ("memory", "rabbit", "qpid", "zmq")}
