@@ -155,11 +155,12 @@ class Interceptor(abc.ABC):  # noqa: B024 (every hook is optional: override thos
         read to its end or closed, a gather has gathered. Called once per
         ``before_send`` that returned, on the thread that ended the request.
 
+        Exceptions raised here are logged and ignored: the caller's result
+        stands.
+
         :param error: ``None`` on success, else what the caller got:
             :class:`~rpccore.RemoteError`, :class:`~rpccore.Timeout`,
             :class:`~rpccore.Undeliverable`, :class:`~rpccore.TransportError`...
-        Exceptions raised here are logged and ignored: the caller's result
-        stands.
         """
 
     def before_dispatch(self, request: IncomingRequest) -> Any:
@@ -181,9 +182,10 @@ class Interceptor(abc.ABC):  # noqa: B024 (every hook is optional: override thos
         """After the endpoint ran and the caller was answered (for a call),
         on the thread that ran it.
 
+        Exceptions raised here are logged and ignored.
+
         :param error: ``None`` when the method returned (or a stream ended
             normally), else the :class:`~rpccore.RemoteError` the caller got.
-        Exceptions raised here are logged and ignored.
         """
 
 
