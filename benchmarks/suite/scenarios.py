@@ -209,7 +209,10 @@ class DriverRun:
                 elif peer.remote_server and not scenario.remote:
                     notes.append(f"{peer.name}'s server runs in another process")
         t0 = time.monotonic()
-        results: dict[str, Result] = interleave(trials, self.repeats)
+        # rpccore against itself: a ratio near 1 that noise moves most, so
+        # two more repeats (the pair is short)
+        repeats = self.repeats if baseline is None else max(self.repeats, 5)
+        results: dict[str, Result] = interleave(trials, repeats)
         self.log(f"{self.driver}: {scenario.label}: {n} per repeat, "
                  f"{time.monotonic() - t0:.1f} s")
         return Row(self.driver, scenario.key, scenario.label,
