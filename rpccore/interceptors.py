@@ -53,19 +53,24 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 #: what a request is, as interceptors see it (``Request.kind``)
-KINDS = ("call", "cast", "stream", "gather")
+KINDS = ("call", "cast", "stream", "gather", "notify")
+#: kinds that expect no reply (messaging rather than RPC)
+ONE_WAY = frozenset(("cast", "notify"))
 
 
 class Request:
     """One request, as an interceptor sees it (on either side).
 
     :ivar kind: ``"call"``, ``"cast"``, ``"stream"`` (a call read as a
-        stream) or ``"gather"`` (a call to every server of a topic)
+        stream), ``"gather"`` (a call to every server of a topic) or
+        ``"notify"`` (a notification, sending side only)
     :ivar destination: the :class:`~rpccore.Destination` it was sent to
-        (its ``fanout`` is set for gathers and fanout casts)
+        (its ``fanout`` is set for gathers and fanout casts; a
+        notification's is its first notification topic, with ``fanout``:
+        every pool gets a copy)
     :ivar cell: the cell's name
     :ivar driver: the cell's driver name (``rabbit``, ``zmq``...)
-    :ivar method: the method called
+    :ivar method: the method called (a notification's event type)
     :ivar ctx: the request context (a dict). Changes made before sending go
         into the envelope; changes made before dispatch reach the endpoint.
     :ivar headers: string keys to string values carried in the envelope from
@@ -138,8 +143,9 @@ class Interceptor(abc.ABC):  # noqa: B024 (every hook is optional: override thos
         return True
 
     def before_send(self, request: OutgoingRequest) -> Any:
-        """Before a request leaves (call, cast, stream or gather), before its
-        envelope is encoded: add to ``request.ctx`` or ``request.headers``.
+        """Before a request leaves (call, cast, stream, gather or
+        notification), before its envelope is encoded: add to
+        ``request.ctx`` or ``request.headers``.
 
         :returns: anything; given back to :meth:`after_send` as ``state``.
         :raises Exception: refuses to send: the caller gets this exception,
@@ -151,7 +157,8 @@ class Interceptor(abc.ABC):  # noqa: B024 (every hook is optional: override thos
     def after_send(self, request: OutgoingRequest, state: Any,
                    error: BaseException | None) -> None:
         """Once the request is over for the caller: a call has its reply or
-        failed, a cast was handed to the driver (or refused), a stream was
+        failed, a cast or notification was handed to the driver (or
+        refused), a stream was
         read to its end or closed, a gather has gathered. Called once per
         ``before_send`` that returned, on the thread that ended the request.
 
@@ -290,10 +297,11 @@ class InterceptorChain:
         found = [i for group in groups if group for i in group]
         return cls(found) if found else None
 
-    def start_send(self, kind: str, cell: Cell, dest: Destination,
-                   env: dict[str, Any]) -> Sending | None:
+    def start_send(self, kind: str, cell: Cell, dest: Destination, env: dict[str, Any],
+                   method: str | None = None) -> Sending | None:
         """Run ``before_send`` on a request's envelope ``env`` before it is
         encoded: changes to ``ctx`` and ``headers`` go into it (``hdr``).
+        ``method``: what ``Request.method`` says (default: the envelope's).
 
         :returns: what to :meth:`Sending.finish` once the request is over
             (``None``: no interceptor watches sending).
@@ -308,7 +316,8 @@ class InterceptorChain:
         ctx = dict(env["ctx"])  # the caller's own dict must not change
         headers: dict[str, str] = {}
         sending = Sending(OutgoingRequest(kind, dest, cell.name, cell.driver_name,
-                                          env["method"], ctx, headers, env["id"]))
+                                          env["method"] if method is None else method, ctx,
+                                          headers, env["id"]))
         for interceptor in send:
             try:
                 state = interceptor.before_send(sending.request)

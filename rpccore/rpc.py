@@ -395,7 +395,7 @@ class RPC:
         ``topics`` (see docs/notifications.rst). ``cell``: default
         ``[rpccore] notification_cell``, else the default cell."""
         from rpccore.notify import Notifier
-        return Notifier(self._notification_cell(cell), publisher_id, topics)
+        return Notifier(self._notification_cell(cell), publisher_id, topics, self._chain)
 
     def listener(self, topics: Iterable[str], endpoints: Iterable[object], *,
                  pool: str | None = None, cell: str | None = None,

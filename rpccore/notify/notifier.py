@@ -6,7 +6,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rpccore import envelope
-from rpccore.errors import InvalidMessage, TransportError
+from rpccore.destination import Destination
+from rpccore.errors import InvalidMessage, RPCError, TransportError
 from rpccore.message import Context, context_dict
 from rpccore.notify.message import check_topics, notification_envelope
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from rpccore.cell import Cell
+    from rpccore.interceptors import InterceptorChain
 
 
 class Notifier:
@@ -38,13 +40,17 @@ class Notifier:
       notifications.
     """
 
-    def __init__(self, cell: Cell, publisher_id: str, topics: Iterable[str] | str) -> None:
+    def __init__(self, cell: Cell, publisher_id: str, topics: Iterable[str] | str,
+                 interceptors: InterceptorChain | None = None) -> None:
         if type(publisher_id) is not str or not publisher_id:
             raise InvalidMessage(f"publisher_id is a non-empty string, not {publisher_id!r}")
         self.cell = cell
         self.publisher_id = publisher_id
         self.topics = check_topics(topics)
         self._sent = cell.stats.counter("notifications_sent")
+        #: the RPC's interceptors (``before_send``/``after_send``, kind "notify")
+        self._chain = interceptors
+        self._dest = Destination(self.topics[0], None, cell.name, True)
 
     def __repr__(self) -> str:
         return (f"<Notifier {self.publisher_id!r} topics={list(self.topics)} "
@@ -90,6 +96,19 @@ class Notifier:
         cell = self.cell
         env = notification_envelope(self.publisher_id, priority, context_dict(ctx),
                                     event_type, payload)
+        sending = None if self._chain is None else self._chain.start_send(
+            "notify", cell, self._dest, env, event_type)
+        try:
+            self._send(env, confirm)
+        except RPCError as exc:
+            if sending is not None:
+                sending.finish(exc)
+            raise
+        if sending is not None:
+            sending.finish()
+
+    def _send(self, env: dict[str, Any], confirm: bool) -> None:
+        cell = self.cell
         body = envelope.encode(env, max_size=cell.max_message_size, key=cell.secret_key)
         driver = cell.driver()
         deadline = time.monotonic() + cell.rpc_response_timeout

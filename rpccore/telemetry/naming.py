@@ -10,12 +10,16 @@ gather    CLIENT       ``{topic}/{method}``
 (server)  SERVER       ``{topic}/{method}``
 cast      PRODUCER     ``send {topic}``        ``send compute``
 (server)  CONSUMER     ``process {topic}``     ``process compute``
+notify    PRODUCER     ``send {topic}``        ``send notifications``
 ========  ===========  ======================  ==================================
+
+A notification's ``rpc.method`` is its event type, its topic the first of
+its notification topics (listeners do not make spans yet).
 
 Every span has ``rpc.system`` (``"rpccore"``), ``rpc.service`` (the topic),
 ``rpc.method``, ``messaging.destination.name`` (the topic),
 ``messaging.message.id``, ``rpccore.cell``, ``rpccore.driver`` and
-``rpccore.kind`` (call, cast, stream, gather); ``rpccore.host`` is the
+``rpccore.kind`` (call, cast, stream, gather, notify); ``rpccore.host`` is the
 destination's host on the caller's side (and ``server.address``), the
 server's own host on the server's. Cast spans add ``messaging.system``
 (``"rpccore"``) and ``messaging.operation.type`` (``send``, ``process``).
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rpccore.interceptors import IncomingRequest, OutgoingRequest, Request
+from rpccore.interceptors import ONE_WAY, IncomingRequest, OutgoingRequest, Request
 
 SYSTEM = "rpccore"
 
@@ -35,7 +39,7 @@ SYSTEM = "rpccore"
 def span_name(request: Request, server: bool) -> str:
     """The span's name (see the module docstring)."""
     topic = request.destination.topic
-    if request.kind == "cast":
+    if request.kind in ONE_WAY:
         return f"process {topic}" if server else f"send {topic}"
     return f"{topic}/{request.method}"
 
@@ -48,7 +52,7 @@ def _common(request: Request) -> dict[str, Any]:
         "rpccore.cell": request.cell, "rpccore.driver": request.driver,
         "rpccore.kind": request.kind,
     }
-    if request.kind == "cast":
+    if request.kind in ONE_WAY:
         attributes["messaging.system"] = SYSTEM
     if request.destination.fanout:
         attributes["rpccore.fanout"] = True
@@ -62,7 +66,7 @@ def client_attributes(request: OutgoingRequest) -> dict[str, Any]:
     if host is not None:
         attributes["rpccore.host"] = host
         attributes["server.address"] = host
-    if request.kind == "cast":
+    if request.kind in ONE_WAY:
         attributes["messaging.operation.type"] = "send"
     return attributes
 

@@ -28,7 +28,8 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from rpccore.dispatcher import exception_type_name
 from rpccore.errors import RemoteError
-from rpccore.interceptors import IncomingRequest, Interceptor, OutgoingRequest, outcome
+from rpccore.interceptors import (ONE_WAY, IncomingRequest, Interceptor, OutgoingRequest,
+                                  outcome)
 from rpccore.ratelog import RateLimitedLog
 from rpccore.telemetry import naming
 from rpccore.telemetry.metrics import VERSION, instruments
@@ -119,7 +120,7 @@ class OpenTelemetryInterceptor(Interceptor):
 
     def before_send(self, request: OutgoingRequest) -> _ClientState:
         try:
-            kind = SpanKind.PRODUCER if request.kind == "cast" else SpanKind.CLIENT
+            kind = SpanKind.PRODUCER if request.kind in ONE_WAY else SpanKind.CLIENT
             span = self._tracer.start_span(naming.span_name(request, server=False), kind=kind,
                                            attributes=naming.client_attributes(request))
             if span.get_span_context().is_valid:  # else nothing to carry (no-op tracer)

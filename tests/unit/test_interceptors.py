@@ -258,3 +258,21 @@ def test_only_interceptors_are_accepted() -> None:
     with pytest.raises(TypeError):
         InterceptorChain([object()])  # type: ignore[list-item]
     assert InterceptorChain.of([], None) is None
+
+
+def test_notifications_are_intercepted_on_the_way_out(namespace: str) -> None:
+    log: list[tuple[Any, ...]] = []
+    received: list[str] = []
+
+    class Audit:
+        def info(self, ctx: dict[str, Any], publisher_id: str, event_type: str,
+                 payload: Any, metadata: dict[str, Any]) -> None:
+            received.append(event_type)
+
+    client = memory_rpc(namespace, [Journal("n", log), Enrich()])
+    with client:
+        client.listener(["audit"], [Audit()]).start()
+        client.notifier("svc.host1", topics=["audit"]).info({}, "svc.started", {"n": 1})
+        assert wait_until(lambda: received == ["svc.started"])
+    assert log == [("n", "before_send", "notify", "svc.started"),
+                   ("n", "after_send", "notify", "n-state", "ok")]

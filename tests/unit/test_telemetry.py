@@ -202,3 +202,18 @@ def test_timeout_says_where_how_long_and_what_was_heard() -> None:
             rpc.call({}, "svc", {"method": "slow", "args": {}}, timeout=0.5, heartbeat=0.2)
         assert "keepalives, the last" in str(info.value), str(info.value)
         assert "within 0.5 s" in str(info.value)
+
+
+def test_a_notification_is_a_producer_span() -> None:
+    telemetry = sdk_telemetry()
+    topic = "notes-" + os.urandom(3).hex()
+    telemetry.watched.add(topic)
+    with memory_rpc() as rpc:
+        rpc.notifier("svc.host1", topics=[topic]).warn({}, "disk.full", {"free": 0})
+    [span] = telemetry.wait_spans(topic, 1, 5)
+    assert span.name == f"send {topic}" and span.kind.name == "PRODUCER"
+    attributes = span.attributes or {}
+    assert attributes["rpc.method"] == "disk.full"
+    assert attributes["rpccore.kind"] == "notify"
+    assert attributes["messaging.destination.name"] == topic
+    telemetry.watched.discard(topic)
