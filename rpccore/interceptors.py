@@ -40,8 +40,8 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpccore.destination import Destination
 from rpccore.dispatcher import Failure, exception_type_name, failure
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from rpccore.cell import Cell
 
 LOG = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: what a request is, as interceptors see it (``Request.kind``)
 KINDS = ("call", "cast", "stream", "gather", "notify")
@@ -226,6 +227,16 @@ class Sending:
         self.request = request
         self._ran: list[tuple[Interceptor, Any]] = []
         self._finished = False
+
+    def run(self, work: Callable[..., _T], *args: Any) -> _T:
+        """``work(*args)``, then :meth:`finish` with what it raised, if anything."""
+        try:
+            result = work(*args)
+        except BaseException as exc:
+            self.finish(exc)
+            raise
+        self.finish()
+        return result
 
     def finish(self, error: BaseException | None = None) -> None:
         """Run the ``after_send`` hooks (once; later calls do nothing)."""

@@ -13,7 +13,7 @@ from oslo_config import cfg
 from rpccore import envelope, opts
 from rpccore.cell import Cell
 from rpccore.destination import Destination, as_destination, make_destination, resolve
-from rpccore.errors import ConfigError, InvalidDestination, InvalidMessage, RemoteError, RPCError
+from rpccore.errors import ConfigError, InvalidDestination, InvalidMessage, RPCError
 from rpccore.interceptors import Interceptor, InterceptorChain, Sending
 from rpccore.message import Context, new_id, request_envelope
 from rpccore.replies import ReplyQueue
@@ -21,7 +21,7 @@ from rpccore.server import Server
 from rpccore.stream_reader import StreamReader
 from rpccore.telemetry import default_interceptors
 from rpccore.version_cap import VersionCaps
-from rpccore.waiting import await_reply, gather_replies, send_cast, send_watched
+from rpccore.waiting import await_reply, call_result, gather_replies, send_cast, send_watched
 
 if TYPE_CHECKING:
     from rpccore.client import Client
@@ -197,8 +197,9 @@ class RPC:
         """:meth:`_request` through the interceptors' ``before_send``, for a
         request that is a ``call``, ``cast``, ``stream`` or ``gather``
         (``what``). Every API (this one and :mod:`rpccore.aio`) builds its
-        requests here and ends each with ``sending.finish(error)`` when the
-        last element, ``sending``, is not ``None``.
+        requests here and, when the last element, ``sending``, is not
+        ``None``, ends each with ``sending.finish(error)`` (or runs the rest
+        of a synchronous request in ``sending.run(work, *args)``).
         """
         kind = "cast" if what == "cast" else "call"
         cell, dest, env, timeout = self._envelope(kind, ctx, dest, message, timeout, extra)
@@ -223,14 +224,10 @@ class RPC:
         :raises TransportError, Undeliverable: from the driver.
         """
         cell, dest, _, body, _, sending = self._outgoing("cast", ctx, dest, message, None)
-        try:
+        if sending is None:
             send_cast(cell, dest, body, confirm)
-        except RPCError as exc:
-            if sending is not None:
-                sending.finish(exc)
-            raise
-        if sending is not None:
-            sending.finish()
+        else:
+            sending.run(send_cast, cell, dest, body, confirm)
 
     def call(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
              timeout: float | None = None, heartbeat: float | None = None) -> Any:
@@ -260,19 +257,9 @@ class RPC:
             cell, dest, msg_id, body, timeout, sending = self._outgoing(
                 "call", ctx, dest, message, timeout, hb=heartbeat)
         assert timeout is not None
-        try:
-            reply = await_reply(cell, dest, msg_id, body, timeout, heartbeat)
-            fail = reply.get("failure")
-            if fail is not None:
-                cell.stats.incr("remote_errors")
-                raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
-        except RPCError as exc:
-            if sending is not None:
-                sending.finish(exc)
-            raise
-        if sending is not None:
-            sending.finish()
-        return reply.get("result")
+        if sending is None:
+            return call_result(cell, dest, msg_id, body, timeout, heartbeat)
+        return sending.run(call_result, cell, dest, msg_id, body, timeout, heartbeat)
 
     def stream(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
                timeout: float | None = None) -> StreamReader:
@@ -327,15 +314,9 @@ class RPC:
             cell, dest, msg_id, body, timeout, sending = self._outgoing(
                 "gather", ctx, dest, message, timeout)
         assert timeout is not None
-        try:
-            found = gather_replies(cell, dest, msg_id, body, timeout)
-        except RPCError as exc:
-            if sending is not None:
-                sending.finish(exc)
-            raise
-        if sending is not None:
-            sending.finish()
-        return found
+        if sending is None:
+            return gather_replies(cell, dest, msg_id, body, timeout)
+        return sending.run(gather_replies, cell, dest, msg_id, body, timeout)
 
     def ping(self, dest: Destination | str, timeout: float | None = None) -> Any:
         """Ask a server about itself, answered by rpccore, never by endpoints.

@@ -126,6 +126,21 @@ def await_reply(cell: Cell, dest: Destination, msg_id: str, body: bytes, timeout
     return slot.reply
 
 
+def call_result(cell: Cell, dest: Destination, msg_id: str, body: bytes, timeout: float,
+                heartbeat: float | None = None) -> Any:
+    """:func:`await_reply`, then the endpoint's return value.
+
+    :raises RemoteError: the reply carries a failure (counted).
+    :raises: what :func:`await_reply` raises.
+    """
+    reply = await_reply(cell, dest, msg_id, body, timeout, heartbeat)
+    fail = reply.get("failure")
+    if fail is not None:
+        cell.stats.incr("remote_errors")
+        raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
+    return reply.get("result")
+
+
 def gather_replies(cell: Cell, dest: Destination, msg_id: str, body: bytes,
                    timeout: float) -> list[tuple[str, Any]]:
     """Send a gather (a call to a fanout destination) and collect the final
