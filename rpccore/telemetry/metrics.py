@@ -12,6 +12,9 @@
 
 The instruments are made once per process; until the application sets a
 meter provider they are OpenTelemetry's proxies, which cost next to nothing.
+The counters are read from ``rpc.stats()`` at each collection: what an
+``RPC`` counted between the last collection and its ``close()`` is not
+reported (its counts up to that collection stay in the totals).
 """
 
 from __future__ import annotations
