@@ -1,0 +1,310 @@
+"""``NatsDriver``: rpccore over NATS (nats-py).
+
+``transport_url = nats://[user:pass@]host:4222[,host2:4222...]``
+
+Written only against rpccore's public driver interface
+(:mod:`rpccore.driver`). One driver (one cell of one ``RPC`` object) runs one
+asyncio loop thread with one connection (:mod:`rpccore_nats.runtime`).
+
+- Calls: core NATS request/reply over one shared inbox
+  (:mod:`rpccore_nats.calls`); no responders raises
+  :class:`~rpccore.Undeliverable` at once.
+- Plain casts: core NATS, at most once: returned as soon as queued.
+- Confirmed casts: JetStream work-queue stream, acknowledged by the server
+  after the endpoint ran (:mod:`rpccore_nats.jetstream`).
+- Notifications: JetStream interest streams, one durable consumer per pool.
+
+Names of subjects, streams and consumers come from :mod:`rpccore_nats.naming`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from oslo_config import cfg
+
+from rpccore.destination import Destination
+from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
+from rpccore.errors import TransportError, Undeliverable
+from rpccore_nats.calls import NOBODY
+from rpccore_nats.drops import DropCounter
+from rpccore_nats.naming import Subjects
+from rpccore_nats.options import connect_params, nats_opts
+from rpccore_nats.runtime import Runtime
+from rpccore_nats.subscription import NatsSubscription
+
+if TYPE_CHECKING:
+    from rpccore.cell import Cell
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds ``subscribe`` and ``listen`` wait for NATS (they have no deadline).
+SUBSCRIBE_TIMEOUT = 30.0
+
+
+class NatsDriver(Driver):
+    """The ``nats`` driver; see the module docstring and the README."""
+
+    detects_undeliverable = True
+    stores_notifications = True
+    leader_follower = True
+    counters = ("nats_errors",)
+
+    def __init__(self, cell: Cell) -> None:
+        super().__init__(cell)
+        self.params = connect_params(cell)
+        self.subjects = Subjects(cell.options.control_exchange)
+        self._timeout: float = cell.options.rpc_response_timeout
+        self._name = f"cell {cell.name} (nats {os.urandom(3).hex()})"
+        self._lock = threading.Lock()
+        self._runtime: Runtime | None = None
+        self._subscriptions: set[NatsSubscription] = set()
+        self._subject_cache: dict[Destination, str] = {}
+        self._closed = False
+
+    @classmethod
+    def options(cls) -> list[cfg.Opt]:
+        return list(nats_opts)
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _started(self) -> Runtime:
+        runtime = self._runtime
+        if runtime is not None:
+            return runtime
+        with self._lock:
+            if self._closed:
+                raise TransportError(f"{self._name}: the nats driver is closed")
+            if self._runtime is None:
+                self._runtime = Runtime(self.params, self.cell.stats, self._name,
+                                        self._subscriptions)
+            return self._runtime
+
+    def _ready(self, deadline: float, doing: str) -> Runtime:
+        if self._closed:
+            raise TransportError(f"{self._name}: the nats driver is closed")
+        runtime = self._started()
+        runtime.wait_ready(deadline, doing)
+        return runtime
+
+    def _subject(self, dest: Destination) -> str:
+        subject = self._subject_cache.get(dest)
+        if subject is None:
+            if dest.fanout:
+                subject = self.subjects.fanout(dest.topic)
+            elif dest.host is not None:
+                subject = self.subjects.direct(dest.topic, dest.host)
+            else:
+                subject = self.subjects.work(dest.topic)
+            if len(self._subject_cache) > 10_000:
+                self._subject_cache.clear()
+            self._subject_cache[dest] = subject
+        return subject
+
+    def connect(self, timeout: float) -> None:
+        """Connect now; raises :class:`TransportError` saying why (without
+        secrets) when that fails within ``timeout`` seconds."""
+        self._ready(time.monotonic() + timeout, "connecting")
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, dest: Destination, body: bytes, *,
+             on_reply: ReplyHandler | None = None,
+             confirm: bool = False,
+             deadline: float | None = None) -> None:
+        """See :meth:`rpccore.Driver.send` and the module docstring.
+
+        A call returns once the first reply, or the server's receipt, came
+        (so that no responders can be told); never past ``deadline``.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self._timeout
+        runtime = self._runtime
+        if runtime is None or not runtime.connection.ready.is_set():
+            runtime = self._ready(deadline, f"sending to {dest}")
+        if on_reply is not None:
+            self._call(runtime, dest, body, on_reply, deadline)
+        elif confirm and not dest.fanout:
+            self._confirmed_cast(runtime, dest, body, deadline)
+        else:
+            runtime.outbox.put((self._subject(dest), body, ""))
+            if confirm:  # a fanout: the server has it once the outbox is flushed
+                runtime.run_until(self._flush(runtime), deadline, f"confirming a cast to {dest}")
+
+    def _call(self, runtime: Runtime, dest: Destination, body: bytes,
+              on_reply: ReplyHandler, deadline: float) -> None:
+        inbox = runtime.inbox
+        reply_to, wait = inbox.expect(on_reply)
+        try:
+            runtime.outbox.put((self._subject(dest), body, reply_to))
+            outcome = wait.wait(deadline - time.monotonic())
+        finally:
+            inbox.forget(reply_to)
+        if outcome is NOBODY:
+            raise Undeliverable(f"nobody consumes {dest} in cell {self.cell.name}")
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome is None and not runtime.connection.ready.is_set():
+            raise TransportError(f"{self._name}: not connected to NATS when the call to "
+                                 f"{dest} gave up: {runtime.connection.last_error}")
+
+    @staticmethod
+    async def _flush(runtime: Runtime) -> None:
+        await runtime.outbox.flush()
+        await runtime.client.flush()
+
+    def _confirmed_cast(self, runtime: Runtime, dest: Destination, body: bytes,
+                        deadline: float) -> None:
+        subjects = self.subjects
+        if dest.host is not None:
+            subject = subjects.confirmed_direct(dest.topic, dest.host)
+        else:
+            subject = subjects.confirmed_work(dest.topic)
+        stream = subjects.cast_stream
+        jetstream = runtime.jetstream
+
+        async def publish() -> str:
+            client = runtime.client
+            if not await jetstream.consumer_exists(client, stream, Subjects.consumer(subject)):
+                return "nobody"
+            stored = await jetstream.publish(client, subject, body, stream, deadline)
+            return "stored" if stored else "nobody"
+
+        outcome = runtime.run_until(publish(), deadline + 0.2, f"a confirmed cast to {dest}")
+        if outcome == "nobody":
+            raise Undeliverable(f"no server ever consumed {dest} in cell {self.cell.name}")
+
+    # -- consuming -------------------------------------------------------------
+
+    def _new_subscription(self, runtime: Runtime, label: str,
+                          on_message: Callable[[Incoming], None]) -> NatsSubscription:
+        return NatsSubscription(label, on_message, runtime.loop_thread, runtime.outbox,
+                                self.cell.stats, self.params.drain_timeout,
+                                self._subscriptions.discard)
+
+    def subscribe(self, dest: Destination,
+                  on_message: Callable[[Incoming], None]) -> Subscription:
+        """Consume the topic (queue group), the (topic, host) subject, the
+        fanout, and the JetStream consumers of confirmed casts for both;
+        returns once the server has every subscription.
+
+        :raises TransportError: NATS could not be reached or refused.
+        """
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+        runtime = self._ready(deadline, f"subscribing {dest}")
+        sub = self._new_subscription(runtime, str(dest), on_message)
+        subjects = self.subjects
+        jetstream = runtime.jetstream
+        queue_size: int = self.cell.options.server_queue_size
+
+        async def start() -> None:
+            client = runtime.client
+            await sub.add_core(client, subjects.work(dest.topic), shared=True)
+            if dest.host is not None:
+                await sub.add_core(client, subjects.direct(dest.topic, dest.host), shared=True)
+            await sub.add_core(client, subjects.fanout(dest.topic), shared=False)
+            await jetstream.ensure_stream(client, jetstream.cast_stream_config(subjects))
+            confirmed = [subjects.confirmed_work(dest.topic)]
+            if dest.host is not None:
+                confirmed.append(subjects.confirmed_direct(dest.topic, dest.host))
+            for subject in confirmed:
+                feed, _ = await jetstream.ensure_feed(
+                    client, subjects.cast_stream, subject, None, new_only=False,
+                    max_ack_pending=queue_size)
+                await sub.add_feed(client, feed)
+            await client.flush()
+
+        self._start_subscription(runtime, sub, start(), deadline, f"subscribing {dest}")
+        return sub
+
+    def _start_subscription(self, runtime: Runtime, sub: NatsSubscription, start: Any,
+                            deadline: float, doing: str) -> None:
+        self._subscriptions.add(sub)
+        try:
+            runtime.run_until(start, deadline, doing)
+        except Exception as exc:
+            sub.close()
+            if isinstance(exc, TransportError):
+                raise
+            raise TransportError(f"{self._name}: {doing} failed: {exc}") from exc
+
+    # -- notifications ---------------------------------------------------------
+
+    def notify(self, topic: str, body: bytes, *, confirm: bool = False,
+               deadline: float | None = None) -> None:
+        """Publish a notification; see :meth:`rpccore.Driver.notify`.
+
+        Plain: core NATS (JetStream stores it for every pool that ever
+        listened). ``confirm``: returns once JetStream stored it; a topic no
+        pool ever listened on is counted as ``returned``.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self._timeout
+        runtime = self._ready(deadline, f"notifying {topic!r}")
+        subject = self.subjects.notifications(topic)
+        if not confirm:
+            runtime.outbox.put((subject, body, ""))
+            return
+        stream = Subjects.notification_stream(subject)
+        stored = runtime.run_until(
+            runtime.jetstream.publish(runtime.client, subject, body, stream, deadline),
+            deadline + 0.2, f"notifying {topic!r}")
+        if not stored:
+            self.cell.stats.incr("returned")
+
+    def listen(self, topic: str, pool: str | None,
+               on_message: Callable[[Incoming], None]) -> Subscription:
+        """Consume pool ``pool``'s copy of ``topic``'s notifications; see
+        :meth:`rpccore.Driver.listen` and :mod:`rpccore_nats.drops`."""
+        deadline = time.monotonic() + SUBSCRIBE_TIMEOUT
+        runtime = self._ready(deadline, f"listening to {topic!r}")
+        label = f"notifications {topic!r} pool {pool!r}"
+        sub = self._new_subscription(runtime, label, on_message)
+        subject = self.subjects.notifications(topic)
+        jetstream = runtime.jetstream
+        options = self.cell.options
+
+        def dropped(count: int) -> None:
+            self.cell.stats.incr("notifications_dropped", count)
+            LOG.warning("%s: %d notifications of topic %r were dropped before pool %r got "
+                        "them (over notification_max_queue_length=%d, or older than "
+                        "notification_ttl=%g s)", self._name, count, topic, pool,
+                        options.notification_max_queue_length, options.notification_ttl)
+
+        async def start() -> None:
+            client = runtime.client
+            config = jetstream.notification_stream_config(
+                subject, options.notification_max_queue_length, options.notification_ttl)
+            await jetstream.ensure_stream(client, config)
+            assert config.name is not None
+            feed, info = await jetstream.ensure_feed(
+                client, config.name, subject, pool, new_only=True,
+                max_ack_pending=options.server_queue_size)
+            delivered = info.delivered
+            drops = DropCounter(delivered.consumer_seq or 0 if delivered else 0,
+                                delivered.stream_seq or 0 if delivered else 0, dropped)
+            await sub.add_feed(client, feed, drops)
+            await client.flush()
+
+        self._start_subscription(runtime, sub, start(), deadline, label)
+        return sub
+
+    # -- closing ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every subscription (handing over what arrived), drain the
+        connection and stop the loop thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            runtime, self._runtime = self._runtime, None
+        for sub in list(self._subscriptions):
+            sub.close()
+        if runtime is not None:
+            runtime.close()

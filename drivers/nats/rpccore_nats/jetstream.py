@@ -1,0 +1,207 @@
+"""JetStream: the streams and consumers the driver makes, and publishing
+that waits for JetStream's acknowledgement.
+
+- Confirmed casts go to one **work-queue** stream per control exchange
+  (subjects ``rpccore.<cx>.c.>``). Each topic and each (topic, host) has a
+  durable push consumer delivered to a queue group, so every message goes
+  to one server of the destination and leaves the stream once that server
+  acknowledged it (after running it).
+- Notifications go to one **interest** stream per notification topic,
+  bounded by ``notification_max_queue_length`` (per subject, so the pool
+  that lags furthest behind keeps at most that many) and
+  ``notification_ttl``; each pool has a durable consumer created the first
+  time it listens (it gets what is published from then on).
+- Publishing carries a ``Nats-Msg-Id``: a publish retried after a lost
+  acknowledgement (a server killed, a leader moving) is stored once.
+
+Creating what already exists is harmless: JetStream accepts an identical
+configuration again, and the driver keeps what another process made when
+the two disagree (logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+from nats.js import api
+from nats.js.errors import APIError, NotFoundError
+
+from rpccore.errors import TransportError
+from rpccore_nats.connection import safe_text
+from rpccore_nats.naming import QUEUE_GROUP, Subjects
+from rpccore_nats.options import ConnectParams
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds JetStream remembers message ids (de-duplication).
+DEDUP_WINDOW = 120.0
+#: Seconds one publish attempt waits for JetStream's acknowledgement.
+ATTEMPT_TIMEOUT = 2.0
+#: Seconds between two attempts while JetStream does not answer.
+RETRY_PAUSE = 0.1
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A durable push consumer: where it delivers, and to which group."""
+
+    stream: str
+    consumer: str
+    deliver_subject: str
+
+
+class JetStreamAdmin:
+    """Streams, consumers and acknowledged publishing on one connection."""
+
+    def __init__(self, params: ConnectParams, name: str) -> None:
+        self.params = params
+        self.name = name
+        self._known_consumers: set[tuple[str, str]] = set()
+        self._streams_made: set[str] = set()
+
+    def _storage(self) -> api.StorageType:
+        return api.StorageType.FILE if self.params.file_storage else api.StorageType.MEMORY
+
+    # -- streams ---------------------------------------------------------------
+
+    async def ensure_stream(self, client: Client, config: api.StreamConfig) -> None:
+        name = config.name
+        assert name is not None
+        if name in self._streams_made:
+            return
+        jsm = client.jsm()
+        try:
+            await jsm.add_stream(config)
+        except APIError as exc:
+            if exc.err_code != 10058:  # name in use with another configuration
+                raise
+            try:
+                await jsm.update_stream(config)
+                LOG.info("%s: updated the limits of JetStream stream %s", self.name, name)
+            except APIError as update_exc:
+                LOG.warning("%s: JetStream stream %s exists with another configuration "
+                            "that cannot be changed (%s); using it as it is", self.name,
+                            name, update_exc.description)
+        self._streams_made.add(name)
+
+    def cast_stream_config(self, subjects: Subjects) -> api.StreamConfig:
+        return api.StreamConfig(
+            name=subjects.cast_stream, subjects=[subjects.cast_stream_subjects],
+            retention=api.RetentionPolicy.WORK_QUEUE, storage=self._storage(),
+            num_replicas=self.params.replicas, duplicate_window=DEDUP_WINDOW,
+            discard=api.DiscardPolicy.OLD)
+
+    def notification_stream_config(self, subject: str, max_length: int,
+                                   ttl: float) -> api.StreamConfig:
+        return api.StreamConfig(
+            name=Subjects.notification_stream(subject), subjects=[subject],
+            retention=api.RetentionPolicy.INTEREST, storage=self._storage(),
+            num_replicas=self.params.replicas, max_msgs_per_subject=max_length,
+            max_age=ttl, discard=api.DiscardPolicy.OLD,
+            duplicate_window=min(DEDUP_WINDOW, ttl))
+
+    # -- consumers -------------------------------------------------------------
+
+    async def ensure_feed(self, client: Client, stream: str, subject: str,
+                          pool: str | None, *, new_only: bool,
+                          max_ack_pending: int) -> tuple[Feed, api.ConsumerInfo]:
+        """The durable consumer of ``subject`` (and ``pool``), made if missing."""
+        consumer = Subjects.consumer(subject, pool)
+        feed = Feed(stream, consumer, Subjects.deliver_subject(stream, consumer))
+        config = api.ConsumerConfig(
+            durable_name=consumer, deliver_subject=feed.deliver_subject,
+            deliver_group=QUEUE_GROUP, filter_subject=subject,
+            ack_policy=api.AckPolicy.EXPLICIT, ack_wait=self.params.ack_wait,
+            max_ack_pending=max_ack_pending,
+            deliver_policy=api.DeliverPolicy.NEW if new_only else api.DeliverPolicy.ALL)
+        jsm = client.jsm()
+        try:
+            info = await jsm.add_consumer(stream, config)
+        except APIError as exc:
+            try:
+                info = await jsm.consumer_info(stream, consumer)
+            except NotFoundError:
+                raise exc from None
+            LOG.info("%s: JetStream consumer %s of %s exists with another configuration "
+                     "(%s); using it", self.name, consumer, stream, exc.description)
+        self._known_consumers.add((stream, consumer))
+        return feed, info
+
+    async def consumer_exists(self, client: Client, stream: str, consumer: str) -> bool:
+        """Whether ``consumer`` exists (a positive answer is remembered)."""
+        if (stream, consumer) in self._known_consumers:
+            return True
+        try:
+            await client.jsm().consumer_info(stream, consumer, timeout=ATTEMPT_TIMEOUT)
+        except NotFoundError:
+            return False
+        self._known_consumers.add((stream, consumer))
+        return True
+
+    async def stream_exists(self, client: Client, stream: str) -> bool:
+        try:
+            await client.jsm().stream_info(stream)
+        except NotFoundError:
+            return False
+        return True
+
+    # -- publishing ------------------------------------------------------------
+
+    async def publish(self, client: Client, subject: str, body: bytes, stream: str,
+                      deadline: float) -> bool:
+        """Publish to JetStream and wait for its acknowledgement, trying again
+        (same message id) while it does not come, until ``deadline``.
+
+        :returns: False when no stream holds ``subject`` (nothing stored).
+        :raises TransportError: not acknowledged before ``deadline``, or refused.
+        """
+        headers = {"Nats-Msg-Id": uuid.uuid4().hex, "Nats-Expected-Stream": stream}
+        last = "no answer"
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TransportError(f"{self.name}: JetStream did not acknowledge a message "
+                                     f"for {stream} in time: {last}")
+            try:
+                reply = await client.request(subject, body, timeout=min(left, ATTEMPT_TIMEOUT),
+                                             headers=headers)
+            except nats.errors.NoRespondersError:
+                if not await self._stream_exists_safely(client, stream):
+                    return False
+                last = "no JetStream server answered (a leader is being elected?)"
+            except (TimeoutError, nats.errors.TimeoutError):
+                last = "no acknowledgement within the attempt"
+            except nats.errors.Error as exc:  # closed, draining, buffer full
+                last = safe_text(exc)
+            else:
+                answer = self._parse(reply.data)
+                error = answer.get("error")
+                if not error:
+                    return True
+                last = f"{error.get('description', error)}"
+                if error.get("code") not in (503, 408):  # a refusal, not a hiccup
+                    raise TransportError(f"{self.name}: JetStream refused a message for "
+                                         f"{stream}: {last}")
+            await asyncio.sleep(min(RETRY_PAUSE, max(0.0, deadline - time.monotonic())))
+
+    @staticmethod
+    def _parse(data: bytes) -> dict[str, Any]:
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            return {"error": {"description": "unreadable acknowledgement", "code": 0}}
+        return answer if isinstance(answer, dict) else {}
+
+    async def _stream_exists_safely(self, client: Client, stream: str) -> bool:
+        try:
+            return await self.stream_exists(client, stream)
+        except Exception:  # unknown: keep trying
+            return True

@@ -1,0 +1,123 @@
+"""Subjects, stream and consumer names for destinations: an injective encoding.
+
+Topics, hosts, pools and the control exchange are opaque strings: any
+character may appear in them. NATS gives ``.`` (token separator), ``*`` and
+``>`` (wildcards) meaning, forbids whitespace, and reserves subjects that
+start with ``$``. Every *token* built here contains only ``[A-Za-z0-9_-]``
+and ``%XX`` escapes (the string's UTF-8 bytes), so it is never empty of
+meaning, never a wildcard, never contains a separator, and decodes back to
+the one string it came from. The empty string is the token ``%``, which no
+non-empty string encodes to. A token longer than :data:`MAX_TOKEN` is
+replaced by ``~`` and the SHA-256 of its encoding: ``~`` never appears in an
+encoded token, and SHA-256 collisions are not a practical concern.
+
+Layout, under ``rpccore.<control_exchange>``:
+
+================  ===================================  =====================
+what              subject                              carried by
+================  ===================================  =====================
+work (shared)     ``rpccore.<cx>.t.<topic>``           core NATS, queue group
+direct (host)     ``rpccore.<cx>.h.<topic>.<host>``    core NATS, queue group
+fanout            ``rpccore.<cx>.f.<topic>``           core NATS
+confirmed work    ``rpccore.<cx>.c.t.<topic>``         JetStream (work queue)
+confirmed direct  ``rpccore.<cx>.c.h.<topic>.<host>``  JetStream (work queue)
+notifications     ``rpccore.<cx>.n.<topic>``           JetStream (interest)
+================  ===================================  =====================
+
+Kept apart from the driver so that a shared toolkit can take it over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+#: First token of every subject the driver publishes or consumes.
+PREFIX = "rpccore"
+#: Longest token kept verbatim (NATS limits a whole protocol line to 4 KiB).
+MAX_TOKEN = 200
+#: The queue group every shared subscription joins.
+QUEUE_GROUP = "rpccore"
+
+_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_CODES = [chr(b) if b in _SAFE else f"%{b:02X}" for b in range(256)]
+
+
+def encode_token(text: str) -> str:
+    """One subject token for ``text``; injective (see the module docstring)."""
+    if not text:
+        return "%"
+    token = "".join([_CODES[b] for b in text.encode("utf-8", "surrogatepass")])
+    if len(token) > MAX_TOKEN:
+        return "~" + hashlib.sha256(token.encode("ascii")).hexdigest()
+    return token
+
+
+def decode_token(token: str) -> str:
+    """The inverse of :func:`encode_token` for tokens that were not hashed."""
+    if token == "%":
+        return ""
+    if token.startswith("~"):
+        raise ValueError("a hashed token cannot be decoded")
+    out = bytearray()
+    i = 0
+    while i < len(token):
+        if token[i] == "%":
+            out.append(int(token[i + 1:i + 3], 16))
+            i += 3
+        else:
+            out.append(ord(token[i]))
+            i += 1
+    return out.decode("utf-8", "surrogatepass")
+
+
+def short_hash(*parts: str) -> str:
+    """32 hex digits naming ``parts`` (stream and consumer names must be
+    short single tokens; the parts are separated by a NUL, which no subject
+    holds)."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
+class Subjects:
+    """The subjects and JetStream names of one control exchange."""
+
+    def __init__(self, control_exchange: str) -> None:
+        self.base = f"{PREFIX}.{encode_token(control_exchange)}"
+        #: the work-queue stream of confirmed casts, and the subjects it holds
+        self.cast_stream = "rpccore-c-" + short_hash(self.base)
+        self.cast_stream_subjects = self.base + ".c.>"
+
+    def work(self, topic: str) -> str:
+        return f"{self.base}.t.{encode_token(topic)}"
+
+    def direct(self, topic: str, host: str) -> str:
+        return f"{self.base}.h.{encode_token(topic)}.{encode_token(host)}"
+
+    def fanout(self, topic: str) -> str:
+        return f"{self.base}.f.{encode_token(topic)}"
+
+    def confirmed_work(self, topic: str) -> str:
+        return f"{self.base}.c.t.{encode_token(topic)}"
+
+    def confirmed_direct(self, topic: str, host: str) -> str:
+        return f"{self.base}.c.h.{encode_token(topic)}.{encode_token(host)}"
+
+    def notifications(self, topic: str) -> str:
+        return f"{self.base}.n.{encode_token(topic)}"
+
+    @staticmethod
+    def notification_stream(subject: str) -> str:
+        """One stream per notification topic, so that a gap in a pool's
+        stream sequence numbers is a notification the pool lost."""
+        return "rpccore-n-" + short_hash(subject)
+
+    @staticmethod
+    def consumer(subject: str, pool: str | None = None) -> str:
+        """The durable consumer of ``subject`` (for notifications: of
+        ``pool``; ``None`` is a pool of its own, distinct from every name)."""
+        pool_token = "" if pool is None else "p" + encode_token(pool)
+        return "c" + short_hash(subject, pool_token)
+
+    @staticmethod
+    def deliver_subject(stream: str, consumer: str) -> str:
+        """Where a push consumer delivers (outside every stream's subjects)."""
+        return f"_rpccore.deliver.{stream}.{consumer}"

@@ -1,0 +1,122 @@
+"""A server's or a listener's live consumers in one process.
+
+:class:`NatsSubscription` holds core NATS subscriptions (calls and plain
+casts: topic work and host-directed subjects in a queue group, the fanout
+subject for every server) and JetStream push consumers (confirmed casts,
+notifications), and one :class:`~rpccore_nats.delivery.Deliverer` that hands
+their messages to rpccore.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from rpccore.driver import Incoming, Subscription
+from rpccore_nats.calls import RECEIPT_AFTER
+from rpccore_nats.delivery import Deliverer
+from rpccore_nats.drops import DropCounter
+from rpccore_nats.incoming import CoreIncoming, InFlight, StoredIncoming
+from rpccore_nats.naming import QUEUE_GROUP
+
+if TYPE_CHECKING:
+    from nats.aio.client import Client
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription as NatsSub
+
+    from rpccore.stats import CellStats
+    from rpccore_nats.jetstream import Feed
+    from rpccore_nats.loop import EventLoopThread, Outbox
+
+LOG = logging.getLogger(__name__)
+
+
+class NatsSubscription(Subscription):
+    """See the module docstring. Built and started on the loop thread."""
+
+    def __init__(self, label: str, on_message: Callable[[Incoming], None],
+                 loop_thread: EventLoopThread, outbox: Outbox, stats: CellStats,
+                 drain_timeout: float, on_close: Callable[[NatsSubscription], None]) -> None:
+        self.label = label
+        self.deliverer = Deliverer(on_message, f"rpccore-nats {label}")
+        self.in_flight = InFlight()
+        self._loop_thread = loop_thread
+        self._outbox = outbox
+        self._stats = stats
+        self._drain_timeout = drain_timeout
+        self._on_close = on_close
+        self._subs: list[NatsSub] = []
+        self.closed = False
+
+    # -- building (loop thread) ------------------------------------------------
+
+    async def add_core(self, client: Client, subject: str, shared: bool) -> None:
+        """Consume ``subject``; ``shared``: one member of the queue group gets each."""
+        sub = await client.subscribe(subject, queue=QUEUE_GROUP if shared else "",
+                                     cb=self._on_core)
+        self._subs.append(sub)
+
+    async def add_feed(self, client: Client, feed: Feed,
+                       drops: DropCounter | None = None) -> None:
+        """Consume a JetStream push consumer's deliveries (its queue group)."""
+        async def on_stored(msg: Msg) -> None:
+            self._on_stored(msg, drops)
+
+        sub = await client.subscribe(feed.deliver_subject, queue=QUEUE_GROUP, cb=on_stored)
+        self._subs.append(sub)
+
+    # -- receiving (loop thread) -----------------------------------------------
+
+    async def _on_core(self, msg: Msg) -> None:
+        if self.closed:
+            return
+        incoming = CoreIncoming(msg.data, msg.reply, self._outbox, self.deliverer)
+        if msg.reply:
+            self._loop_thread.loop.call_later(RECEIPT_AFTER, incoming.send_receipt)
+        self.deliverer.put(incoming)
+
+    def _on_stored(self, msg: Msg, drops: DropCounter | None) -> None:
+        if self.closed:
+            return  # not acknowledged: JetStream delivers it again
+        reply = msg.reply
+        if not reply.startswith("$JS.ACK."):
+            # published straight to the deliver subject by someone else
+            self._stats.incr("dropped_malformed")
+            LOG.warning("%s: dropped a message that JetStream did not deliver", self.label)
+            return
+        if drops is not None:
+            try:
+                meta = msg.metadata
+                drops.see(meta.sequence.consumer, meta.sequence.stream, meta.num_delivered)
+            except Exception as exc:  # odd metadata: count nothing for it
+                LOG.debug("%s: unreadable delivery metadata: %s", self.label, exc)
+        self.deliverer.put(StoredIncoming(msg.data, reply, self._outbox, self.deliverer,
+                                          self.in_flight))
+
+    # -- closing ---------------------------------------------------------------
+
+    async def _unsubscribe(self) -> None:
+        for sub in self._subs:
+            try:
+                await sub.unsubscribe()
+            except Exception as exc:  # a lost connection: nothing to undo
+                LOG.debug("%s: unsubscribing: %s", self.label, exc)
+        self._subs.clear()
+
+    def close(self) -> None:
+        """Stop consuming; what was received already is handed over first
+        (for at most ``nats_drain_timeout``); JetStream messages left then
+        are given back at once. Idempotent; never raises."""
+        if self.closed:
+            return
+        try:
+            self._loop_thread.run(self._unsubscribe(), self._drain_timeout)
+        except Exception as exc:
+            LOG.debug("%s: unsubscribing: %s", self.label, exc)
+        self.closed = True
+        for item in self.deliverer.close(self._drain_timeout):
+            if isinstance(item, StoredIncoming):
+                item.requeue()
+        self._on_close(self)
+
