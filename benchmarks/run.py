@@ -1,6 +1,6 @@
 """The benchmark suite: rpccore against its peers, every installed driver, one run.
 
-    python benchmarks/run.py [--quick] [--drivers memory,rabbit,qpid,zmq]
+    python benchmarks/run.py [--quick] [--drivers memory,rabbit,qpid,zmq,nats]
                              [--out benchmarks/results] [--repeats 3] [--no-scale]
     python benchmarks/run.py --profile zmq:xproc-calls    # where the time goes
     python benchmarks/run.py --redraw benchmarks/results/latest.json
@@ -36,7 +36,7 @@ from benchmarks.suite import guard, output  # noqa: E402
 from benchmarks.suite.model import Row, ScaleFigure  # noqa: E402
 from benchmarks.suite.progress import Progress  # noqa: E402
 
-DRIVERS = ("memory", "rabbit", "qpid", "zmq")
+DRIVERS = ("memory", "rabbit", "qpid", "zmq", "nats")
 
 
 def installed_drivers() -> list[str]:
@@ -75,7 +75,8 @@ def raise_fd_limit() -> None:
 
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for dist in ("rpccore", "kombu", "pyzmq", "python-qpid-proton", "oslo.messaging", "redis"):
+    for dist in ("rpccore", "kombu", "pyzmq", "python-qpid-proton", "oslo.messaging", "redis",
+                 "nats-py"):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -19,6 +19,7 @@ from rpccore.opts import register_core_opts
 
 RABBIT_URL = os.environ.get("RPCCORE_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 QPID_URL = os.environ.get("RPCCORE_BENCH_QPID_URL", "qpid://guest:guest@127.0.0.1:5672/")
+NATS_URL = os.environ.get("RPCCORE_BENCH_NATS_URL", "nats://127.0.0.1:4222")
 REDIS_URL = os.environ.get("RPCCORE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # zmq: which loopback host serves which benchmark topic (one server RPC per host)
@@ -64,6 +65,8 @@ class CellFactory:
             return RABBIT_URL, {"control_exchange": self.name}
         if self.driver == "qpid":
             return QPID_URL, {"control_exchange": self.name}
+        if self.driver == "nats":
+            return NATS_URL, {"control_exchange": self.name}
         if self.driver == "zmq":
             options: dict[str, Any] = {"zmq_port": self.port, "matchmaker": "static",
                                        "static_hosts": ZMQ_HOSTS}

@@ -51,13 +51,17 @@ TARGETS: tuple[Target, ...] = (
     Target("qpid", "casts", "raw proton", 0.5),
     Target("memory", "casts", "bare queue+thread", 0.25),
     Target("memory", "calls", "bare queue+thread", 0.6),
+    # nats (issue 24): raw nats-py in one asyncio loop, in this process
+    Target("nats", "calls", "raw nats-py", 0.5),
+    Target("nats", "casts", "raw nats-py", 0.5),
+    Target("nats", "calls8", "self:calls", 2.0),
     # a versioned call costs no more than 5% over an unversioned one (issue 18)
     *(Target(driver, "calls-versioned", "self:calls", 0.95)
-      for driver in ("memory", "rabbit", "qpid", "zmq")),
+      for driver in ("memory", "rabbit", "qpid", "zmq", "nats")),
     # notifications per second >= 80% of the same driver's casts (issue 20);
     # "not measured" until a driver carries notifications
     *(Target(driver, "notifications", "self:casts", 0.8)
-      for driver in ("memory", "rabbit", "qpid", "zmq")),
+      for driver in ("memory", "rabbit", "qpid", "zmq", "nats")),
     Target("rabbit", "notifications", "oslo.messaging", 3.0),
     # OpenTelemetry installed, no-op providers: within 10% of plain calls (issue 22)
     *(Target(driver, "calls-otel", "rpccore without OpenTelemetry", 0.90)

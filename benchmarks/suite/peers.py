@@ -2,7 +2,7 @@
 
 The raw clients come from the focused benchmark scripts where those have
 them (``benchmarks/bench_memory.py``, ``bench_rabbit.py``, ``bench_zmq.py``,
-``bench_qpid.py``);
+``bench_qpid.py``, ``bench_nats.py``);
 this module only adapts them. What they lack (fanout, raw proton) lives in
 :mod:`.raw_fanout` and :mod:`.raw_proton`.
 
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-from benchmarks.suite.cells import QPID_URL, RABBIT_URL, free_port
+from benchmarks.suite.cells import NATS_URL, QPID_URL, RABBIT_URL, free_port
 from benchmarks.suite.workload import Measured, timed_calls
 
 CASTS, CALLS, THREADS, FANOUT = "casts", "calls", "threads", "fanout"
@@ -244,11 +244,33 @@ class ProtonPeer(Peer):
         self.raw.close()
 
 
+class NatsPeer(Peer):
+    """bench_nats's raw nats-py: request/reply and publish+subscribe in one
+    asyncio loop (two connections), no threads crossed."""
+
+    name = "raw nats-py"
+    supports = frozenset({CASTS, CALLS})
+
+    def __init__(self) -> None:
+        from benchmarks import bench_nats
+        self.raw = bench_nats.RawNats(NATS_URL)
+
+    def casts(self, n: int, size: int = 100) -> Measured:
+        return self.raw.publishes(n, size)
+
+    def calls(self, n: int, threads: int = 1, size: int = 100) -> Measured:
+        return self.raw.roundtrips(n, size)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 PEERS: dict[str, list[type[Peer]]] = {
     "memory": [BarePeer],
     "rabbit": [OsloPeer, KombuPeer],
     "qpid": [ProtonPeer],
     "zmq": [PyzmqPeer],
+    "nats": [NatsPeer],
 }
 
 

@@ -75,7 +75,7 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 # messages per repeat: the fast in-process drivers get more, so a repeat is long enough
-SCALE = {"memory": 10.0, "zmq": 5.0, "rabbit": 1.0, "qpid": 1.0}
+SCALE = {"memory": 10.0, "zmq": 5.0, "rabbit": 1.0, "qpid": 1.0, "nats": 4.0}
 QUICK_FACTOR = 0.7
 
 

@@ -149,6 +149,9 @@ def connect_params(cell: Any) -> ConnectParams:
         "reconnect_time_wait": options.nats_reconnect_wait,  # first connection's retries
         "dont_randomize": not options.nats_randomize_servers,
         "drain_timeout": options.nats_drain_timeout,
+        # Every subject the driver publishes to is built by rpccore_nats.naming
+        # (no whitespace, CR or LF) or is a reply subject the server sent us.
+        "skip_subject_validation": True,
         **_auth(options),
     }
     tls = _tls_context(options)

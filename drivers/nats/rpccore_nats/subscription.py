@@ -9,6 +9,7 @@ their messages to rpccore.
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -48,6 +49,8 @@ class NatsSubscription(Subscription):
         self._on_close = on_close
         self._subs: list[NatsSub] = []
         self.closed = False
+        #: calls not answered yet, oldest first, with when a receipt is due
+        self._unanswered: collections.deque[tuple[float, CoreIncoming]] = collections.deque()
 
     # -- building (loop thread) ------------------------------------------------
 
@@ -73,8 +76,22 @@ class NatsSubscription(Subscription):
             return
         incoming = CoreIncoming(msg.data, msg.reply, self._outbox, self.deliverer)
         if msg.reply:
-            self._loop_thread.loop.call_later(RECEIPT_AFTER, incoming.send_receipt)
+            loop = self._loop_thread.loop
+            if not self._unanswered:
+                loop.call_later(RECEIPT_AFTER, self._send_receipts)
+            self._unanswered.append((loop.time() + RECEIPT_AFTER, incoming))
         self.deliverer.put(incoming)
+
+    def _send_receipts(self) -> None:
+        """Receipts for the calls not answered within ``RECEIPT_AFTER`` (one
+        timer for all of them, not one per call)."""
+        unanswered = self._unanswered
+        loop = self._loop_thread.loop
+        now = loop.time()
+        while unanswered and unanswered[0][0] <= now:
+            unanswered.popleft()[1].send_receipt()
+        if unanswered:
+            loop.call_at(unanswered[0][0], self._send_receipts)
 
     def _on_stored(self, msg: Msg, drops: DropCounter | None) -> None:
         if self.closed:
