@@ -1,0 +1,202 @@
+"""NATS for the tests: the machine's server, and private clusters to break.
+
+- :data:`NATS_URL`: the machine's NATS with JetStream (127.0.0.1:4222;
+  ``RPCCORE_TEST_NATS_URL`` overrides). Tests that need it fail loudly when
+  it is not there.
+- :func:`delete_streams`: remove the JetStream streams a test made.
+- :class:`PrivateNatsCluster`: ``nodes`` nats-server processes on free
+  ports (client, cluster and monitoring ports of their own), routed to each
+  other, JetStream on, data in a temporary folder; killed and restarted by
+  the test, never the machine's server::
+
+      with PrivateNatsCluster(3) as cluster:     # start() + wait_ready()
+          url = cluster.url()                    # nats://127.0.0.1:P1,127.0.0.1:P2,...
+          node = cluster.node_of("cell default")  # whose client names contain that
+          cluster.kill(node)                      # SIGKILL, as a crash would
+          cluster.restart(node); cluster.wait_ready()
+
+Every process is started and ended by its pid; :meth:`stop` (also on
+leaving the ``with`` block) removes the folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+NATS_SERVER = "/usr/sbin/nats-server"
+NATS_URL = os.environ.get("RPCCORE_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def delete_streams(names: list[str], url: str = NATS_URL) -> None:
+    """Delete JetStream streams (missing ones are fine)."""
+    import nats
+    import nats.js.errors
+
+    async def run() -> None:
+        client = await nats.connect(url)
+        try:
+            jsm = client.jsm()
+            for name in names:
+                try:
+                    await jsm.delete_stream(name)
+                except nats.js.errors.NotFoundError:
+                    pass
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateNatsCluster:
+    """See the module docstring. Nodes are numbered from 0."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, nodes: int = 3) -> None:
+        if not os.path.exists(NATS_SERVER):
+            raise FileNotFoundError(f"{NATS_SERVER} not found: install nats-server")
+        self.base = Path(tempfile.mkdtemp(prefix="rpccore-nats-"))
+        self.ports = [free_port() for _ in range(nodes)]
+        self.cluster_ports = [free_port() for _ in range(nodes)]
+        self.monitor_ports = [free_port() for _ in range(nodes)]
+        self._processes: list[subprocess.Popen[bytes] | None] = [None] * nodes
+        for index in range(nodes):
+            self._write_config(index)
+
+    def _write_config(self, index: int) -> None:
+        routes = ", ".join(f"nats-route://{self.host}:{port}" for i, port in
+                           enumerate(self.cluster_ports) if i != index)
+        store = self.base / f"n{index}"
+        store.mkdir(exist_ok=True)
+        (self.base / f"n{index}.conf").write_text(
+            f'server_name: "n{index}"\n'
+            f"listen: {self.host}:{self.ports[index]}\n"
+            f"http: {self.host}:{self.monitor_ports[index]}\n"
+            f'jetstream {{ store_dir: "{store}", max_memory_store: 64MB, '
+            f"max_file_store: 512MB }}\n"
+            f'cluster {{ name: "rpccore-test", listen: {self.host}:{self.cluster_ports[index]}, '
+            f"routes: [{routes}] }}\n")
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, index: int | None = None) -> PrivateNatsCluster:
+        """Start every node (or one); returns at once (see :meth:`wait_ready`)."""
+        for i in range(len(self.ports)) if index is None else [index]:
+            process = self._processes[i]
+            if process is not None and process.poll() is None:
+                continue
+            log = open(self.base / f"n{i}.log", "ab")
+            self._processes[i] = subprocess.Popen(
+                [NATS_SERVER, "-c", str(self.base / f"n{i}.conf")], stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
+        return self
+
+    def _get(self, index: int, path: str) -> dict[str, object]:
+        url = f"http://{self.host}:{self.monitor_ports[index]}{path}"
+        with urllib.request.urlopen(url, timeout=1) as answer:
+            result: dict[str, object] = json.loads(answer.read())
+            return result
+
+    def running(self) -> list[int]:
+        return [i for i, p in enumerate(self._processes) if p is not None and p.poll() is None]
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until every running node is healthy (JetStream included) and routed
+        to every other running node.
+
+        :raises TimeoutError: not in time (with the end of the logs).
+        """
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            live = self.running()
+            try:
+                if all(self._get(i, "/healthz").get("status") == "ok"
+                       and self._get(i, "/routez").get("num_routes", 0) >= len(live) - 1
+                       for i in live):
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"private NATS cluster not ready: {self.log_tail()}")
+
+    def node_of(self, name_part: str) -> int:
+        """The node a client whose connection name contains ``name_part`` is on."""
+        for i in self.running():
+            connz = self._get(i, "/connz?limit=1000")
+            for conn in connz.get("connections", []):  # type: ignore[union-attr]
+                if name_part in str(conn.get("name", "")):
+                    return i
+        raise LookupError(f"no client named like {name_part!r} is connected")
+
+    def kill(self, index: int) -> None:
+        """SIGKILL one node, as a crash would."""
+        process = self._processes[index]
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+    def restart(self, index: int) -> None:
+        self.kill(index)
+        self.start(index)
+
+    def stop(self) -> None:
+        """End every node and remove the folder. Idempotent."""
+        for process in self._processes:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for process in self._processes:
+            if process is not None:
+                try:
+                    process.wait(5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
+        self._processes = [None] * len(self._processes)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    # -- helpers -----------------------------------------------------------
+
+    def url(self, order: list[int] | None = None, auth: str = "") -> str:
+        """``nats://`` URL listing the nodes (in ``order``)."""
+        order = list(range(len(self.ports))) if order is None else order
+        return "nats://" + ",".join(f"{auth}{self.host}:{self.ports[i]}" for i in order)
+
+    def log_tail(self, chars: int = 1500) -> str:
+        texts = []
+        for path in sorted(self.base.glob("n*.log")):
+            try:
+                texts.append(f"{path.name}: " + path.read_text(errors="replace")[-chars:])
+            except OSError:
+                pass
+        return "\n".join(texts)
+
+    def __enter__(self) -> PrivateNatsCluster:
+        try:
+            self.start()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
