@@ -137,6 +137,21 @@ class PrivateNatsCluster:
             time.sleep(0.1)
         raise TimeoutError(f"private NATS cluster not ready: {self.log_tail()}")
 
+    def wait_up(self, timeout: float = 30.0) -> None:
+        """Until every running node accepts clients and is routed to the
+        others (JetStream may still be catching up)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            live = self.running()
+            try:
+                if all(self._get(i, "/routez").get("num_routes", 0) >= len(live) - 1
+                       for i in live):
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"private NATS cluster not up: {self.log_tail()}")
+
     def node_of(self, name_part: str) -> int:
         """The node a client whose connection name contains ``name_part`` is on."""
         for i in self.running():
@@ -145,6 +160,18 @@ class PrivateNatsCluster:
                 if name_part in str(conn.get("name", "")):
                     return i
         raise LookupError(f"no client named like {name_part!r} is connected")
+
+    def stream_leaders(self) -> dict[str, str]:
+        """Stream name -> the server name (``n0``...) of its leader."""
+        leaders: dict[str, str] = {}
+        for i in self.running():
+            jsz = self._get(i, "/jsz?accounts=true&streams=true")
+            for account in jsz.get("account_details", []) or []:  # type: ignore[union-attr]
+                for stream in account.get("stream_detail", []) or []:
+                    leader = (stream.get("cluster") or {}).get("leader")
+                    if leader:
+                        leaders[stream["name"]] = leader
+        return leaders
 
     def kill(self, index: int) -> None:
         """SIGKILL one node, as a crash would."""

@@ -208,14 +208,14 @@ class NatsDriver(Driver):
             if dest.host is not None:
                 await sub.add_core(client, subjects.direct(dest.topic, dest.host), shared=True)
             await sub.add_core(client, subjects.fanout(dest.topic), shared=False)
-            await jetstream.ensure_stream(client, jetstream.cast_stream_config(subjects))
+            await jetstream.ensure_stream(client, jetstream.cast_stream_config(subjects), deadline)
             confirmed = [subjects.confirmed_work(dest.topic)]
             if dest.host is not None:
                 confirmed.append(subjects.confirmed_direct(dest.topic, dest.host))
             for subject in confirmed:
                 feed, _ = await jetstream.ensure_feed(
                     client, subjects.cast_stream, subject, None, new_only=False,
-                    max_ack_pending=queue_size)
+                    max_ack_pending=queue_size, deadline=deadline)
                 await sub.add_feed(client, feed)
             await client.flush()
 
@@ -280,11 +280,11 @@ class NatsDriver(Driver):
             client = runtime.client
             config = jetstream.notification_stream_config(
                 subject, options.notification_max_queue_length, options.notification_ttl)
-            await jetstream.ensure_stream(client, config)
+            await jetstream.ensure_stream(client, config, deadline)
             assert config.name is not None
             feed, info = await jetstream.ensure_feed(
                 client, config.name, subject, pool, new_only=True,
-                max_ack_pending=options.server_queue_size)
+                max_ack_pending=options.server_queue_size, deadline=deadline)
             delivered = info.delivered
             drops = DropCounter(delivered.consumer_seq or 0 if delivered else 0,
                                 delivered.stream_seq or 0 if delivered else 0, dropped)

@@ -26,13 +26,14 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import nats.errors
 from nats.aio.client import Client
 from nats.js import api
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from rpccore.errors import TransportError
 from rpccore_nats.connection import safe_text
@@ -41,10 +42,14 @@ from rpccore_nats.options import ConnectParams
 
 LOG = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 #: Seconds JetStream remembers message ids (de-duplication).
 DEDUP_WINDOW = 120.0
-#: Seconds one publish attempt waits for JetStream's acknowledgement.
-ATTEMPT_TIMEOUT = 2.0
+#: Seconds one publish attempt waits for JetStream's acknowledgement before
+#: it is tried again (same message id: stored once), e.g. through another
+#: server after the one connected to died.
+ATTEMPT_TIMEOUT = 0.75
 #: Seconds between two attempts while JetStream does not answer.
 RETRY_PAUSE = 0.1
 
@@ -70,21 +75,35 @@ class JetStreamAdmin:
     def _storage(self) -> api.StorageType:
         return api.StorageType.FILE if self.params.file_storage else api.StorageType.MEMORY
 
+    async def _until(self, deadline: float, make: Callable[[], Awaitable[T]]) -> T:
+        """``await make()``, tried again while JetStream does not answer (no
+        meta leader yet, a leader moving) until ``deadline``."""
+        while True:
+            try:
+                return await make()
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                    ServiceUnavailableError) as exc:
+                if time.monotonic() + RETRY_PAUSE >= deadline:
+                    raise TransportError(f"{self.name}: JetStream did not answer in time: "
+                                         f"{safe_text(exc)}") from None
+                await asyncio.sleep(RETRY_PAUSE)
+
     # -- streams ---------------------------------------------------------------
 
-    async def ensure_stream(self, client: Client, config: api.StreamConfig) -> None:
+    async def ensure_stream(self, client: Client, config: api.StreamConfig,
+                            deadline: float) -> None:
         name = config.name
         assert name is not None
         if name in self._streams_made:
             return
         jsm = client.jsm()
         try:
-            await jsm.add_stream(config)
+            await self._until(deadline, lambda: jsm.add_stream(config))
         except APIError as exc:
             if exc.err_code != 10058:  # name in use with another configuration
                 raise
             try:
-                await jsm.update_stream(config)
+                await self._until(deadline, lambda: jsm.update_stream(config))
                 LOG.info("%s: updated the limits of JetStream stream %s", self.name, name)
             except APIError as update_exc:
                 LOG.warning("%s: JetStream stream %s exists with another configuration "
@@ -111,8 +130,8 @@ class JetStreamAdmin:
     # -- consumers -------------------------------------------------------------
 
     async def ensure_feed(self, client: Client, stream: str, subject: str,
-                          pool: str | None, *, new_only: bool,
-                          max_ack_pending: int) -> tuple[Feed, api.ConsumerInfo]:
+                          pool: str | None, *, new_only: bool, max_ack_pending: int,
+                          deadline: float) -> tuple[Feed, api.ConsumerInfo]:
         """The durable consumer of ``subject`` (and ``pool``), made if missing."""
         consumer = Subjects.consumer(subject, pool)
         feed = Feed(stream, consumer, Subjects.deliver_subject(stream, consumer))
@@ -124,10 +143,10 @@ class JetStreamAdmin:
             deliver_policy=api.DeliverPolicy.NEW if new_only else api.DeliverPolicy.ALL)
         jsm = client.jsm()
         try:
-            info = await jsm.add_consumer(stream, config)
+            info = await self._until(deadline, lambda: jsm.add_consumer(stream, config))
         except APIError as exc:
             try:
-                info = await jsm.consumer_info(stream, consumer)
+                info = await self._until(deadline, lambda: jsm.consumer_info(stream, consumer))
             except NotFoundError:
                 raise exc from None
             LOG.info("%s: JetStream consumer %s of %s exists with another configuration "
@@ -136,13 +155,20 @@ class JetStreamAdmin:
         return feed, info
 
     async def consumer_exists(self, client: Client, stream: str, consumer: str) -> bool:
-        """Whether ``consumer`` exists (a positive answer is remembered)."""
+        """Whether ``consumer`` exists (a positive answer is remembered; so is
+        nothing when JetStream does not answer, which counts as yes)."""
         if (stream, consumer) in self._known_consumers:
             return True
         try:
             await client.jsm().consumer_info(stream, consumer, timeout=ATTEMPT_TIMEOUT)
         except NotFoundError:
             return False
+        except (TimeoutError, nats.errors.Error) as exc:
+            # JetStream cannot tell now (a leader moving): publish anyway,
+            # the stream keeps the message for whoever consumes it later
+            LOG.debug("%s: could not look up consumer %s: %s", self.name, consumer,
+                      safe_text(exc))
+            return True
         self._known_consumers.add((stream, consumer))
         return True
 

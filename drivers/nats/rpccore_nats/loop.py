@@ -23,6 +23,10 @@ LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class LoopTimeout(Exception):
+    """:meth:`EventLoopThread.run` gave up waiting (not raised by the coroutine)."""
+
+
 class EventLoopThread:
     """An asyncio loop running forever on a daemon thread."""
 
@@ -57,7 +61,7 @@ class EventLoopThread:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run ``coro`` on the loop and wait at most ``timeout`` seconds.
 
-        :raises TimeoutError: not done in time (the coroutine is cancelled).
+        :raises LoopTimeout: not done in time (the coroutine is cancelled).
         """
         if self.in_loop():
             raise RuntimeError("EventLoopThread.run called on the loop's own thread")
@@ -65,8 +69,10 @@ class EventLoopThread:
         try:
             return future.result(max(timeout, 0.0))
         except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise TimeoutError from None
+            if not future.done():
+                future.cancel()
+                raise LoopTimeout from None
+            return future.result()
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the loop, from any thread."""

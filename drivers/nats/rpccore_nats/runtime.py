@@ -21,7 +21,7 @@ from rpccore_nats.calls import ReplyInbox
 from rpccore_nats.connection import NatsConnection, safe_text
 from rpccore_nats.incoming import progress_payload
 from rpccore_nats.jetstream import JetStreamAdmin
-from rpccore_nats.loop import EventLoopThread, Outbox, OutboxItem
+from rpccore_nats.loop import EventLoopThread, LoopTimeout, Outbox, OutboxItem
 
 if TYPE_CHECKING:
     from rpccore.stats import CellStats
@@ -105,7 +105,7 @@ class Runtime:
         """
         try:
             return self.loop_thread.run(coro, deadline - time.monotonic())  # type: ignore[arg-type]
-        except TimeoutError:
+        except LoopTimeout:
             raise TransportError(f"{self.name}: {doing} did not finish in time "
                                  f"({self.connection.last_error})") from None
 
