@@ -26,8 +26,10 @@ from nats.aio.client import Client
 from rpccore.errors import TransportError
 from rpccore.stats import CellStats
 from rpccore_nats.options import ConnectParams
+from rpccore_nats.quietlog import QuietLog
 
 LOG = logging.getLogger(__name__)
+_QUIET = QuietLog(LOG, interval=5.0)
 
 _CREDENTIALS_IN_URL = re.compile(r"(\w+://)[^@/\s]*@")
 
@@ -137,7 +139,7 @@ class NatsConnection:
         self.last_error = explain(exc)
         self.stats.incr("nats_errors")
         if not self.closing:
-            LOG.warning("%s: NATS error: %s", self.name, self.last_error)
+            _QUIET.warning(self.last_error, "%s: NATS error: %s", self.name, self.last_error)
 
     async def _on_disconnected(self) -> None:
         if self.ready.is_set() and not self.closing:

@@ -21,6 +21,7 @@ from rpccore_nats.calls import ReplyInbox
 from rpccore_nats.connection import NatsConnection, safe_text
 from rpccore_nats.incoming import progress_payload
 from rpccore_nats.jetstream import JetStreamAdmin
+from rpccore_nats.quietlog import QuietLog
 from rpccore_nats.loop import EventLoopThread, LoopTimeout, Outbox, OutboxItem
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from rpccore_nats.subscription import NatsSubscription
 
 LOG = logging.getLogger(__name__)
+_QUIET = QuietLog(LOG)
 
 
 class Runtime:
@@ -82,7 +84,7 @@ class Runtime:
                 self.inbox.fail(reply, TransportError(
                     f"{self.name}: could not publish a call: {why}"))
                 return
-        LOG.warning("%s: could not publish (%s); it is lost", self.name, why)
+        _QUIET.warning("publish", "%s: could not publish (%s); it is lost", self.name, why)
 
     async def _extend_long_runners(self) -> None:
         """Tell JetStream that messages still running are being worked on,

@@ -20,6 +20,7 @@ from rpccore_nats.delivery import Deliverer
 from rpccore_nats.drops import DropCounter
 from rpccore_nats.incoming import CoreIncoming, InFlight, StoredIncoming
 from rpccore_nats.naming import QUEUE_GROUP
+from rpccore_nats.quietlog import QuietLog
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from rpccore_nats.loop import EventLoopThread, Outbox
 
 LOG = logging.getLogger(__name__)
+_QUIET = QuietLog(LOG)
 
 
 class NatsSubscription(Subscription):
@@ -100,7 +102,8 @@ class NatsSubscription(Subscription):
         if not reply.startswith("$JS.ACK."):
             # published straight to the deliver subject by someone else
             self._stats.incr("dropped_malformed")
-            LOG.warning("%s: dropped a message that JetStream did not deliver", self.label)
+            _QUIET.warning("foreign", "%s: dropped a message that JetStream did not deliver "
+                           "(published straight to its delivery subject)", self.label)
             return
         if drops is not None:
             try:
