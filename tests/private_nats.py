@@ -15,6 +15,9 @@
           cluster.kill(node)                      # SIGKILL, as a crash would
           cluster.restart(node); cluster.wait_ready()
 
+- :class:`PrivateNatsServer`: one node with configuration of the test's
+  own (authorization, TLS with a throw-away CA made by ``openssl``).
+
 Every process is started and ended by its pid; :meth:`stop` (also on
 leaving the ``with`` block) removes the folder.
 """
@@ -227,3 +230,57 @@ class PrivateNatsCluster:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+class PrivateNatsServer(PrivateNatsCluster):
+    """One node (no cluster) whose configuration ends with ``extra``; with
+    ``tls``, ``{tls}`` in ``extra`` becomes a TLS block for a certificate of
+    ``localhost``/``127.0.0.1`` signed by :attr:`ca_file`."""
+
+    def __init__(self, extra: str = "", tls: bool = False) -> None:
+        self.extra = extra
+        self.ca_file: str | None = None
+        self._tls = tls
+        super().__init__(1)
+
+    def _write_config(self, index: int) -> None:
+        store = self.base / "n0"
+        store.mkdir(exist_ok=True)
+        extra = self.extra
+        if self._tls:
+            certs = self._make_certificates()
+            extra = extra.replace("{tls}", f'tls {{ cert_file: "{certs / "server.pem"}", '
+                                           f'key_file: "{certs / "server.key"}" }}')
+        (self.base / "n0.conf").write_text(
+            f'server_name: "single"\nlisten: {self.host}:{self.ports[0]}\n'
+            f"http: {self.host}:{self.monitor_ports[0]}\n"
+            f'jetstream {{ store_dir: "{store}", max_memory_store: 64MB, '
+            f"max_file_store: 256MB }}\n{extra}\n")
+
+    def _make_certificates(self) -> Path:
+        tls = self.base / "tls"
+        tls.mkdir(exist_ok=True)
+        (tls / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        steps = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+             "-out", "ca.pem", "-days", "2", "-subj", "/CN=rpccore test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+             "-out", "server.csr", "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"],
+        ]
+        for step in steps:
+            subprocess.run(["openssl", *step], cwd=tls, check=True, capture_output=True)
+        self.ca_file = str(tls / "ca.pem")
+        return tls
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                if self._get(0, "/healthz").get("status") == "ok":
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"private NATS server not ready: {self.log_tail()}")

@@ -65,7 +65,7 @@ TARGETS: tuple[Target, ...] = (
     Target("rabbit", "notifications", "oslo.messaging", 3.0),
     # OpenTelemetry installed, no-op providers: within 10% of plain calls (issue 22)
     *(Target(driver, "calls-otel", "rpccore without OpenTelemetry", 0.90)
-      for driver in ("memory", "rabbit", "qpid", "zmq")),
+      for driver in ("memory", "rabbit", "qpid", "zmq", "nats")),
 )
 
 

@@ -94,9 +94,13 @@ def test_issue_targets_are_all_there() -> None:
         "rabbit calls8 >= 4x oslo.messaging", "zmq xproc-calls >= 0.4x raw pyzmq",
         "zmq xproc-casts >= 20,000/s", "zmq xproc-calls8 >= 2x rpccore xproc-calls",
         "qpid casts >= 0.5x raw proton", "memory casts >= 0.25x bare queue+thread",
-        "memory calls >= 0.6x bare queue+thread"} | {
-        f"{d} calls-versioned >= 0.95x rpccore calls" for d in ("memory", "rabbit", "qpid", "zmq")
-    } | {f"{d} notifications >= 0.8x rpccore casts" for d in ("memory", "rabbit", "qpid", "zmq")
+        "memory calls >= 0.6x bare queue+thread",
+        "nats calls >= 0.5x raw nats-py", "nats casts >= 0.5x raw nats-py",
+        "nats calls8 >= 2x rpccore calls"} | {
+        f"{d} calls-versioned >= 0.95x rpccore calls"
+        for d in ("memory", "rabbit", "qpid", "zmq", "nats")
+    } | {f"{d} notifications >= 0.8x rpccore casts"
+         for d in ("memory", "rabbit", "qpid", "zmq", "nats")
          } | {"rabbit notifications >= 3x oslo.messaging"} | {
         f"{d} calls-otel >= 0.9x rpccore without OpenTelemetry"
-        for d in ("memory", "rabbit", "qpid", "zmq")}
+        for d in ("memory", "rabbit", "qpid", "zmq", "nats")}

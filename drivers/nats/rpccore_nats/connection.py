@@ -31,6 +31,7 @@ from rpccore_nats.quietlog import QuietLog
 LOG = logging.getLogger(__name__)
 _QUIET = QuietLog(LOG, interval=5.0)
 
+_REFUSED = "the server refused the credentials"
 _CREDENTIALS_IN_URL = re.compile(r"(\w+://)[^@/\s]*@")
 
 
@@ -45,9 +46,11 @@ def explain(exc: BaseException | str) -> str:
     text = safe_text(exc)
     lowered = text.lower()
     if "authorization" in lowered or "authentication" in lowered:
-        return f"the server refused the credentials ({text})"
-    if isinstance(exc, (nats.errors.NoServersError, OSError)) and text:
-        return text
+        return f"{_REFUSED} ({text})"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused: nothing listens there ({text})"
+    if isinstance(exc, (TimeoutError, nats.errors.TimeoutError)):
+        return f"timed out ({text})"
     return text
 
 
@@ -66,6 +69,8 @@ class NatsConnection:
         self.client = Client()
         self.ready = threading.Event()
         self.last_error = "not connected yet"
+        #: why the server refused our credentials, until we are connected again
+        self.refused = ""
         self.closing = False
         self.on_connected: list[Callable[[], Awaitable[None]]] = []
         self._loop = loop
@@ -106,6 +111,7 @@ class NatsConnection:
 
     async def _connected(self) -> None:
         self._attempt = 0
+        self.refused = ""
         for hook in self.on_connected:
             try:
                 await hook()
@@ -136,7 +142,11 @@ class NatsConnection:
     # -- callbacks (loop thread) -----------------------------------------------
 
     async def _on_error(self, exc: Exception) -> None:
-        self.last_error = explain(exc)
+        text = explain(exc)
+        if text.startswith(_REFUSED):
+            self.refused = text
+        # the server hangs up after refusing credentials: keep saying why
+        self.last_error = self.refused or text
         self.stats.incr("nats_errors")
         if not self.closing:
             _QUIET.warning(self.last_error, "%s: NATS error: %s", self.name, self.last_error)

@@ -13,7 +13,6 @@ import os
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from oslo_config import cfg
 
@@ -69,7 +68,7 @@ class ConnectParams:
     """What the connection needs, resolved from options and URL."""
 
     servers: tuple[str, ...]
-    #: the servers as they may be logged (no passwords)
+    #: the servers as they may be logged (they hold no credentials)
     servers_for_logs: tuple[str, ...]
     connect_kwargs: dict[str, Any] = field(repr=False)
     reconnect_wait: float
@@ -120,6 +119,19 @@ def _auth(options: Any) -> dict[str, Any]:
     return kwargs
 
 
+def _user_password(hosts: Any) -> dict[str, Any]:
+    """The URL's user and password, for every server (nats-py would take
+    them from the server URLs undecoded, so they are passed apart)."""
+    found = {(host.username, host.password) for host in hosts if host.username is not None}
+    if len(found) > 1:
+        raise ConfigError("every host of a nats transport_url must name the same user "
+                          "and password (or none)")
+    if not found:
+        return {}
+    user, password = found.pop()
+    return {"user": user, "password": password} if password is not None else {"user": user}
+
+
 def connect_params(cell: Any) -> ConnectParams:
     """Resolve a cell's options and URL.
 
@@ -127,20 +139,12 @@ def connect_params(cell: Any) -> ConnectParams:
     """
     options = cell.options
     scheme = "tls" if options.ssl else "nats"
-    servers, shown = [], []
+    servers = []
     for host in cell.url.hosts or ():
         name = f"[{host.hostname}]" if ":" in host.hostname else host.hostname
-        address = f"{name}:{host.port or DEFAULT_PORT}"
-        auth = ""
-        if host.username is not None:
-            auth = quote(host.username, safe="")
-            if host.password is not None:
-                auth += ":" + quote(host.password, safe="")
-            auth += "@"
-        servers.append(f"{scheme}://{auth}{address}")
-        shown.append(f"{scheme}://{address}")
+        servers.append(f"{scheme}://{name}:{host.port or DEFAULT_PORT}")
     if not servers:
-        servers, shown = [f"{scheme}://127.0.0.1:{DEFAULT_PORT}"], [f"{scheme}://127.0.0.1:{DEFAULT_PORT}"]
+        servers = [f"{scheme}://127.0.0.1:{DEFAULT_PORT}"]
     kwargs: dict[str, Any] = {
         "connect_timeout": options.nats_connect_timeout,
         "ping_interval": options.nats_ping_interval,
@@ -153,12 +157,13 @@ def connect_params(cell: Any) -> ConnectParams:
         # (no whitespace, CR or LF) or is a reply subject the server sent us.
         "skip_subject_validation": True,
         **_auth(options),
+        **_user_password(cell.url.hosts or ()),
     }
     tls = _tls_context(options)
     if tls is not None:
         kwargs["tls"] = tls
     return ConnectParams(
-        servers=tuple(servers), servers_for_logs=tuple(shown), connect_kwargs=kwargs,
+        servers=tuple(servers), servers_for_logs=tuple(servers), connect_kwargs=kwargs,
         reconnect_wait=options.nats_reconnect_wait,
         reconnect_jitter=options.nats_reconnect_jitter,
         drain_timeout=options.nats_drain_timeout,
