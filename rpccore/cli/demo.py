@@ -1,4 +1,5 @@
-"""``rpccore demo``: servers and a client on every brokerless driver, in a few seconds."""
+"""``rpccore demo``: servers and a client on every brokerless driver, in a few
+seconds; on a driver that needs a server (nats) when asked for by name."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from rpccore.rpc import RPC
 
 #: Drivers that need no broker, with the URL that makes a one-machine cell.
 BROKERLESS = {"memory": "memory:///demo", "zmq": "zmq://"}
+#: Drivers that need a server, with the URL of one on this machine (the
+#: environment variable overrides it); shown only when named (--driver nats).
+ON_A_SERVER = {"nats": ("RPCCORE_DEMO_NATS_URL", "nats://127.0.0.1:4222")}
 
 
 class ComputeManager:
@@ -58,10 +62,12 @@ def demo_driver(driver: str, url: str) -> None:
     extra: dict[str, Any] = {}
     if port is not None:
         extra = {"zmq_port": port, "static_hosts": {topic: hosts}}
+    elif driver in ON_A_SERVER:
+        extra = {"control_exchange": "rpccore-demo"}  # apart from applications' topics
     for host in hosts:
         rpc = RPC(cfg.ConfigOpts())
         rpc.remove_cell(rpc.default_cell)
-        options = dict(extra, zmq_bind_address=host) if port is not None else {}
+        options = dict(extra, zmq_bind_address=host) if port is not None else dict(extra)
         rpc.add_cell(rpc.default_cell, url, **options)
         manager = ComputeManager(host)
         rpc.serve(rpc.make_destination(topic, host=host), [manager]).start()
@@ -104,16 +110,25 @@ def run_demo(only: Sequence[str] | None = None) -> int:
     installed = {p.name for p in plugins.list_plugins()
                  if p.namespace == plugins.DRIVER_NAMESPACE and p.error is None}
     chosen = [d for d in BROKERLESS if d in installed and (not only or d in only)]
+    urls = dict(BROKERLESS)
+    for driver, (variable, url) in ON_A_SERVER.items():
+        if driver in installed and only and driver in only:
+            chosen.append(driver)
+            urls[driver] = os.environ.get(variable, url)
     print("rpccore demo: casts, calls, a fanout and a remote error on "
           + ", ".join(chosen))
     failures = 0
     for driver in chosen:
         try:
-            demo_driver(driver, BROKERLESS[driver])
+            demo_driver(driver, urls[driver])
         except (RPCError, ConfigError) as exc:
             failures += 1
             print(f"   FAILED on {driver}: {type(exc).__name__}: {exc}")
     skipped = sorted(set(BROKERLESS) - set(chosen))
     if skipped and not only:
         print(f"\n(not installed, so not shown: {', '.join(skipped)})")
+    on_a_server = sorted(d for d in ON_A_SERVER if d in installed and d not in chosen)
+    if on_a_server and not only:
+        print("\n(need a server, so shown only when named: "
+              + ", ".join(f"rpccore demo --driver {d}" for d in on_a_server) + ")")
     return 1 if failures else 0

@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = subs.add_parser("demo", parents=[common],
                            help="servers and a client on every brokerless driver")
     demo.add_argument("--driver", action="append",
-                      help="only this driver (memory, zmq); default: all installed")
+                      help="only this driver (memory, zmq, nats); default: every "
+                           "installed brokerless one")
     return parser
 
 
