@@ -61,6 +61,32 @@ def delete_streams(names: list[str], url: str = NATS_URL) -> None:
     asyncio.run(run())
 
 
+def delete_streams_of(control_exchange: str, url: str = NATS_URL) -> None:
+    """Delete every JetStream stream the nats driver made for ``control_exchange``
+    (found by their subjects)."""
+    import nats
+    import nats.js.errors
+
+    from rpccore_nats.naming import Subjects
+
+    base = Subjects(control_exchange).base + "."
+
+    async def run() -> None:
+        client = await nats.connect(url)
+        try:
+            jsm = client.jsm()
+            for info in await jsm.streams_info():
+                if any(s.startswith(base) for s in info.config.subjects or ()):
+                    try:
+                        await jsm.delete_stream(info.config.name)
+                    except nats.js.errors.NotFoundError:
+                        pass
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,8 +3,8 @@ NATS with JetStream (127.0.0.1:4222; ``RPCCORE_TEST_NATS_URL`` overrides:
 see tests/private_nats.py).
 
 Every test gets its own control_exchange, so tests (and other runs on the
-same server) never see each other's subjects; the JetStream work-queue
-stream each exchange gets is deleted when the test ends. A missing server
+same server) never see each other's subjects; the JetStream streams of
+each exchange are deleted when the test ends. A missing server
 fails every test.
 """
 
@@ -18,11 +18,10 @@ import pytest
 from oslo_config import cfg
 
 from rpccore import RPC
-from rpccore.testing import BrokerDriverConformance
-from private_nats import NATS_URL, delete_streams
-from rpccore_nats.naming import Subjects
+from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance
+from private_nats import NATS_URL, delete_streams_of
 
-class TestNatsConformance(BrokerDriverConformance):
+class TestNatsConformance(BrokerDriverConformance, BrokerNotificationConformance):
     def make_rpc(self, host: str | None = None, **options: Any) -> RPC:
         if not hasattr(self, "_exchange"):
             self._exchange = f"conformance-{os.urandom(4).hex()}"
@@ -37,4 +36,4 @@ class TestNatsConformance(BrokerDriverConformance):
         yield
         exchange = getattr(self, "_exchange", None)
         if exchange is not None:
-            delete_streams([Subjects(exchange).cast_stream])
+            delete_streams_of(exchange)

@@ -172,3 +172,18 @@ def test_confirmed_notification_nobody_listens_to_is_returned(cell: Notification
     driver = cell.driver()
     driver.notify(cell.topic("nobody"), b"lost", confirm=True)
     assert driver.cell.stats.get("returned") == 1
+
+
+def test_a_deleted_pool_keeps_nothing(cell: NotificationCell) -> None:
+    topic = cell.topic("deleted")
+    driver = cell.driver()
+    driver.listen(topic, "temporary", Collector()).close()
+    driver.delete_pool(topic, "temporary")
+    driver.delete_pool(topic, "never-existed")  # fine too
+    publish(cell.driver(), topic, 5)
+    later = Collector()
+    cell.driver().listen(topic, "temporary", later)
+    time.sleep(0.5)
+    assert later.bodies == [], "a deleted pool starts afresh"
+    sent = publish(cell.driver(), topic, 2, "after")
+    assert wait_until(lambda: sorted(later.bodies) == sorted(sent), PATIENCE)

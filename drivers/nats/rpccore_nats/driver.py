@@ -294,6 +294,20 @@ class NatsDriver(Driver):
         self._start_subscription(runtime, sub, start(), deadline, label)
         return sub
 
+    def delete_pool(self, topic: str, pool: str | None) -> None:
+        """Delete the pool's durable consumer: JetStream drops what it kept
+        for the pool alone and keeps nothing more for it. Logs, never raises."""
+        subject = self.subjects.notifications(topic)
+        stream = Subjects.notification_stream(subject)
+        consumer = Subjects.consumer(subject, pool)
+        try:
+            runtime = self._ready(time.monotonic() + 5.0, f"deleting pool {pool!r}")
+            runtime.run_until(runtime.jetstream.delete_consumer(runtime.client, stream, consumer),
+                              time.monotonic() + 5.0, f"deleting pool {pool!r} of {topic!r}")
+        except Exception as exc:  # documented: never raises
+            LOG.warning("%s: could not delete notification pool %r of topic %r: %s",
+                        self._name, pool, topic, exc)
+
     # -- closing ---------------------------------------------------------------
 
     def close(self) -> None:

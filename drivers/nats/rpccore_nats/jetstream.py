@@ -172,6 +172,14 @@ class JetStreamAdmin:
         self._known_consumers.add((stream, consumer))
         return True
 
+    async def delete_consumer(self, client: Client, stream: str, consumer: str) -> None:
+        """Delete a durable consumer; a missing one (or stream) is fine."""
+        self._known_consumers.discard((stream, consumer))
+        try:
+            await client.jsm().delete_consumer(stream, consumer)
+        except NotFoundError:
+            pass
+
     async def stream_exists(self, client: Client, stream: str) -> bool:
         try:
             await client.jsm().stream_info(stream)

@@ -1,0 +1,91 @@
+"""The nats driver's subject encoding: injective, never a wildcard, a
+separator or whitespace; and its options (no server needed)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from oslo_config import cfg
+
+from rpccore import RPC
+from rpccore.errors import ConfigError
+from rpccore_nats.drops import DropCounter
+from rpccore_nats.naming import MAX_TOKEN, Subjects, decode_token, encode_token
+from rpccore_nats.options import connect_params
+
+TEXTS = ["", "a", "a.b", "a*", ">", "a b", "a\tb", "%", "%25", "~x", "ä", "例", "x" * 300,
+         "x" * 301, "a/b", "\\", "'\"", "\ud800", "..", ".", "*", "a>b", "-_"]
+TOKEN = re.compile(r"^(%|[A-Za-z0-9_%-]+|~[0-9a-f]{64})$")
+
+
+def test_tokens_are_safe_and_injective() -> None:
+    tokens = [encode_token(text) for text in TEXTS]
+    assert len(set(tokens)) == len(TEXTS)
+    for text, token in zip(TEXTS, tokens, strict=True):
+        assert TOKEN.match(token), token
+        assert len(token) <= MAX_TOKEN + 1
+        if not token.startswith("~"):
+            assert decode_token(token) == text
+
+
+def test_subjects_never_collide() -> None:
+    pairs = [("t.a", "b.c"), ("t", "a.b.c"), ("t.a.b", "c"), ("t#", "x"), ("t", "#.x"),
+             ("t*", "y"), ("t", "*.y"), ("t", ""), ("", "t")]
+    subjects = Subjects("nova.x")
+    built = set()
+    for topic, host in pairs:
+        built.update({subjects.direct(topic, host), subjects.work(topic), subjects.fanout(topic),
+                      subjects.confirmed_direct(topic, host), subjects.confirmed_work(topic),
+                      subjects.notifications(topic)})
+    topics = {topic for topic, _ in pairs}
+    assert len(built) == 2 * len(pairs) + 4 * len(topics)
+    for subject in built:
+        assert " " not in subject and "*" not in subject and ">" not in subject
+    assert Subjects("a").base != Subjects("a.b").base
+    assert subjects.confirmed_work("t").startswith(subjects.cast_stream_subjects[:-1])
+    assert not subjects.work("t").startswith(subjects.cast_stream_subjects[:-1])
+
+
+def test_pool_none_is_apart_from_every_named_pool() -> None:
+    subject = Subjects("x").notifications("t")
+    names = {Subjects.consumer(subject, pool) for pool in (None, "", "None", "p", "pNone")}
+    assert len(names) == 5
+
+
+def test_drop_counter_counts_gaps_seen_by_one_listener_only() -> None:
+    drops: list[int] = []
+    counter = DropCounter(3, 10, drops.append)
+    counter.see(4, 18, 1)          # 7 dropped before the pool got them
+    counter.see(5, 19, 1)
+    counter.see(7, 25, 1)          # delivery 6 went to another listener: not ours to count
+    counter.see(8, 23, 2)          # a redelivery
+    counter.see(9, 28, 1)          # 26 and 27 dropped
+    assert drops == [7, 2]
+
+
+def _cell(url: str, **options: object) -> object:
+    rpc = RPC(cfg.ConfigOpts())
+    rpc.remove_cell(rpc.default_cell)
+    rpc.add_cell("c", url, **options)
+    cell = rpc.cell("c")
+    from rpccore_nats.driver import NatsDriver
+    cell.register_plugin_options(NatsDriver.options())
+    return cell
+
+
+def test_url_and_options() -> None:
+    params = connect_params(_cell("nats://u:p%40ss@h1:4223,u:p%40ss@[fd00::1]"))
+    assert params.servers == ("nats://h1:4223", "nats://[fd00::1]:4222")
+    assert params.connect_kwargs["user"] == "u"
+    assert params.connect_kwargs["password"] == "p@ss"
+    assert "p@ss" not in repr(params)
+    assert connect_params(_cell("nats://")).servers == ("nats://127.0.0.1:4222",)
+    tls = connect_params(_cell("nats://h:1?ssl=true"))
+    assert tls.servers == ("tls://h:1",) and "tls" in tls.connect_kwargs
+    with pytest.raises(ConfigError):
+        connect_params(_cell("nats://a:b@h1,c:d@h2"))
+    with pytest.raises(ConfigError):
+        connect_params(_cell("nats://h", nats_creds_file="/no/such/file.creds"))
+    with pytest.raises(ConfigError):
+        connect_params(_cell("nats://h", nats_nkey_seed="SU", nats_nkey_seed_file="/x"))
