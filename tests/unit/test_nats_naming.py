@@ -89,3 +89,12 @@ def test_url_and_options() -> None:
         connect_params(_cell("nats://h", nats_creds_file="/no/such/file.creds"))
     with pytest.raises(ConfigError):
         connect_params(_cell("nats://h", nats_nkey_seed="SU", nats_nkey_seed_file="/x"))
+
+
+def test_delivery_numbers_of_both_ack_subject_forms() -> None:
+    from rpccore_nats.drops import delivery_numbers
+    assert delivery_numbers("$JS.ACK.S.C.2.18.4.1700000000000000000.0") == (2, 18, 4)
+    assert delivery_numbers("$JS.ACK.dom.acchash.S.C.1.7.3.1700000000000000000.5.rnd") == \
+        (1, 7, 3)
+    assert delivery_numbers("$JS.ACK.S.C.x.18.4.1.0") is None
+    assert delivery_numbers("_INBOX.a.b") is None

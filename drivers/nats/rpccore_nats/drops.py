@@ -20,6 +20,28 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+def delivery_numbers(ack_subject: str) -> tuple[int, int, int] | None:
+    """``(times delivered, stream sequence, consumer sequence)`` from a
+    JetStream acknowledgement subject, or ``None`` if it is not one.
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>``,
+    or with a domain and an account hash after ``ACK`` (and a trailing
+    token) on newer servers. Parsed here: nats-py's ``Msg.metadata`` builds
+    a datetime and dataclasses per message, which costs more than the rest.
+    """
+    tokens = ack_subject.split(".")
+    if len(tokens) == 9:
+        first = 4
+    elif len(tokens) >= 11:
+        first = 6
+    else:
+        return None
+    try:
+        return int(tokens[first]), int(tokens[first + 1]), int(tokens[first + 2])
+    except ValueError:
+        return None
+
+
 class DropCounter:
     """Watches one listener's deliveries; calls ``on_drop(n)`` per gap."""
 

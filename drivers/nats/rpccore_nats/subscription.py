@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from rpccore.driver import Incoming, Subscription
 from rpccore_nats.calls import RECEIPT_AFTER
 from rpccore_nats.delivery import Deliverer
-from rpccore_nats.drops import DropCounter
+from rpccore_nats.drops import DropCounter, delivery_numbers
 from rpccore_nats.incoming import CoreIncoming, InFlight, StoredIncoming
 from rpccore_nats.naming import QUEUE_GROUP
 from rpccore_nats.quietlog import QuietLog
@@ -106,11 +106,10 @@ class NatsSubscription(Subscription):
                            "(published straight to its delivery subject)", self.label)
             return
         if drops is not None:
-            try:
-                meta = msg.metadata
-                drops.see(meta.sequence.consumer, meta.sequence.stream, meta.num_delivered)
-            except Exception as exc:  # odd metadata: count nothing for it
-                LOG.debug("%s: unreadable delivery metadata: %s", self.label, exc)
+            numbers = delivery_numbers(reply)
+            if numbers is not None:
+                delivered, stream_seq, delivery = numbers
+                drops.see(delivery, stream_seq, delivered)
         self.deliverer.put(StoredIncoming(msg.data, reply, self._outbox, self.deliverer,
                                           self.in_flight))
 
