@@ -121,3 +121,19 @@ def _reply_subject_of_a_call(client: Any, work_subject: str, topic: str) -> str:
         return found.result()
 
     return asyncio.run(run())
+
+
+def test_a_plain_cast_nobody_takes_is_counted_as_returned(
+        caplog: pytest.LogCaptureFixture) -> None:
+    rpc = rpccore.RPC(cfg.ConfigOpts())
+    rpc.remove_cell(rpc.default_cell)
+    rpc.add_cell(rpc.default_cell, NATS_URL, control_exchange=f"nobody-{os.urandom(4).hex()}")
+    caplog.set_level(logging.WARNING)
+    try:
+        for _ in range(3):
+            rpc.cast({}, "nobody.here", {"method": "m", "args": {}})
+        stats = rpc.cell().stats
+        assert wait_until(lambda: stats.get("returned") == 3, 10), stats.snapshot()
+    finally:
+        rpc.close()
+    assert any("no server consumes" in r.getMessage() for r in caplog.records)

@@ -10,6 +10,10 @@ request id inside the envelope; the token only serves the driver:
   whose header says ``Status: 503`` ("no responders") on the reply subject;
   the token tells which call it was, and :meth:`ReplyInbox.wait` raises
   :class:`~rpccore.Undeliverable` for it.
+- A plain cast is published with the reply subject ``<inbox>.~``
+  (:data:`CAST_TOKEN`; call tokens are digits): nobody answers a cast, but
+  NATS's "no responders" comes there when no server took it, and the cast
+  is counted as ``returned`` and logged.
 - A server's driver sends an empty *receipt* on the reply subject of a call
   that has not been answered within :data:`RECEIPT_AFTER` seconds: the
   caller's ``send`` returns on whichever comes first, the first reply or
@@ -22,6 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rpccore.driver import ReplyHandler
@@ -34,6 +39,9 @@ if TYPE_CHECKING:
 RECEIPT_AFTER = 0.02
 
 HEARD, NOBODY = "heard", "nobody"
+
+#: The reply token of plain casts (see the module docstring).
+CAST_TOKEN = "~"
 
 LOG = logging.getLogger(__name__)
 
@@ -71,7 +79,10 @@ class ReplyInbox:
         self._tokens = itertools.count()
         self._waits: dict[str, CallWait] = {}
         self.handler: ReplyHandler | None = None
-        self.dropped = 0
+        #: called (loop thread) when a plain cast found nobody
+        self.on_returned: Callable[[], None] = lambda: None
+        #: the reply subject plain casts carry
+        self.cast_reply = prefix + CAST_TOKEN
 
     @property
     def wildcard(self) -> str:
@@ -109,6 +120,9 @@ class ReplyInbox:
                 wait.finish(HEARD)
             return
         if wait is None:
+            if msg.subject == self.cast_reply and msg.headers \
+                    and msg.headers.get("Status") == "503":
+                self.on_returned()
             return  # a receipt after the reply, or for a caller gone
         headers = msg.headers
         if headers and headers.get("Status") == "503":

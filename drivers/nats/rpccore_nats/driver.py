@@ -9,7 +9,8 @@ asyncio loop thread with one connection (:mod:`rpccore_nats.runtime`).
 - Calls: core NATS request/reply over one shared inbox
   (:mod:`rpccore_nats.calls`); no responders raises
   :class:`~rpccore.Undeliverable` at once.
-- Plain casts: core NATS, at most once: returned as soon as queued.
+- Plain casts: core NATS, at most once: returned as soon as queued; one
+  that no server took is counted as ``returned`` and logged.
 - Confirmed casts: JetStream work-queue stream, acknowledged by the server
   after the endpoint ran (:mod:`rpccore_nats.jetstream`).
 - Notifications: JetStream interest streams, one durable consumer per pool.
@@ -132,7 +133,7 @@ class NatsDriver(Driver):
         elif confirm and not dest.fanout:
             self._confirmed_cast(runtime, dest, body, deadline)
         else:
-            runtime.outbox.put((self._subject(dest), body, ""))
+            runtime.outbox.put((self._subject(dest), body, runtime.inbox.cast_reply))
             if confirm:  # a fanout: the server has it once the outbox is flushed
                 runtime.run_until(self._flush(runtime), deadline, f"confirming a cast to {dest}")
 

@@ -49,6 +49,7 @@ class Runtime:
         self.jetstream = JetStreamAdmin(params, name)
         self._subscriptions = subscriptions
         self._inbox_subscribed = False
+        self.inbox.on_returned = self._returned
         self.connection.on_connected.append(self._after_connect)
         self.loop_thread.call_soon(self._start)
 
@@ -85,6 +86,11 @@ class Runtime:
                     f"{self.name}: could not publish a call: {why}"))
                 return
         _QUIET.warning("publish", "%s: could not publish (%s); it is lost", self.name, why)
+
+    def _returned(self) -> None:
+        self.stats.incr("returned")
+        _QUIET.warning("returned", "%s: a cast was dropped: no server consumes its "
+                       "destination", self.name)
 
     async def _extend_long_runners(self) -> None:
         """Tell JetStream that messages still running are being worked on,

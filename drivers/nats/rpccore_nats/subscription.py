@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rpccore.driver import Incoming, Subscription
-from rpccore_nats.calls import RECEIPT_AFTER
+from rpccore_nats.calls import CAST_TOKEN, RECEIPT_AFTER
 from rpccore_nats.delivery import Deliverer
 from rpccore_nats.drops import DropCounter, delivery_numbers
 from rpccore_nats.incoming import CoreIncoming, InFlight, StoredIncoming
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from rpccore_nats.loop import EventLoopThread, Outbox
 
 LOG = logging.getLogger(__name__)
+CAST_SUFFIX = "." + CAST_TOKEN
 _QUIET = QuietLog(LOG)
 
 
@@ -76,8 +77,11 @@ class NatsSubscription(Subscription):
     async def _on_core(self, msg: Msg) -> None:
         if self.closed:
             return
-        incoming = CoreIncoming(msg.data, msg.reply, self._outbox, self.deliverer)
-        if msg.reply:
+        reply = msg.reply
+        if reply.endswith(CAST_SUFFIX):  # a plain cast: no receipt, no reply
+            reply = ""
+        incoming = CoreIncoming(msg.data, reply, self._outbox, self.deliverer)
+        if reply:
             loop = self._loop_thread.loop
             if not self._unanswered:
                 loop.call_later(RECEIPT_AFTER, self._send_receipts)
