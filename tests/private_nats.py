@@ -263,8 +263,9 @@ class PrivateNatsServer(PrivateNatsCluster):
     ``tls``, ``{tls}`` in ``extra`` becomes a TLS block for a certificate of
     ``localhost``/``127.0.0.1`` signed by :attr:`ca_file`."""
 
-    def __init__(self, extra: str = "", tls: bool = False) -> None:
+    def __init__(self, extra: str = "", tls: bool = False, jetstream: bool = True) -> None:
         self.extra = extra
+        self.jetstream = jetstream
         self.ca_file: str | None = None
         self._tls = tls
         super().__init__(1)
@@ -277,11 +278,11 @@ class PrivateNatsServer(PrivateNatsCluster):
             certs = self._make_certificates()
             extra = extra.replace("{tls}", f'tls {{ cert_file: "{certs / "server.pem"}", '
                                            f'key_file: "{certs / "server.key"}" }}')
+        jetstream = (f'jetstream {{ store_dir: "{store}", max_memory_store: 64MB, '
+                     f"max_file_store: 256MB }}\n" if self.jetstream else "")
         (self.base / "n0.conf").write_text(
             f'server_name: "single"\nlisten: {self.host}:{self.ports[0]}\n'
-            f"http: {self.host}:{self.monitor_ports[0]}\n"
-            f'jetstream {{ store_dir: "{store}", max_memory_store: 64MB, '
-            f"max_file_store: 256MB }}\n{extra}\n")
+            f"http: {self.host}:{self.monitor_ports[0]}\n{jetstream}{extra}\n")
 
     def _make_certificates(self) -> Path:
         tls = self.base / "tls"

@@ -18,7 +18,7 @@ from oslo_config import cfg
 import rpccore
 from private_nats import PrivateNatsServer, free_port
 from rpccore.cli.main import main
-from rpccore.errors import TransportError
+from rpccore.errors import TransportError, Undeliverable
 
 PASSWORD = "p@ss:w/rd-" + os.urandom(4).hex()
 TOKEN = "token-" + os.urandom(8).hex()
@@ -158,3 +158,21 @@ def test_rpccore_check_knows_the_driver(users_server: PrivateNatsServer, tmp_pat
     out = capsys.readouterr().out
     assert "connect: FAILED" in out and "credentials" in out, out
     assert_no_secret([out])
+
+
+def test_a_server_without_jetstream_serves_calls_and_refuses_confirmed_casts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with PrivateNatsServer(jetstream=False) as server:
+        rpc = _rpc(f"nats://127.0.0.1:{server.ports[0]}")
+        try:
+            rpc.serve(rpc.make_destination("plain.topic", host="h"), [Adder()]).start()
+            assert rpc.call({}, "plain.topic", {"method": "add", "args": {"a": 1, "b": 1}},
+                            timeout=10) == 2
+            with pytest.raises(Undeliverable):
+                rpc.cast({}, "plain.topic", {"method": "add", "args": {"a": 1, "b": 1}},
+                         confirm=True)
+            with pytest.raises(TransportError, match="JetStream"):
+                rpc.cell().driver().listen("events", None, lambda incoming: None)
+        finally:
+            rpc.close()
+    assert any("no JetStream" in r.getMessage() for r in caplog.records)

@@ -104,3 +104,9 @@ def test_issue_targets_are_all_there() -> None:
          } | {"rabbit notifications >= 3x oslo.messaging"} | {
         f"{d} calls-otel >= 0.9x rpccore without OpenTelemetry"
         for d in ("memory", "rabbit", "qpid", "zmq", "nats")}
+
+
+def test_an_advisory_target_never_fails_a_run() -> None:
+    target = Target("nats", "casts", "raw", 0.5, advisory=True)
+    assert status(target, row("nats", "casts", 100, raw=1000)) == BELOW
+    assert status(target, row("nats", "casts", 600, raw=1000)) == MEETS

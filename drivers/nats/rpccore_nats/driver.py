@@ -34,6 +34,7 @@ from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
 from rpccore.errors import TransportError, Undeliverable
 from rpccore_nats.calls import NOBODY
 from rpccore_nats.drops import DropCounter
+from rpccore_nats.jetstream import JetStreamMissing
 from rpccore_nats.naming import Subjects
 from rpccore_nats.options import connect_params, nats_opts
 from rpccore_nats.runtime import Runtime
@@ -203,21 +204,31 @@ class NatsDriver(Driver):
         jetstream = runtime.jetstream
         queue_size: int = self.cell.options.server_queue_size
 
-        async def start() -> None:
+        async def confirmed_casts(until: float) -> None:
             client = runtime.client
-            await sub.add_core(client, subjects.work(dest.topic), shared=True)
-            if dest.host is not None:
-                await sub.add_core(client, subjects.direct(dest.topic, dest.host), shared=True)
-            await sub.add_core(client, subjects.fanout(dest.topic), shared=False)
-            await jetstream.ensure_stream(client, jetstream.cast_stream_config(subjects), deadline)
+            await jetstream.ensure_stream(client, jetstream.cast_stream_config(subjects), until)
             confirmed = [subjects.confirmed_work(dest.topic)]
             if dest.host is not None:
                 confirmed.append(subjects.confirmed_direct(dest.topic, dest.host))
             for subject in confirmed:
                 feed, _ = await jetstream.ensure_feed(
                     client, subjects.cast_stream, subject, None, new_only=False,
-                    max_ack_pending=queue_size, deadline=deadline)
+                    max_ack_pending=queue_size, deadline=until)
                 await sub.add_feed(client, feed)
+
+        async def start() -> None:
+            client = runtime.client
+            await sub.add_core(client, subjects.work(dest.topic), shared=True)
+            if dest.host is not None:
+                await sub.add_core(client, subjects.direct(dest.topic, dest.host), shared=True)
+            await sub.add_core(client, subjects.fanout(dest.topic), shared=False)
+            try:
+                await confirmed_casts(deadline)
+            except JetStreamMissing:
+                LOG.warning("%s: the NATS server has no JetStream (yet?): %s serves calls "
+                            "and casts; confirmed casts to it are refused as undeliverable "
+                            "until JetStream answers", self._name, dest)
+                sub.retry_later(confirmed_casts)
             await client.flush()
 
         self._start_subscription(runtime, sub, start(), deadline, f"subscribing {dest}")

@@ -54,6 +54,20 @@ ATTEMPT_TIMEOUT = 0.75
 RETRY_PAUSE = 0.1
 
 
+class JetStreamMissing(TransportError):
+    """The server does not run JetStream (no one answers its API)."""
+
+
+def no_jetstream(exc: BaseException) -> bool:
+    """Whether ``exc`` is NATS's own "no responders" to a JetStream API
+    request (a 503 status, not a JetStream error in a body): nobody serves
+    the API on this server. JetStream that is busy (electing a leader)
+    answers with an error body instead."""
+    if isinstance(exc, nats.errors.NoRespondersError):
+        return True
+    return isinstance(exc, ServiceUnavailableError) and exc.err_code is None
+
+
 @dataclass(frozen=True)
 class Feed:
     """A durable push consumer: where it delivers, and to which group."""
@@ -81,12 +95,19 @@ class JetStreamAdmin:
         while True:
             try:
                 return await make()
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
-                    ServiceUnavailableError) as exc:
-                if time.monotonic() + RETRY_PAUSE >= deadline:
-                    raise TransportError(f"{self.name}: JetStream did not answer in time: "
-                                         f"{safe_text(exc)}") from None
-                await asyncio.sleep(RETRY_PAUSE)
+            except (nats.errors.NoRespondersError, ServiceUnavailableError) as exc:
+                if no_jetstream(exc):
+                    raise JetStreamMissing(f"{self.name}: the NATS server has no JetStream "
+                                           "(start it with -js)") from None
+                await self._pause_or_give_up(deadline, exc)
+            except nats.errors.TimeoutError as exc:
+                await self._pause_or_give_up(deadline, exc)
+
+    async def _pause_or_give_up(self, deadline: float, exc: BaseException) -> None:
+        if time.monotonic() + RETRY_PAUSE >= deadline:
+            raise TransportError(f"{self.name}: JetStream did not answer in time: "
+                                 f"{safe_text(exc)}") from None
+        await asyncio.sleep(RETRY_PAUSE)
 
     # -- streams ---------------------------------------------------------------
 
@@ -164,6 +185,8 @@ class JetStreamAdmin:
         except NotFoundError:
             return False
         except (TimeoutError, nats.errors.Error) as exc:
+            if no_jetstream(exc):
+                return False
             # JetStream cannot tell now (a leader moving): publish anyway,
             # the stream keeps the message for whoever consumes it later
             LOG.debug("%s: could not look up consumer %s: %s", self.name, consumer,
@@ -237,5 +260,5 @@ class JetStreamAdmin:
     async def _stream_exists_safely(self, client: Client, stream: str) -> bool:
         try:
             return await self.stream_exists(client, stream)
-        except Exception:  # unknown: keep trying
-            return True
+        except Exception as exc:  # unknown: keep trying, unless there is no JetStream
+            return not no_jetstream(exc)

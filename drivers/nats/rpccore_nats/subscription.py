@@ -9,9 +9,11 @@ their messages to rpccore.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from rpccore.driver import Incoming, Subscription
@@ -54,6 +56,7 @@ class NatsSubscription(Subscription):
         self.closed = False
         #: calls not answered yet, oldest first, with when a receipt is due
         self._unanswered: collections.deque[tuple[float, CoreIncoming]] = collections.deque()
+        self._retry: asyncio.Task[None] | None = None
 
     # -- building (loop thread) ------------------------------------------------
 
@@ -71,6 +74,24 @@ class NatsSubscription(Subscription):
 
         sub = await client.subscribe(feed.deliver_subject, queue=QUEUE_GROUP, cb=on_stored)
         self._subs.append(sub)
+
+    def retry_later(self, setup: Callable[[float], Awaitable[None]],
+                    every: float = 5.0) -> None:
+        """Run ``setup(deadline)`` again every ``every`` seconds until it
+        works or the subscription closes (JetStream not there yet)."""
+        async def again() -> None:
+            while not self.closed:
+                await asyncio.sleep(every)
+                try:
+                    await setup(time.monotonic() + every)
+                except Exception as exc:  # still missing: try again later
+                    LOG.debug("%s: JetStream set-up: %s", self.label, exc)
+                    continue
+                LOG.warning("%s: JetStream answers now: confirmed casts are consumed",
+                            self.label)
+                return
+
+        self._retry = self._loop_thread.loop.create_task(again())
 
     # -- receiving (loop thread) -----------------------------------------------
 
@@ -120,6 +141,8 @@ class NatsSubscription(Subscription):
     # -- closing ---------------------------------------------------------------
 
     async def _unsubscribe(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
         for sub in self._subs:
             try:
                 await sub.unsubscribe()
