@@ -177,13 +177,7 @@ def run_kill(cluster: PrivateNatsCluster, victim: str) -> dict[str, Any]:
             "node": node, "leaders": leaders, "calls": traffic.calls, "casts": traffic.casts,
             "call_resume": call_resume, "cast_resume": cast_resume, "confirmed": confirmed,
             "missing": sink.missing(confirmed, 30)}
-        failed_calls = sum(outcome != "ok" for *_, outcome in traffic.calls)
-        failed_casts = sum(outcome != "ok" for *_, outcome in traffic.casts)
-        print(f"\n{victim}: node n{node} killed; calls: {len(traffic.calls)} ({failed_calls} "
-              f"failed), a new call succeeded {call_resume} s after the kill; confirmed "
-              f"casts: {len(confirmed)} ok, {failed_casts} failed, a new one succeeded "
-              f"{cast_resume} s after the kill; confirmed but never received: "
-              f"{len(seen['missing'])}; stream leaders before the kill: {leaders}")
+        report(victim, seen)
         return seen
     finally:
         for rpc in rpcs:
@@ -191,6 +185,18 @@ def run_kill(cluster: PrivateNatsCluster, victim: str) -> dict[str, Any]:
         if "node" in locals():
             cluster.start(node)
             cluster.wait_up()
+
+
+def report(victim: str, seen: dict[str, Any]) -> None:
+    """The figures, for ``pytest -s`` and the driver's README."""
+    failed_calls = sum(outcome != "ok" for *_, outcome in seen["calls"])
+    failed_casts = sum(outcome != "ok" for *_, outcome in seen["casts"])
+    print(f"\n{victim}: node n{seen['node']} killed; calls: {len(seen['calls'])} "
+          f"({failed_calls} failed), a new call succeeded {seen['call_resume']} s after the "
+          f"kill; confirmed casts: {len(seen['confirmed'])} ok, {failed_casts} failed, a new "
+          f"one succeeded {seen['cast_resume']} s after the kill; confirmed but never "
+          f"received: {len(seen['missing'])}; stream leaders before the kill: "
+          f"{seen['leaders']}")
 
 
 def check_deadlines_and_losses(seen: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ class Deliverer:
         self._idle = 0
         self._threads: set[threading.Thread] = set()
         self.closed = False
-        self._spawn()
+        self._spawn(counted=False)
 
     def put(self, incoming: Incoming) -> None:
         """Queue a message (loop thread)."""
@@ -47,8 +47,10 @@ class Deliverer:
     def pending(self) -> int:
         return self._queue.qsize()
 
-    def _spawn(self) -> None:
-        thread = threading.Thread(target=self._main, daemon=True, name=self._name)
+    def _spawn(self, counted: bool) -> None:
+        """A new thread; ``counted``: already counted as idle by the caller."""
+        thread = threading.Thread(target=self._main, args=(counted,), daemon=True,
+                                  name=self._name)
         self._threads.add(thread)
         thread.start()
 
@@ -58,14 +60,8 @@ class Deliverer:
         with self._lock:
             if self._idle == 0 and not self.closed:
                 self._idle += 1  # counted now: a second release must not spawn again
-                self._spawn_counted()
+                self._spawn(counted=True)
         return True
-
-    def _spawn_counted(self) -> None:
-        thread = threading.Thread(target=self._main, args=(True,), daemon=True,
-                                  name=self._name)
-        self._threads.add(thread)
-        thread.start()
 
     def _main(self, counted: bool = False) -> None:
         get, lock = self._queue.get, self._lock

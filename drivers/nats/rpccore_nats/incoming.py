@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import TYPE_CHECKING
 
@@ -66,7 +67,7 @@ class InFlight:
 
     def __init__(self) -> None:
         self.messages: dict[int, tuple[str, float]] = {}
-        self._ids = iter(range(1 << 62))
+        self._ids = itertools.count()
 
     def add(self, ack_subject: str) -> int:
         key = next(self._ids)
