@@ -24,6 +24,7 @@ KNOWN_DISTRIBUTIONS = {
     (DRIVER_NAMESPACE, "rabbit"): "rpccore-rabbit",
     (DRIVER_NAMESPACE, "qpid"): "rpccore-qpid",
     (DRIVER_NAMESPACE, "zmq"): "rpccore-zmq",
+    (DRIVER_NAMESPACE, "nats"): "rpccore-nats",
     (MATCHMAKER_NAMESPACE, "ring"): "rpccore-matchmaker-ring",
     (MATCHMAKER_NAMESPACE, "redis"): "rpccore-matchmaker-redis",
     (MATCHMAKER_NAMESPACE, "static"): "rpccore-matchmaker-static",
