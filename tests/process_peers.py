@@ -171,11 +171,8 @@ class ServerProcess(ServerPeer):
                 stream.close()
 
 
-def start_server_processes(url: str, topic: str, hosts: list[str],
-                           endpoints: list[EndpointSpec], cell: str = "default",
-                           **options: Any) -> list[ServerProcess]:
-    """One server process per host, started together; returns once all are ready."""
-    procs = [ServerProcess(url, topic, host, endpoints, cell, **options) for host in hosts]
+def wait_all_ready(procs: list[ServerProcess]) -> list[ServerProcess]:
+    """Wait for server processes started together; if one fails, close them all."""
     try:
         for proc in procs:
             proc.wait_ready()
