@@ -56,6 +56,19 @@ class NoNamespace:
         return "endpoint ping"
 
 
+class Named:
+    """Answers its host's name, or (``broken``) raises."""
+
+    def __init__(self, host: str, broken: bool = False) -> None:
+        self.host = host
+        self.broken = broken
+
+    def name(self, ctx: dict[str, Any]) -> str:
+        if self.broken:
+            raise ValueError(f"{self.host} is down for maintenance")
+        return self.host
+
+
 class Producer:
     """Generator methods, with what they produced so far."""
 
@@ -261,14 +274,15 @@ class LongCallConformance:
         topic = self.topic("killed")
         peer = self.start_server_peer(topic, self.hosts[0])
         try:
-            client = self.rpc()
+            rpc = self.rpc()
+            # through Client.prepare(heartbeat=) (rpc.call(heartbeat=) is above)
+            napper = rpc.client(rpc.make_destination(topic), timeout=10.0).prepare(
+                heartbeat=1.0)
             outcome: dict[str, Any] = {}
 
             def call() -> None:
                 try:
-                    outcome["result"] = client.call(
-                        {}, topic, {"method": "nap", "args": {"seconds": 30.0}},
-                        timeout=10.0, heartbeat=1.0)
+                    outcome["result"] = napper.call({}, "nap", seconds=30.0)
                 except RPCError as exc:
                     outcome["error"] = exc
                 outcome["ended"] = time.monotonic()
@@ -368,10 +382,14 @@ class LongCallConformance:
 
     def test_gather_collects_one_answer_per_server(self) -> None:
         topic = self.topic("gather")
-        for host in self.hosts[:3]:
-            self._serve(topic, host, [NoNamespace()])
+        hosts = self.hosts[:3]
+        for host in hosts:
+            self._serve(topic, host, [Named(host, broken=host == hosts[2])])
         client = self.rpc()
         found = client.gather({}, client.make_destination(topic, fanout=True),
-                              {"method": "which", "args": {}}, timeout=1.5)
-        assert len(found) == 3
-        assert sorted(found) == sorted((h, "none") for h in self.hosts[:3])
+                              {"method": "name", "args": {}}, timeout=1.5)
+        assert len(found) == 3, found
+        answers = dict(found)
+        assert answers[hosts[0]] == hosts[0] and answers[hosts[1]] == hosts[1]
+        failed = answers[hosts[2]]  # a server's failure is its answer, not the gather's
+        assert isinstance(failed, RemoteError) and failed.exc_type == "ValueError", failed
