@@ -34,6 +34,9 @@ LOG = logging.getLogger(__name__)
 #: seconds after a discovery that found no server before the next try
 #: (at most ``version_cap_cache_seconds``)
 EMPTY_RETRY_SECONDS = 1.0
+#: seconds a discovery waits at most for the cell's connection (a client's
+#: first one usually comes before anything else was sent) before gathering
+CONNECT_SECONDS = 10.0
 
 _Key = tuple[str, str, str]  # cell, topic, namespace
 
@@ -74,8 +77,11 @@ class VersionCaps:
         cache_seconds = EMPTY_RETRY_SECONDS
         try:
             try:
-                options = self._rpc.cell(cell_name).options
+                cell = self._rpc.cell(cell_name)
+                options = cell.options
                 cache_seconds = options.version_cap_cache_seconds
+                # the window is for the servers to answer, not for connecting
+                cell.driver().connect(min(CONNECT_SECONDS, options.rpc_response_timeout))
                 answers = self._rpc.ping(Destination(topic, None, cell_name, True),
                                          timeout=options.version_discovery_window)
                 cap, why = lowest(answers, namespace), f"{len(answers)} servers answered"
