@@ -20,6 +20,7 @@ ZMTP handshake (raw TCP noise), which are counted as ``zmq_bad_handshakes``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -96,12 +97,21 @@ class ServerLoop(DeliveryLoop):
 
     # -- any thread -------------------------------------------------------------
 
-    def send_reply(self, identity: bytes, seq: int, body: bytes) -> None:
+    def send_reply(self, identity: bytes, seq: int, body: bytes,
+                   behind_loop: bool = False) -> bool:
         """Send a reply now, from the calling thread (the socket's lock makes
-        that safe), over the connection the request came in on."""
+        that safe), over the connection the request came in on.
+
+        :param behind_loop: an earlier reply of the same request was handed
+            to the loop: this one follows it there, so it cannot overtake it.
+        :returns: True when the reply was handed to the loop.
+        """
         message = protocol.reply(seq, body)
         self._unanswered.pop((identity, seq), None)
-        self._send([identity, message])
+        if behind_loop and not self.in_loop:
+            self.submit(functools.partial(self._send_in_loop, [identity, message]))
+            return True
+        return self._send([identity, message])
 
     def done(self) -> None:
         """A delivered message was acknowledged by its server."""
@@ -218,11 +228,12 @@ class ServerLoop(DeliveryLoop):
 
     # -- loop thread: traffic ------------------------------------------------
 
-    def _send(self, frames: list[bytes]) -> None:
+    def _send(self, frames: list[bytes]) -> bool:
         """(Any thread) send on the bound socket; dropped (and counted) when
         it is closed or the peer's queue is full. A worker that finds the
         socket busy hands the send to the loop rather than queue up on the
-        lock (a convoy of workers costs more than one hand-off)."""
+        lock (a convoy of workers costs more than one hand-off); returns
+        True when it did."""
         conn = self.conn
         try:
             if conn is None:
@@ -235,13 +246,17 @@ class ServerLoop(DeliveryLoop):
             elif self.in_loop:
                 readable = conn.send(frames)
             else:
-                self.submit(lambda: self._send(frames))
-                return
+                self.submit(functools.partial(self._send_in_loop, frames))
+                return True
         except zmq.ZMQError:
             self.cell.stats.incr("zmq_replies_dropped")
-            return
+            return False
         if readable:  # our send may have consumed the descriptor's signal
             self.poke(self.on_readable)
+        return False
+
+    def _send_in_loop(self, frames: list[bytes]) -> None:
+        self._send(frames)
 
     def on_readable(self) -> bool:
         conn = self.conn

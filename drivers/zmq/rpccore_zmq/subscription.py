@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class ZmqIncoming(Incoming):
     """A request delivered to one subscription."""
 
-    __slots__ = ("body", "_identity", "_seq", "_server", "_call", "_acked")
+    __slots__ = ("body", "_identity", "_seq", "_server", "_call", "_acked", "_behind_loop")
 
     def __init__(self, body: bytes, identity: bytes, seq: int, server: ServerLoop,
                  call: bool) -> None:
@@ -26,6 +26,9 @@ class ZmqIncoming(Incoming):
         self._server = server
         self._call = call
         self._acked = False
+        #: a reply of this request went through the server's loop: the later
+        #: ones (stream items, the final reply) must follow it there
+        self._behind_loop = False
 
     @property
     def can_reply(self) -> bool:
@@ -35,7 +38,8 @@ class ZmqIncoming(Incoming):
         """Queue the reply on the connection the request came in on; a caller
         that has gone away is ignored (libzmq drops it)."""
         if self._call:
-            self._server.send_reply(self._identity, self._seq, body)
+            self._behind_loop = self._server.send_reply(self._identity, self._seq, body,
+                                                        self._behind_loop)
 
     def release_thread(self, expected: float | None = None) -> bool:
         """Hand the server socket's loop to another thread (leader/follower),
