@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -149,6 +150,14 @@ class ServerProcess(ServerPeer):
         """Return once the server is subscribed (raises if it died first)."""
         wait_for_line(self.proc, "ready")
         return self
+
+    def wait_napping(self, timeout: float) -> bool:
+        """True once the process printed ``napping`` (a :class:`Napper` built
+        with ``announce=True`` started a nap)."""
+        assert self.proc.stdout is not None
+        if not select.select([self.proc.stdout], [], [], timeout)[0]:
+            return False
+        return self.proc.stdout.readline().strip() == "napping"
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -4,10 +4,9 @@ dispatch, :class:`rpccore.Client`, ping, heartbeats, streams and gathers.
 Mixed into :class:`rpccore.testing.driver_conformance.DriverConformance`,
 whose helpers (``rpc``, ``serve``, ``topic``, ``hosts``, ``patience``) it uses.
 
-One hook a driver's test module should implement when its servers can run in
-other processes: :meth:`LongCallConformance.start_server_peer` (a server the
-kit kills mid-call). The default serves in this process and mutes the server
-instead of killing it (see :mod:`rpccore.testing.server_peers`).
+A driver whose servers can run in other processes implements one hook,
+:meth:`LongCallConformance.start_server_peer` (a server the kit kills
+mid-call); by default the kit mutes a server in this process instead.
 """
 
 from __future__ import annotations
@@ -114,9 +113,9 @@ class LongCallConformance:
         the middle of a call.
 
         Override it where servers can run in another process: start one
-        there (the endpoint is :data:`rpccore.testing.server_peers.NAPPER`,
-        cell options as :meth:`make_rpc` would set) and return a peer whose
-        ``kill()`` is SIGKILL. The default serves in this process and mutes
+        there (the endpoint is :data:`rpccore.testing.server_peers.NAPPER`
+        with ``announce=True``, cell options as :meth:`make_rpc` would set)
+        and return a peer whose ``kill()`` is SIGKILL. The default serves in this process and mutes
         the server on ``kill()`` (for drivers that cannot cross processes).
         """
         return InProcessPeer(self.rpc(host), topic, host)
@@ -289,7 +288,8 @@ class LongCallConformance:
 
             caller = threading.Thread(target=call, daemon=True)
             caller.start()
-            time.sleep(1.2)  # past one heartbeat: only keepalives kept the call alive
+            assert peer.wait_napping(self.patience), outcome
+            time.sleep(0.8)  # the server sends a keepalive every 0.5 s meanwhile
             assert caller.is_alive(), outcome
             killed = time.monotonic()
             peer.kill()

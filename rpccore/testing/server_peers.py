@@ -25,18 +25,29 @@ if TYPE_CHECKING:
     from rpccore.rpc import RPC
 
 #: the endpoint every server peer serves, as ``"module:Class"`` (a process
-#: started for a peer imports it from there)
+#: started for a peer imports it from there and builds it with
+#: ``announce=True``)
 NAPPER = "rpccore.testing.server_peers:Napper"
 
 
 class Napper:
     """A server peer's endpoint: ``nap(seconds)`` sleeps, then answers
-    ``"rested"`` (woken early by :meth:`wake`, so a test can end at once)."""
+    ``"rested"`` (woken early by :meth:`wake`, so a test can end at once).
 
-    def __init__(self) -> None:
+    :param announce: print ``napping`` on stdout as a nap starts (a server
+        process tells its test so).
+    """
+
+    def __init__(self, announce: bool = False) -> None:
         self._woken = threading.Event()
+        self._announce = announce
+        #: set once a nap has started
+        self.napping = threading.Event()
 
     def nap(self, ctx: dict[str, Any], seconds: float) -> str:
+        self.napping.set()
+        if self._announce:
+            print("napping", flush=True)
         self._woken.wait(seconds)
         return "rested"
 
@@ -46,6 +57,10 @@ class Napper:
 
 class ServerPeer(abc.ABC):
     """A server of a :class:`Napper` that a test may kill mid-call."""
+
+    @abc.abstractmethod
+    def wait_napping(self, timeout: float) -> bool:
+        """True once the server runs a ``nap`` (False after ``timeout``)."""
 
     @abc.abstractmethod
     def kill(self) -> None:
@@ -102,6 +117,9 @@ class InProcessPeer(ServerPeer):
         # This RPC object's driver only: its servers' replies pass the gate.
         setattr(driver, "subscribe", muted_subscribe)  # noqa: B010 (mypy: no method assignment)
         self._server = rpc.serve(rpc.make_destination(topic, host=host), [self._napper]).start()
+
+    def wait_napping(self, timeout: float) -> bool:
+        return self._napper.napping.wait(timeout)
 
     def kill(self) -> None:
         self._dead.set()

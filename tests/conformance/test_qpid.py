@@ -66,5 +66,5 @@ class TestQpidConformance(BrokerDriverConformance):
         return rpc
 
     def start_server_peer(self, topic: str, host: str) -> ServerProcess:
-        return ServerProcess(URL, topic, host, [(NAPPER, {})],
+        return ServerProcess(URL, topic, host, [(NAPPER, {"announce": True})],
                              control_exchange=self._namespace_name()).wait_ready()

@@ -35,7 +35,7 @@ class TestRabbitConformance(BrokerDriverConformance):
         return rpc
 
     def start_server_peer(self, topic: str, host: str) -> ServerProcess:
-        return ServerProcess(RABBIT_URL, topic, host, [(NAPPER, {})],
+        return ServerProcess(RABBIT_URL, topic, host, [(NAPPER, {"announce": True})],
                              control_exchange=self._exchange_name()).wait_ready()
 
     @pytest.fixture(autouse=True)

@@ -45,6 +45,6 @@ class TestZmqConformance(DriverConformance):
                        **options)
 
     def start_server_peer(self, topic: str, host: str) -> ServerProcess:
-        return ServerProcess("zmq://", topic, host, [(NAPPER, {})], cell=self._cell,
+        return ServerProcess("zmq://", topic, host, [(NAPPER, {"announce": True})], cell=self._cell,
                              zmq_port=PORT, zmq_bind_address=host, matchmaker="redis",
                              matchmaker_url=REDIS_URL).wait_ready()
