@@ -64,9 +64,11 @@ cell_opts: list[cfg.Opt] = [
                help="Requests a server holds waiting for a worker. In-process "
                     "senders wait when it is full; network drivers limit "
                     "unacknowledged deliveries to it."),
-    cfg.IntOpt("stream_window", default=64, min=1,
+    cfg.IntOpt("stream_window", default=256, min=1,
                help="Items of a streamed reply a server may send ahead of what the "
-                    "caller has consumed (the caller sends credit as it reads)."),
+                    "caller has consumed (the caller sends credit as it reads). "
+                    "A stream's rate is at most this many items per round trip "
+                    "of its credit; lower it for large items."),
     cfg.FloatOpt("version_discovery_window", default=0.5, min=0.01,
                  help="Seconds a client with version_cap='auto' gathers the "
                       "versions that the topic's servers announce."),

@@ -26,7 +26,8 @@ class StreamReader(Iterator[Any]):
     Closing it early (``close()``, ``break`` out of a ``with`` block, or
     garbage collection) tells the server to stop the generator.
 
-    :raises Timeout: no item (nor the end) within ``timeout``.
+    :raises Timeout: no item (nor the end) within ``timeout``; the stream
+        is then cancelled, as by :meth:`close`.
     :raises RemoteError: the generator raised, after the items before it.
     """
 
@@ -57,6 +58,7 @@ class StreamReader(Iterator[Any]):
                 env = self._queue.get(self._timeout)
             except RPCError as exc:
                 self._finish(exc)
+                self._control(cancel=True)  # best effort: the server's generator may go
                 raise
             if env is None:
                 self._cell.stats.incr("timed_out")
@@ -66,6 +68,9 @@ class StreamReader(Iterator[Any]):
                     f"after {self.items} items" + ("" if self._server is None else
                                                    f" from server {self._server.host}"))
                 self._finish(timeout)
+                # nobody reads on: let the server's generator go now rather
+                # than after its idle limit
+                self._control(cancel=True)
                 raise timeout
             part = env.get("part")
             if part == "ka":

@@ -51,6 +51,10 @@ def send_watched(cell: Cell, driver: Driver, dest: Destination, body: bytes,
     def run() -> None:
         try:
             send_call(cell, driver, dest, body, on_reply, end)
+            if isinstance(waiter, ReplySlot) and not waiter.done:
+                # Silence counts from when the server could hear us: a send
+                # that first waited for a connection is not the server's.
+                waiter.heard = max(waiter.heard, time.monotonic())
         except RPCError as exc:
             waiter.fail(exc)
         except Exception as exc:  # a driver bug: the caller must still hear of it

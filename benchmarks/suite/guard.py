@@ -72,6 +72,9 @@ TARGETS: tuple[Target, ...] = (
     # OpenTelemetry installed, no-op providers: within 10% of plain calls (issue 22)
     *(Target(driver, "calls-otel", "rpccore without OpenTelemetry", 0.90)
       for driver in ("memory", "rabbit", "qpid", "zmq", "nats")),
+    # streamed items reach at least half the driver's cast rate (issue 19)
+    *(Target(driver, "stream", "self:casts", 0.5)
+      for driver in ("memory", "rabbit", "qpid", "zmq", "nats")),
 )
 
 

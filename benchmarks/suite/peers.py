@@ -25,6 +25,8 @@ from benchmarks.suite.workload import Measured, timed_calls
 
 CASTS, CALLS, THREADS, FANOUT = "casts", "calls", "threads", "fanout"
 NOTIFY = "notifications"  # benchmarks.suite.notifications
+#: items of one streamed reply (rpccore only: no peer streams)
+STREAM = "stream"
 
 
 @contextlib.contextmanager

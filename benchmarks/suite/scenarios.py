@@ -19,7 +19,16 @@ from benchmarks.measure import Result, interleave
 from benchmarks.suite import child, otel
 from benchmarks.suite.cells import CellFactory
 from benchmarks.suite.model import Figures, Row
-from benchmarks.suite.peers import CALLS, CASTS, FANOUT, NOTIFY, THREADS, Peer, start_peers
+from benchmarks.suite.peers import (
+    CALLS,
+    CASTS,
+    FANOUT,
+    NOTIFY,
+    STREAM,
+    THREADS,
+    Peer,
+    start_peers,
+)
 from benchmarks.suite.progress import Progress
 from benchmarks.suite.workload import Measured, RemoteServerWorkload, RpccoreWorkload
 
@@ -28,8 +37,8 @@ KIB = 1024
 
 @dataclass(frozen=True)
 class Scenario:
-    """``kind`` is casts, calls, fanout or notifications; ``n`` counts messages
-    per repeat at scale 1."""
+    """``kind`` is casts, calls, fanout, notifications or stream; ``n`` counts
+    messages (or streamed items) per repeat at scale 1."""
 
     key: str
     label: str
@@ -57,6 +66,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     # what OpenTelemetry costs with a no-op provider (issue 22: within 10% of calls)
     Scenario("calls-otel", "sequential calls, OpenTelemetry with no-op providers", CALLS, 400,
              quick=True, otel=True),
+    # items of one rpc.stream, judged against the same driver's casts (issue 19)
+    Scenario("stream", "streamed items, one stream", STREAM, 2000, quick=True),
     Scenario("calls32", "calls from 32 threads", CALLS, 1280, threads=32),
     Scenario("fanout3", "fanout casts to 3 servers", FANOUT, 1000),
     Scenario("casts-1k", "casts, 1 KiB payload", CASTS, 2000, size=KIB),
@@ -103,6 +114,8 @@ def _trial(target: Any, scenario: Scenario, n: int) -> Callable[[], Measured]:
         return lambda: target.fanout(n)
     if scenario.kind == NOTIFY:
         return lambda: target.notifications(n, scenario.size)
+    if scenario.kind == STREAM:
+        return lambda: target.stream(n, scenario.size)
     if scenario.version and isinstance(target, RpccoreWorkload):
         return lambda: target.calls(n, scenario.threads, scenario.size, scenario.version)
     if scenario.topic and isinstance(target, RemoteServerWorkload):  # peers have one server
@@ -120,6 +133,8 @@ def _peer_fits(peer: Peer, scenario: Scenario) -> tuple[bool, str]:
 
 
 def _unit(scenario: Scenario) -> str:
+    if scenario.kind == STREAM:
+        return "items/s"
     return "calls/s" if scenario.kind == CALLS else "msg/s"
 
 
@@ -198,6 +213,9 @@ class DriverRun:
         if baseline is not None:
             trials.append((otel.BASELINE, _trial(baseline, scenario, n)))
         notes = []
+        if scenario.kind == STREAM:
+            notes.append("items of one rpc.stream (default stream_window), read here; "
+                         "judged against this driver's casts")
         for peer in peers:
             fits, note = _peer_fits(peer, scenario)
             if fits:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from benchmarks.measure import Measured, timed_calls  # noqa: F401 (re-exported)
@@ -47,6 +48,11 @@ class Endpoint:
 
     def note(self, ctx: dict[str, Any], i: int, payload: str) -> None:
         self.counter.hit()
+
+    def items(self, ctx: dict[str, Any], n: int, payload: str) -> Iterator[str]:
+        """A streamed reply of ``n`` items of ``payload`` (rpc.stream)."""
+        for _ in range(n):
+            yield payload
 
     def wait_count(self, ctx: dict[str, Any], n: int) -> int:
         """For a client in another process: block until ``n`` casts have arrived."""
@@ -105,6 +111,15 @@ class RpccoreWorkload:
             self.client.cast({}, "bench", {"method": "note", "args": {"i": i, "payload": payload}})
         self.sent += n
         self.counter.wait_for(self.sent)
+        return n / (time.perf_counter() - start), []
+
+    def stream(self, n: int, size: int = 100) -> Measured:
+        """One ``rpc.stream`` of ``n`` items; the rate counts items read."""
+        message = {"method": "items", "args": {"n": n, "payload": "x" * size}}
+        start = time.perf_counter()
+        read = sum(1 for _ in self.client.stream({}, "bench", message, timeout=60))
+        if read != n:
+            raise RuntimeError(f"the stream ended after {read} of {n} items")
         return n / (time.perf_counter() - start), []
 
     def fanout(self, n: int) -> Measured:

@@ -19,7 +19,9 @@ import pytest
 from oslo_config import cfg
 
 from rpccore import RPC
+from process_peers import ServerProcess
 from rpccore.testing import BrokerDriverConformance
+from rpccore.testing.server_peers import NAPPER
 
 URL = os.environ.get("RPCCORE_QPID_URL", "qpid://guest:guest@127.0.0.1:5672/")
 _namespaces: set[str] = set()
@@ -50,12 +52,19 @@ def _delete_queues_at_the_end() -> Iterator[None]:
 
 
 class TestQpidConformance(BrokerDriverConformance):
-    def make_rpc(self, host: str | None = None, **options: Any) -> RPC:
+    def _namespace_name(self) -> str:
         if not hasattr(self, "_namespace"):
             self._namespace = f"conformance-{os.urandom(4).hex()}"
             _namespaces.add(self._namespace)
+        return self._namespace
+
+    def make_rpc(self, host: str | None = None, **options: Any) -> RPC:
         rpc = RPC(cfg.ConfigOpts())
         rpc.remove_cell(rpc.default_cell)
-        options.setdefault("control_exchange", self._namespace)
+        options.setdefault("control_exchange", self._namespace_name())
         rpc.add_cell(rpc.default_cell, URL, **options)
         return rpc
+
+    def start_server_peer(self, topic: str, host: str) -> ServerProcess:
+        return ServerProcess(URL, topic, host, [(NAPPER, {"announce": True})],
+                             control_exchange=self._namespace_name()).wait_ready()

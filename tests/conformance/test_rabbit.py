@@ -14,20 +14,29 @@ import pytest
 from oslo_config import cfg
 
 from rpccore import RPC
+from process_peers import ServerProcess
 from rpccore.testing import BrokerDriverConformance
+from rpccore.testing.server_peers import NAPPER
 
 RABBIT_URL = os.environ.get("RPCCORE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 
 
 class TestRabbitConformance(BrokerDriverConformance):
-    def make_rpc(self, host: str | None = None, **options: Any) -> RPC:
+    def _exchange_name(self) -> str:
         if not hasattr(self, "_exchange"):
             self._exchange = f"conformance-{os.urandom(4).hex()}"
+        return self._exchange
+
+    def make_rpc(self, host: str | None = None, **options: Any) -> RPC:
         rpc = RPC(cfg.ConfigOpts())
         rpc.remove_cell(rpc.default_cell)
-        options.setdefault("control_exchange", self._exchange)
+        options.setdefault("control_exchange", self._exchange_name())
         rpc.add_cell(rpc.default_cell, RABBIT_URL, **options)
         return rpc
+
+    def start_server_peer(self, topic: str, host: str) -> ServerProcess:
+        return ServerProcess(RABBIT_URL, topic, host, [(NAPPER, {"announce": True})],
+                             control_exchange=self._exchange_name()).wait_ready()
 
     @pytest.fixture(autouse=True)
     def _delete_exchange(self) -> Iterator[None]:

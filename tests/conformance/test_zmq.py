@@ -15,7 +15,9 @@ import pytest
 import redis
 
 from rpccore import RPC
+from process_peers import ServerProcess
 from rpccore.testing import DriverConformance
+from rpccore.testing.server_peers import NAPPER
 from rpccore_zmq.testing import free_port, zmq_rpc
 
 PORT = free_port()
@@ -41,3 +43,8 @@ class TestZmqConformance(DriverConformance):
             options.setdefault("zmq_bind_address", host)
         return zmq_rpc(PORT, cell=self._cell, matchmaker="redis", matchmaker_url=REDIS_URL,
                        **options)
+
+    def start_server_peer(self, topic: str, host: str) -> ServerProcess:
+        return ServerProcess("zmq://", topic, host, [(NAPPER, {"announce": True})], cell=self._cell,
+                             zmq_port=PORT, zmq_bind_address=host, matchmaker="redis",
+                             matchmaker_url=REDIS_URL).wait_ready()

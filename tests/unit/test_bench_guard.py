@@ -84,7 +84,7 @@ def test_one_figure_below_half_fails_the_run() -> None:
 def test_judge_keeps_only_the_drivers_that_ran() -> None:
     verdicts = guard.judge([], drivers=["memory"])
     assert {v.target.driver for v in verdicts} == {"memory"}
-    assert len(verdicts) == 5
+    assert len(verdicts) == 6
 
 
 def test_issue_targets_are_all_there() -> None:
@@ -103,7 +103,8 @@ def test_issue_targets_are_all_there() -> None:
          for d in ("memory", "rabbit", "qpid", "zmq", "nats")
          } | {"rabbit notifications >= 3x oslo.messaging"} | {
         f"{d} calls-otel >= 0.9x rpccore without OpenTelemetry"
-        for d in ("memory", "rabbit", "qpid", "zmq", "nats")}
+        for d in ("memory", "rabbit", "qpid", "zmq", "nats")} | {
+        f"{d} stream >= 0.5x rpccore casts" for d in ("memory", "rabbit", "qpid", "zmq", "nats")}
 
 
 def test_an_advisory_target_never_fails_a_run() -> None:

@@ -283,7 +283,7 @@ class Caller:
                     if not on_reply(envelope):
                         return
                     answered = taken = True  # more to come (keepalives, stream items)
-                if kind == protocol.RECEIPT:
+                elif kind == protocol.RECEIPT:
                     taken = True
                 elif kind == protocol.REFUSED:
                     out.refusals += 1

@@ -374,17 +374,19 @@ class ClientLoop(SocketLoop):
         # the server reads a connection in order: whatever went before the
         # call on it was taken, even if its receipt is still held back
         self._acknowledged(peer, seq - 1)
-        if out is not None and out.waited_for:
-            # the caller decodes it: this thread goes back to the sockets sooner
-            out.reply = body
-            out.settle(None)
-            return
         handler = self.on_reply
         if handler is not None:
+            # Every reply of a call that this loop reads goes to the handler
+            # from here, the first one too: handed to its caller's thread, it
+            # could be overtaken by the later ones (keepalives, stream items).
             try:
                 handler(body)
             except Exception:
                 LOG.exception("cell %s: the reply handler failed", self.cell.name)
+        elif out is not None and out.waited_for:
+            out.reply = body  # no handler here: the caller hands it on
+        if out is not None and out.waited_for:
+            out.settle(None)
 
     def malformed_from(self, endpoint: str, why: str) -> None:
         self.cell.stats.incr("dropped_malformed")

@@ -20,6 +20,7 @@ ZMTP handshake (raw TCP noise), which are counted as ``zmq_bad_handshakes``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -64,6 +65,15 @@ class BindError(TransportError):
         self.errno = errno_value
 
 
+class HandedToLoop:
+    """A reply a worker handed to the loop to send; ``sent`` once it did."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
 class ServerLoop(DeliveryLoop):
     """The I/O thread of the bound socket of one driver."""
 
@@ -96,12 +106,21 @@ class ServerLoop(DeliveryLoop):
 
     # -- any thread -------------------------------------------------------------
 
-    def send_reply(self, identity: bytes, seq: int, body: bytes) -> None:
+    def send_reply(self, identity: bytes, seq: int, body: bytes,
+                   after: HandedToLoop | None = None) -> HandedToLoop | None:
         """Send a reply now, from the calling thread (the socket's lock makes
-        that safe), over the connection the request came in on."""
+        that safe), over the connection the request came in on.
+
+        :param after: an earlier reply of the same request that was handed
+            to the loop: while the loop has not sent it, this one follows it
+            there, so it cannot overtake it.
+        :returns: this reply, when it was handed to the loop.
+        """
         message = protocol.reply(seq, body)
         self._unanswered.pop((identity, seq), None)
-        self._send([identity, message])
+        if after is not None and not after.sent:
+            return self._hand_to_loop([identity, message])
+        return self._send([identity, message])
 
     def done(self) -> None:
         """A delivered message was acknowledged by its server."""
@@ -218,11 +237,12 @@ class ServerLoop(DeliveryLoop):
 
     # -- loop thread: traffic ------------------------------------------------
 
-    def _send(self, frames: list[bytes]) -> None:
+    def _send(self, frames: list[bytes]) -> HandedToLoop | None:
         """(Any thread) send on the bound socket; dropped (and counted) when
         it is closed or the peer's queue is full. A worker that finds the
         socket busy hands the send to the loop rather than queue up on the
-        lock (a convoy of workers costs more than one hand-off)."""
+        lock (a convoy of workers costs more than one hand-off); returns
+        what it handed over, if it did."""
         conn = self.conn
         try:
             if conn is None:
@@ -235,13 +255,22 @@ class ServerLoop(DeliveryLoop):
             elif self.in_loop:
                 readable = conn.send(frames)
             else:
-                self.submit(lambda: self._send(frames))
-                return
+                return self._hand_to_loop(frames)
         except zmq.ZMQError:
             self.cell.stats.incr("zmq_replies_dropped")
-            return
+            return None
         if readable:  # our send may have consumed the descriptor's signal
             self.poke(self.on_readable)
+        return None
+
+    def _hand_to_loop(self, frames: list[bytes]) -> HandedToLoop:
+        handed = HandedToLoop()
+        self.submit(functools.partial(self._send_in_loop, frames, handed))
+        return handed
+
+    def _send_in_loop(self, frames: list[bytes], handed: HandedToLoop) -> None:
+        self._send(frames)
+        handed.sent = True
 
     def on_readable(self) -> bool:
         conn = self.conn

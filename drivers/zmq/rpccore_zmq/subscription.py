@@ -10,13 +10,13 @@ from rpccore.driver import Incoming
 if TYPE_CHECKING:
     from rpccore.cell import Cell
     from rpccore.destination import Destination
-    from rpccore_zmq.server import ServerLoop
+    from rpccore_zmq.server import HandedToLoop, ServerLoop
 
 
 class ZmqIncoming(Incoming):
     """A request delivered to one subscription."""
 
-    __slots__ = ("body", "_identity", "_seq", "_server", "_call", "_acked")
+    __slots__ = ("body", "_identity", "_seq", "_server", "_call", "_acked", "_in_loop")
 
     def __init__(self, body: bytes, identity: bytes, seq: int, server: ServerLoop,
                  call: bool) -> None:
@@ -26,6 +26,9 @@ class ZmqIncoming(Incoming):
         self._server = server
         self._call = call
         self._acked = False
+        #: the last reply of this request handed to the server's loop: until
+        #: it is sent, later ones (stream items, the final reply) follow it
+        self._in_loop: HandedToLoop | None = None
 
     @property
     def can_reply(self) -> bool:
@@ -35,7 +38,9 @@ class ZmqIncoming(Incoming):
         """Queue the reply on the connection the request came in on; a caller
         that has gone away is ignored (libzmq drops it)."""
         if self._call:
-            self._server.send_reply(self._identity, self._seq, body)
+            handed = self._server.send_reply(self._identity, self._seq, body, self._in_loop)
+            if handed is not None:
+                self._in_loop = handed
 
     def release_thread(self, expected: float | None = None) -> bool:
         """Hand the server socket's loop to another thread (leader/follower),
