@@ -27,7 +27,12 @@ HINTS: list[tuple[str, str]] = [
     (r"[Aa]ddress already in use|EADDRINUSE",
      "the port is in use by another process (a server of this cell on this machine?): "
      "run check with --connect-only here, or set another zmq_port"),
-    (r"PRECONDITION_FAILED|inequivalent arg",
+    (r"inequivalent arg 'x-queue-type'|exists with x-queue-type",
+     "the queue exists with another queue type: to keep it, set rabbit_queue_type to the "
+     "queue's type in every process of the cell; to change it, stop every server of its "
+     "topic, delete the queue (rabbitmqctl delete_queue NAME; what it holds is lost) and "
+     "start them with the new rabbit_queue_type"),
+    (r"PRECONDITION_FAILED|inequivalent arg|exists with \S+ = ",
      "a queue or exchange already exists with other settings (often amqp_durable_queues "
      "changed, or another application uses the same control_exchange): use the same "
      "settings everywhere, or delete the old one with rabbitmqctl"),

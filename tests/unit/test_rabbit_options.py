@@ -56,3 +56,13 @@ def test_options_are_listed_for_the_sample_config() -> None:
     assert {"ssl", "ssl_ca_file", "ssl_cert_file", "ssl_key_file", "heartbeat_interval",
             "reconnect_interval", "reconnect_backoff", "reconnect_interval_max",
             "amqp_durable_queues", "connect_timeout"} <= names
+
+
+def test_queue_layout_options() -> None:
+    params = _driver("rabbit://h/").params
+    assert (params.queue_type, params.delivery_limit, params.queue_expiry) == ("classic", 20, 3600)
+    params = _driver("rabbit://h/?rabbit_queue_type=quorum&rabbit_quorum_delivery_limit=5"
+                     "&rabbit_queue_expiry=0").params
+    assert (params.queue_type, params.delivery_limit, params.queue_expiry) == ("quorum", 5, 0)
+    with pytest.raises(ConfigError):
+        _driver("rabbit://h/?rabbit_queue_type=stream")

@@ -23,7 +23,9 @@ fanout             ``f.<topic>``                ``rpccore.<exchange>.f.<topic>.<
 reply              (default exchange)           ``rpccore.reply.<uuid>``
 =================  ===========================  ===============================
 
-Each server has a fanout queue of its own; each driver one reply queue.
+Each server has a fanout queue of its own (a new ``<uuid>`` on every
+connection); each driver one reply queue. What kind of queue each is:
+:mod:`rpccore_rabbit.queues`.
 """
 
 from __future__ import annotations
@@ -112,10 +114,15 @@ def queue_name(control_exchange: str, key: str) -> str:
     return bounded(f"rpccore.{encode_part(control_exchange)}.{key}", "q")
 
 
-def fanout_queue_name(control_exchange: str, topic: str) -> str:
-    """A fresh, unique queue name for one server's fanout consumer."""
-    return bounded(f"rpccore.{encode_part(control_exchange)}.f.{encode_part(topic)}."
-                   f"{uuid.uuid4().hex}", "q")
+def fanout_queue_prefix(control_exchange: str, topic: str) -> str:
+    """The stable part of a server's fanout queue names; each connection
+    adds ``.<uuid>`` (:func:`unique_queue_name`)."""
+    return f"rpccore.{encode_part(control_exchange)}.f.{encode_part(topic)}"
+
+
+def unique_queue_name(prefix: str) -> str:
+    """A fresh, unique queue name starting with ``prefix`` (hashed if long)."""
+    return bounded(f"{prefix}.{uuid.uuid4().hex}", "q")
 
 
 def reply_queue_name() -> str:

@@ -1,16 +1,18 @@
 """One AMQP connection and the I/O thread that owns it.
 
-A kombu/py-amqp connection and its channels must be used by one thread only.
+An :class:`~rpccore_rabbit.wire.AmqpConnection` is used by one thread only.
 :class:`Link` runs that thread. Other threads never touch the connection: they
 put work on a queue (publishes, acknowledgements, tasks) and wake the thread
 through a pipe. The thread writes frames in batches, reads what the broker
-sends (deliveries, publisher confirms, returns: :class:`~.framing.FrameReader`),
-sends heartbeats and reconnects.
+sends (deliveries, publisher confirms, returns: the :class:`Link` is the
+connection's :class:`~rpccore_rabbit.wire.Listener`), sends heartbeats and
+reconnects.
 
-When the connection drops, the thread reconnects with backoff across the
-URL's hosts, runs the ``hooks`` (which declare the exchange, the reply queue
-and servers' queues, and consume again) and publishes again every message not
-yet confirmed whose deadline has not passed (:mod:`.confirms`).
+When the connection drops, the thread reconnects with jittered backoff
+across the URL's hosts (:mod:`.backoff`), runs the ``hooks`` (which declare
+the exchange, the reply queue and servers' queues, and consume again) and
+publishes again every message not yet confirmed whose deadline has not
+passed (:mod:`.confirms`).
 """
 
 from __future__ import annotations
@@ -22,22 +24,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import amqp
-from kombu.connection import Connection as KombuConnection
-
-from rpccore.errors import TransportError
-from rpccore_rabbit import framing
+from rpccore.errors import ConfigError, TransportError
+from rpccore_rabbit import wire
+from rpccore_rabbit.backoff import Backoff
+from rpccore_rabbit.broker_events import BrokerEvents, Consumer
 from rpccore_rabbit.confirms import ConfirmTracker, Publish, Waiter
 from rpccore_rabbit.mailbox import Mailbox
-from rpccore_rabbit.options import ConnectionParams
+from rpccore_rabbit.options import ConnectionParams, ssl_context
 
 LOG = logging.getLogger(__name__)
 
 Hook = Callable[["Link"], None]
-#: ``handler(delivery_tag, body, properties)`` for one consumer tag
-Consumer = Callable[[int, bytes, dict[str, Any]], None]
 
-_READ_SIZE = 256 * 1024
 _BATCH = 128  # frames built before a write even if more work is queued
 
 
@@ -51,15 +49,16 @@ class Task:
         self.waiter = waiter
 
 
-class Link:
+class Link(BrokerEvents):
     """One connection, its I/O thread and three channels: ``publisher``
-    (confirm mode), ``consumer`` and ``declarer`` (queue declarations, kept
-    apart because a failed declaration closes its channel).
+    (confirm mode), ``consumer`` and ``declarer`` (declarations, kept apart
+    because a refused declaration closes its channel).
 
     :param stats: the cell's counters (``reconnects``, ``returned``, ``nacked``).
     :ivar generation: counts connections; deliveries remember theirs so that
         acknowledgements for a dead channel are dropped.
     :ivar consumers: handlers by consumer tag (I/O thread only).
+    :ivar cancelled: called with the tag of a consumer the broker ended.
     """
 
     def __init__(self, params: ConnectionParams, stats: Any, name: str) -> None:
@@ -67,19 +66,19 @@ class Link:
         self.stats = stats
         self.name = name
         self.hooks: list[Hook] = []
+        self.cancelled: list[Callable[[Any, str], None]] = []
         self.generation = 0
-        self.publisher: Any = None
-        self.consumer: Any = None
-        self.declarer: Any = None
+        self.conn: wire.AmqpConnection | None = None
+        self.publisher = self.consumer = self.declarer = 0
         self.consumers: dict[str, Consumer] = {}
         self.ready = threading.Event()
         self.last_error = "not connected yet"
-        self.settled = threading.Event()  # connected, or credentials refused
-        self.refused = False
+        self.settled = threading.Event()  # connected, or refused for good
+        self.fatal: Exception | None = None  # why, when refused for good
         self.confirms = ConfirmTracker(params.max_unconfirmed, stats, name)
-        self._kombu: Any = None  # kombu.Connection
-        self._amqp: Any = None
-        self._reader: framing.FrameReader | None = None
+        self._ssl: ssl.SSLContext | None = None  # made at the first connection
+        self._backoff = Backoff(params.reconnect_interval, params.reconnect_backoff,
+                                params.reconnect_interval_max)
         self._mailbox = Mailbox()
         self._commands = self._mailbox.items
         self._out: list[bytes] = []  # frames built by this thread, written in batches
@@ -89,6 +88,7 @@ class Link:
         self._host_index = 0
         self._was_connected = False
         self._failing = False
+        self._consumer_tags = 0
 
     # -- any thread ----------------------------------------------------------
 
@@ -105,16 +105,22 @@ class Link:
     def wait_ready(self, deadline: float | None) -> None:
         """Wait until connected.
 
-        :raises TransportError: closed, or not connected by ``deadline``.
+        :raises TransportError: closed, refused credentials, or not connected
+            by ``deadline``.
+        :raises ConfigError: the broker refused this cell's settings (an
+            exchange declared with other arguments).
         """
         if self.ready.is_set():
             return
         self.start()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        # ``settled`` is set once connected or once the broker refused the
-        # credentials: retrying cannot fix a wrong password, so say so at once.
+        # ``settled`` is set once connected or refused for good: retrying
+        # cannot fix a wrong password, so say so at once.
         self.settled.wait(timeout)
-        if self.refused and not self.ready.is_set():
+        fatal = self.fatal
+        if fatal is not None and not self.ready.is_set():
+            if isinstance(fatal, ConfigError):
+                raise fatal
             raise TransportError(f"RabbitMQ at {self.params.url_for_logs} refused the "
                                  f"credentials: {self.last_error}")
         if not self.ready.is_set() or self._closing:
@@ -163,17 +169,16 @@ class Link:
     def _run(self) -> None:
         delay = 0.0
         while not self._closing:
-            if self._amqp is None:
+            if self.conn is None:
                 if delay:
                     self._pause(delay)
                     if self._closing:
                         break
                 if self._connect():
+                    self._backoff.reset()
                     delay = 0.0
                 else:
-                    delay = min(max(delay * self.params.reconnect_backoff,
-                                    self.params.reconnect_interval),
-                                self.params.reconnect_interval_max)
+                    delay = self._backoff.after_failure()
                 continue
             try:
                 self._serve()
@@ -181,6 +186,7 @@ class Link:
                 if self._closing:
                     break
                 self._lost(exc)
+                delay = self._backoff.after_loss()
         self._shutdown()
 
     def _pause(self, seconds: float) -> None:
@@ -193,41 +199,26 @@ class Link:
         params = self.params
         host = params.hosts[self._host_index % len(params.hosts)]
         self._host_index += 1
+        if params.ssl_options is not None and self._ssl is None:
+            try:
+                self._ssl = ssl_context(params.ssl_options)
+            except OSError as exc:
+                self._connect_failed(host, ConfigError(f"TLS settings of {self.name}: {exc}"))
+                return False
+        conn = wire.AmqpConnection(self, heartbeat=params.heartbeat,
+                                   timeout=max(params.connect_timeout, 1.0),
+                                   properties={"connection_name": f"rpccore {self.name}"})
         try:
-            conn = KombuConnection(  # type: ignore[no-untyped-call]
-                hostname=host.hostname, port=params.port_of(host),
-                userid=host.username if host.username is not None else "guest",
-                password=host.password if host.password is not None else "guest",
-                virtual_host=params.virtual_host,
-                ssl=dict(params.ssl_options) if params.ssl_options is not None else False,
-                heartbeat=params.heartbeat, connect_timeout=params.connect_timeout,
-                transport="pyamqp")
-            self._kombu = conn
-            # One attempt: this loop does the retrying (kombu's connect()
-            # would sleep 2 s and try once more).
-            conn.ensure_connection(max_retries=0)  # type: ignore[no-untyped-call]
-            raw = self._amqp = conn.connection
-            # Synchronous calls and writes give up on a silent broker.
-            raw.transport.sock.settimeout(max(params.connect_timeout, 1.0))
-            # py-amqp polls the socket before every publish when it told the
-            # broker it handles connection.blocked; this thread reads anyway.
-            caps = dict(raw.client_properties.get("capabilities", {}))
-            caps["connection.blocked"] = False
-            raw.client_properties = {**raw.client_properties, "capabilities": caps}
-            self.publisher = raw.channel()
-            self.publisher.confirm_select()
-            self.consumer = raw.channel()
-            self.consumer.basic_qos(0, params.prefetch_count, False)
-            self.declarer = raw.channel()
-            self._reader = framing.FrameReader(
-                raw, self.publisher.channel_id, self.consumer.channel_id, self._deliver,
-                self.confirms.on_ack, self.confirms.on_nack, self.confirms.on_return)
-            # py-amqp's own reader (during synchronous calls) ends up here too.
-            self.publisher.events["basic_ack"].add(self.confirms.on_ack)
-            self.publisher.events["basic_nack"].add(lambda tag, multiple, *_: (
-                self.confirms.on_nack(tag, multiple)))
-            self.publisher.events["basic_return"].add(lambda exc, ex, key, msg: (
-                self.confirms.on_return(msg.properties.get("message_id"))))
+            conn.open(host.hostname, params.port_of(host),
+                      user=host.username if host.username is not None else "guest",
+                      password=host.password if host.password is not None else "guest",
+                      vhost=params.virtual_host, ssl_context=self._ssl)
+            self.conn = conn
+            self.publisher = conn.channel()
+            conn.call(self.publisher, "confirm.select", False)
+            self.consumer = conn.channel()
+            conn.call(self.consumer, "basic.qos", 0, params.prefetch_count, False)
+            self.declarer = conn.channel()
             self.confirms.restart()
             self.consumers.clear()
             self._out.clear()
@@ -235,55 +226,65 @@ class Link:
             for hook in list(self.hooks):
                 hook(self)
         except Exception as exc:
-            self.last_error = f"{host}: {_describe(exc)}"
-            if "ACCESS_REFUSED" in self.last_error:
-                self.refused = True
-                self.settled.set()
-            # One line per state change: the first failure, then only debug.
-            log = LOG.debug if self._failing else LOG.warning
-            log("rabbit %s: cannot connect to %s: %s; retrying", self.name, host,
-                _describe(exc))
-            self._failing = True
-            self._drop_connection()
+            self._connect_failed(host, exc)
             return False
         if self._was_connected:
             self.stats.incr("reconnects")
         self._was_connected = True
         self._failing = False
         self.last_error = ""
-        self.refused = False
+        self.fatal = None
         LOG.info("rabbit %s: connected to %s (vhost %r)", self.name, host,
                  params.virtual_host)
         self.ready.set()
         self.settled.set()
         return True
 
+    def _connect_failed(self, host: Any, exc: Exception) -> None:
+        self.last_error = f"{host}: {_describe(exc)}"
+        if isinstance(exc, wire.AccessRefused | ConfigError):
+            self.fatal = exc
+            self.settled.set()
+        # One line per state change: the first failure, then only debug.
+        log = LOG.debug if self._failing else LOG.warning
+        log("rabbit %s: cannot connect to %s: %s; retrying", self.name, host, _describe(exc))
+        self._failing = True
+        self._drop_connection()
+
     def consume(self, queue: str, handler: Consumer, no_ack: bool = False) -> str:
         """Start consuming ``queue`` on the consumer channel (I/O thread)."""
-
-        def from_amqp(message: Any) -> None:  # deliveries py-amqp reads itself
-            handler(message.delivery_info["delivery_tag"], message.body, message.properties)
-
-        tag: str = self.consumer.basic_consume(queue, callback=from_amqp, no_ack=no_ack)
+        self._consumer_tags += 1
+        tag = f"rpccore.{self._consumer_tags}"
+        assert self.conn is not None
         self.consumers[tag] = handler
+        self.conn.call(self.consumer, "basic.consume", 0, queue, tag, False, no_ack, False,
+                       False, {})
         return tag
 
     def cancel(self, tag: str) -> None:
         """Stop consuming ``tag`` (I/O thread); later deliveries are requeued."""
         self.consumers.pop(tag, None)
-        self.consumer.basic_cancel(tag)
+        assert self.conn is not None
+        self.conn.call(self.consumer, "basic.cancel", tag, False)
 
-    def reopen_declarer(self) -> None:
-        """Replace the declaring channel if a failed declaration closed it."""
-        if self.declarer is None or not self.declarer.is_open:
-            self.declarer = self._amqp.channel()
+    def declare(self, name: str, *args: Any) -> list[Any]:
+        """A synchronous method on the declaring channel (I/O thread).
+
+        :raises wire.ChannelClosed: refused (the channel is replaced).
+        """
+        conn = self.conn
+        assert conn is not None
+        if not conn.is_open(self.declarer):  # a refusal closed the last one
+            self.declarer = conn.channel()
+        return conn.call(self.declarer, name, *args)
 
     # -- I/O thread: serving -------------------------------------------------
 
     def _serve(self) -> None:
-        amqp_conn = self._amqp
-        sock = amqp_conn.transport.sock
-        hb = self.params.heartbeat
+        conn = self.conn
+        assert conn is not None
+        sock = conn.sock
+        hb = conn.heartbeat
         tick = min(1.0, hb / 4.0) if hb else 1.0
         next_tick = time.monotonic() + tick
         commands = self._commands
@@ -295,63 +296,43 @@ class Link:
             if self._out:
                 self._flush()
             if self._mailbox.wait(sock, max(0.0, next_tick - time.monotonic())):
-                self._read(sock)
+                conn.read()
             now = time.monotonic()
             if now >= next_tick:
-                if hb:
-                    amqp_conn.heartbeat_tick(rate=2)
+                conn.tick(now)
                 next_tick = now + tick
-
-    def _read(self, sock: Any) -> None:
-        try:
-            data = sock.recv(_READ_SIZE)
-        except (ssl.SSLWantReadError, BlockingIOError):
-            return
-        if not data:
-            raise ConnectionResetError("the broker closed the connection")
-        pending = getattr(sock, "pending", None)  # TLS: decrypted but not read
-        if pending is not None:
-            while (more := pending()) > 0:
-                data += sock.recv(more)
-        assert self._reader is not None
-        self._reader.feed(data)
-
-    def _deliver(self, consumer_tag: str, delivery_tag: int, body: bytes,
-                 properties: dict[str, Any]) -> None:
-        handler = self.consumers.get(consumer_tag)
-        if handler is None:  # cancelled meanwhile: back to the queue
-            self._flush()
-            self.consumer.basic_reject(delivery_tag, requeue=True)
-            return
-        handler(delivery_tag, body, properties)
 
     def _execute(self, item: Any) -> None:
         if isinstance(item, Publish):
             self._publish(item)
         elif isinstance(item, Task):
-            if item.waiter is not None and item.waiter.abandoned:
-                return
-            self._flush()
-            try:
-                result = item.fn(self)
-            except (amqp.exceptions.ChannelError, amqp.exceptions.ConnectionError,
-                    OSError) as exc:
-                if item.waiter is not None:
-                    item.waiter.finish(TransportError(_describe(exc)))
-                if isinstance(exc, amqp.exceptions.ChannelError):
-                    self.reopen_declarer()
-                    return
-                raise
-            if item.waiter is not None:
-                item.waiter.finish(result=result)
+            self._run_task(item)
         elif item[0] == "ack":
             _, generation, tag, requeue = item
             if generation == self.generation:
                 if requeue is None:
-                    self._out.append(framing.ack_frame(self.consumer.channel_id, tag))
+                    self._out.append(wire.ack_frame(self.consumer, tag))
                 else:
-                    self._flush()
-                    self.consumer.basic_reject(tag, requeue=requeue)
+                    self._out.append(wire.method_frame(self.consumer, "basic.reject", tag,
+                                                       requeue))
+
+    def _run_task(self, item: Task) -> None:
+        if item.waiter is not None and item.waiter.abandoned:
+            return
+        self._flush()
+        try:
+            result = item.fn(self)
+        except (wire.ChannelClosed, ConfigError) as exc:  # the connection lives on
+            if item.waiter is not None:
+                item.waiter.finish(exc if isinstance(exc, ConfigError)
+                                   else TransportError(_describe(exc)))
+            return
+        except (wire.AmqpError, OSError) as exc:
+            if item.waiter is not None:
+                item.waiter.finish(TransportError(_describe(exc)))
+            raise
+        if item.waiter is not None:
+            item.waiter.finish(result=result)
 
     def _publish(self, item: Publish) -> None:
         confirms = self.confirms
@@ -363,10 +344,10 @@ class Link:
             return
         props = item.properties
         props["message_id"] = str(confirms.next_tag)
+        assert self.conn is not None
         try:
-            frames = framing.publish_frames(self.publisher.channel_id, item.exchange,
-                                            item.routing_key, item.mandatory, item.body,
-                                            props, self._amqp.frame_max)
+            frames = wire.publish_frames(self.publisher, item.exchange, item.routing_key,
+                                         item.mandatory, item.body, props, self.conn.frame_max)
         except ValueError as exc:
             confirms.forget(item, TransportError(f"cannot send to {item.label}: {exc}"))
             return
@@ -381,8 +362,8 @@ class Link:
             return
         data = b"".join(self._out)
         self._out.clear()
-        self._amqp.transport.write(data)
-        self._amqp.bytes_sent += 1
+        assert self.conn is not None
+        self.conn.write(data)
 
     # -- I/O thread: losing and closing --------------------------------------
 
@@ -399,25 +380,17 @@ class Link:
         self._commands.extendleft(reversed(self.confirms.take_unconfirmed()))
 
     def _drop_connection(self) -> None:
-        conn, self._kombu, self._amqp = self._kombu, None, None
-        self.publisher = self.consumer = self.declarer = None
-        self._reader = None
+        conn, self.conn = self.conn, None
         if conn is not None:
-            try:
-                conn.collect()
-            except Exception:
-                pass
+            conn.abort()
 
     def _shutdown(self) -> None:
         self.ready.clear()
         self.settled.clear()
-        conn = self._kombu
+        conn, self.conn = self.conn, None
         if conn is not None:
-            try:
-                conn.release()
-            except Exception:
-                pass
-        self._drop_connection()
+            self.consumers.clear()  # what still arrives while closing goes back
+            conn.close()
         error = TransportError("the rabbit driver is closed")
         for item in self.confirms.take_unconfirmed():
             self.confirms.forget(item, error)

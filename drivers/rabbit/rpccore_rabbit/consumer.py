@@ -3,7 +3,8 @@ driver's reply queue.
 
 Everything here that touches a channel runs on the :class:`Link`'s I/O
 thread, as a hook after every (re)connection or as a task; other threads only
-queue work (acknowledgements, replies).
+queue work (acknowledgements, replies). Which queues exist and how they are
+declared is :mod:`rpccore_rabbit.queues`.
 """
 
 from __future__ import annotations
@@ -14,19 +15,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import amqp
-
 from rpccore.destination import Destination
 from rpccore.driver import Incoming, ReplyHandler, Subscription
-from rpccore_rabbit import addressing
+from rpccore.ratelog import RateLimitedLog
+from rpccore_rabbit import addressing, queues, wire
 from rpccore_rabbit.confirms import Publish
 from rpccore_rabbit.connection import Link, Task
 
 LOG = logging.getLogger(__name__)
-
-#: Unused fanout and reply queues vanish after this long (ms), even if a
-#: broker kept them (auto-delete needs a consumer to have come and gone).
-_UNUSED_QUEUE_EXPIRES_MS = 60_000
+_RATELOG = RateLimitedLog(LOG)
+#: Seconds before consuming again a queue whose consumer the broker ended.
+_RECONSUME_DELAY = 0.5
 
 
 class RabbitIncoming(Incoming):
@@ -50,7 +49,7 @@ class RabbitIncoming(Incoming):
         """Publish ``body`` to the caller's reply queue (default exchange).
 
         Never raises for a caller that has gone: an unroutable reply is
-        dropped by the broker (counted as ``returned`` if it comes back).
+        dropped by the broker.
         """
         if self._reply_to is None:
             return
@@ -63,34 +62,28 @@ class RabbitIncoming(Incoming):
         self._link.submit(("ack", self._generation, self._tag, None))
 
 
-class QueueSpec:
-    """One queue of a subscription: how to declare it and bind it."""
+def declare_exchange(link: Link, exchange: str, durable: bool, cell: str) -> None:
+    """Declare the cell's direct exchange (hook: on every connection).
 
-    __slots__ = ("name", "key", "durable", "auto_delete", "arguments")
-
-    def __init__(self, name: str, key: str, durable: bool, auto_delete: bool,
-                 arguments: dict[str, Any] | None = None) -> None:
-        self.name = name
-        self.key = key
-        self.durable = durable
-        self.auto_delete = auto_delete
-        self.arguments = arguments
-
-
-def declare_exchange(link: Link, exchange: str, durable: bool) -> None:
-    """Declare the cell's direct exchange (hook: on every connection)."""
-    link.declarer.exchange_declare(exchange, "direct", durable=durable, auto_delete=False)
+    :raises ConfigError: it exists with another durability.
+    """
+    try:
+        link.declare("exchange.declare", 0, exchange, "direct", False, durable, False, False,
+                     False, {})
+    except wire.ChannelClosed as exc:
+        raise queues.explain_refusal(exc, cell) or exc from None
 
 
 class RabbitSubscription(Subscription):
-    """The consumers of one server: work queue, direct queue, fanout queue."""
+    """The consumers of one server: work queue, host queue, fanout queue."""
 
     def __init__(self, registry: SubscriptionRegistry, dest: Destination,
-                 on_message: Callable[[Incoming], None], queues: list[QueueSpec]) -> None:
+                 on_message: Callable[[Incoming], None],
+                 specs: list[queues.QueueSpec]) -> None:
         self.registry = registry
         self.dest = dest
         self.on_message = on_message
-        self.queues = queues
+        self.specs = specs
         self.tags: list[str] = []
         self.generation = -1
         self.closed = False
@@ -98,34 +91,53 @@ class RabbitSubscription(Subscription):
         self.active = threading.Event()
 
     def activate(self, link: Link) -> None:
-        """Declare, bind and consume (I/O thread). Channel errors are kept in
-        ``error`` and reported to the subscriber, not raised."""
+        """Declare, bind and consume (I/O thread).
+
+        :raises wire.ChannelClosed: a declaration was refused.
+        """
         if self.closed or self.generation == link.generation:
             return
         exchange = self.registry.exchange
-        self.tags = []
-        for spec in self.queues:
-            link.declarer.queue_declare(spec.name, durable=spec.durable,
-                                        auto_delete=spec.auto_delete,
-                                        arguments=spec.arguments)
-            link.declarer.queue_bind(spec.name, exchange, spec.key)
+        names = []
+        for spec in self.specs:
+            name = spec.name or addressing.unique_queue_name(spec.prefix)
+            queues.declare(link, spec, name)
+            link.declare("queue.bind", 0, name, exchange, spec.key, False, {})
+            names.append(name)
         generation = link.generation
-        for spec in self.queues:
-            self.tags.append(link.consume(spec.name, self._deliverer(link, generation)))
+        self.tags = [link.consume(name, self._deliverer(link, generation, spec))
+                     for name, spec in zip(names, self.specs, strict=True)]
         self.generation = generation
         self.active.set()
 
-    def _deliverer(self, link: Link, generation: int) -> Callable[[int, bytes, dict[str, Any]],
-                                                                  None]:
+    def _deliverer(self, link: Link, generation: int,
+                   spec: queues.QueueSpec) -> Callable[[int, bytes, dict[str, Any]], None]:
+        limit = spec.arguments.get("x-delivery-limit", 0)
+
         def deliver(tag: int, body: bytes, properties: dict[str, Any]) -> None:
             if self.closed:
                 link.submit(("ack", generation, tag, True))  # requeue
                 return
-            if isinstance(body, str):
-                body = body.encode("utf-8")
+            if limit and self._poisoned(properties, limit):
+                link.submit(("ack", generation, tag, False))  # drop
+                return
             self.on_message(RabbitIncoming(link, generation, tag, body,
                                            properties.get("reply_to")))
         return deliver
+
+    def _poisoned(self, properties: dict[str, Any], limit: int) -> bool:
+        """Whether servers already had this message ``limit`` times: quorum
+        queues count deliveries that were never acknowledged (x-delivery-count)."""
+        headers = properties.get("headers")
+        count = headers.get("x-delivery-count", 0) if headers else 0
+        if not isinstance(count, int) or count < limit:
+            return False
+        self.registry.link.stats.incr("poisoned")
+        _RATELOG.warning("poisoned", "rabbit: a request for %s was handed to servers %d "
+                         "times without being acknowledged (they crashed or lost their "
+                         "connection running it): dropped as a poison message",
+                         self.dest, count)
+        return True
 
     def close(self) -> None:
         """Cancel the consumers (waits a little when connected; never raises)."""
@@ -150,14 +162,17 @@ class RabbitSubscription(Subscription):
 
 
 class SubscriptionRegistry:
-    """Every live subscription of a driver; re-activated on reconnection."""
+    """Every live subscription of a driver; re-activated on reconnection and
+    when the broker ends one of their consumers."""
 
-    def __init__(self, link: Link, exchange: str) -> None:
+    def __init__(self, link: Link, exchange: str, cell: str) -> None:
         self.link = link
         self.exchange = exchange
+        self.cell = cell
         self._lock = threading.Lock()
         self._subs: list[RabbitSubscription] = []
         link.hooks.append(self._on_connected)
+        link.cancelled.append(self._on_cancelled)
 
     def add(self, sub: RabbitSubscription) -> None:
         with self._lock:
@@ -175,11 +190,10 @@ class SubscriptionRegistry:
     def _activate_one(self, link: Link, sub: RabbitSubscription) -> None:
         try:
             sub.activate(link)
-        except amqp.exceptions.ChannelError as exc:
-            sub.error = exc
+        except wire.ChannelClosed as exc:
+            sub.error = queues.explain_refusal(exc, self.cell) or exc
+            LOG.error("rabbit: cannot consume %s: %s", sub.dest, sub.error)
             sub.active.set()
-            LOG.error("rabbit: cannot consume %s: %s", sub.dest, exc)
-            link.reopen_declarer()
 
     def _on_connected(self, link: Link) -> None:
         with self._lock:
@@ -189,9 +203,40 @@ class SubscriptionRegistry:
         if subs:
             LOG.debug("rabbit %s: consuming for %d server(s)", link.name, len(subs))
 
+    def _on_cancelled(self, link: Link, tag: str) -> None:
+        with self._lock:
+            owners = [sub for sub in self._subs if tag in sub.tags]
+        for sub in owners:
+            self._later(sub, link.generation, _RECONSUME_DELAY)
+
+    def _later(self, sub: RabbitSubscription, generation: int, delay: float) -> None:
+        """Consume ``sub``'s queues anew in ``delay`` s (a task on the I/O
+        thread: never inside the handling of what the broker sent)."""
+        timer = threading.Timer(delay, self.link.submit,
+                                (Task(lambda link: self._reconsume(link, sub, generation, delay),
+                                      None),))
+        timer.daemon = True
+        timer.start()
+
+    def _reconsume(self, link: Link, sub: RabbitSubscription, generation: int,
+                   delay: float) -> None:
+        if sub.closed or link.generation != generation:
+            return  # closed, or a new connection consumes everything anyway
+        for tag in sub.tags:
+            if tag in link.consumers:
+                link.cancel(tag)
+        sub.generation = -1
+        try:
+            sub.activate(link)
+        except wire.ChannelClosed as exc:
+            # e.g. a classic queue whose node is down: retry until it is back
+            LOG.warning("rabbit: cannot consume %s again yet: %s", sub.dest, exc)
+            self._later(sub, generation, min(delay * 2, 5.0))
+
 
 class ReplyQueue:
-    """The one reply queue of a driver, consumed for as long as it lives."""
+    """The one reply queue of a driver: exclusive to its connection, declared
+    again (under the same name when the broker allows) after a reconnect."""
 
     def __init__(self, link: Link) -> None:
         self.link = link
@@ -216,13 +261,20 @@ class ReplyQueue:
         if self.generation == link.generation:
             return
         self.generation = link.generation
-        link.declarer.queue_declare(
-            self.name, durable=False, auto_delete=True,
-            arguments={"x-expires": _UNUSED_QUEUE_EXPIRES_MS})
+        spec = queues.QueueSpec(self.name, "", durable=False, exclusive=True)
+        try:
+            queues.declare(link, spec, self.name)
+        except wire.ChannelClosed as exc:
+            if exc.code != wire.RESOURCE_LOCKED:
+                raise
+            # the broker still holds the old connection's queue: a new name
+            # (replies to calls made before the reconnect are lost)
+            self.name = addressing.reply_queue_name()
+            queues.declare(link, spec, self.name)
         handler = self.handler
         assert handler is not None
 
         def deliver(tag: int, body: bytes, properties: dict[str, Any]) -> None:
-            handler(body.encode("utf-8") if isinstance(body, str) else body)
+            handler(body)
 
         link.consume(self.name, deliver, no_ack=True)

@@ -1,11 +1,12 @@
-"""``RabbitDriver``: rpccore over RabbitMQ (AMQP 0-9-1, kombu/py-amqp).
+"""``RabbitDriver``: rpccore over RabbitMQ (AMQP 0-9-1, :mod:`rpccore_rabbit.wire`).
 
 ``transport_url = rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost``
 
 One driver instance (one cell of one ``RPC`` object) owns one connection and
 the I/O thread that uses it (:mod:`rpccore_rabbit.connection`). Names of
-exchanges, queues and routing keys come from :mod:`rpccore_rabbit.addressing`;
-consumers and replies from :mod:`rpccore_rabbit.consumer`.
+exchanges, queues and routing keys come from :mod:`rpccore_rabbit.addressing`,
+what kind of queue each is from :mod:`rpccore_rabbit.queues`; consumers and
+replies from :mod:`rpccore_rabbit.consumer`.
 
 Delivery (see the README): calls and confirmed casts wait for the broker's
 publisher confirm and raise :class:`~rpccore.Undeliverable` when the broker
@@ -25,12 +26,12 @@ from oslo_config import cfg
 
 from rpccore.destination import Destination
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
-from rpccore.errors import TransportError
-from rpccore_rabbit import addressing
+from rpccore.errors import ConfigError, TransportError
+from rpccore_rabbit import addressing, queues
 from rpccore_rabbit.confirms import Publish, Waiter
 from rpccore_rabbit.connection import Link
-from rpccore_rabbit.consumer import (QueueSpec, RabbitSubscription, ReplyQueue,
-                                     SubscriptionRegistry, declare_exchange)
+from rpccore_rabbit.consumer import (RabbitSubscription, ReplyQueue, SubscriptionRegistry,
+                                     declare_exchange)
 from rpccore_rabbit.options import connection_params, rabbit_opts
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class RabbitDriver(Driver):
     """The ``rabbit`` driver; see the module docstring and the README."""
 
     detects_undeliverable = True
+    counters = ("poisoned",)
 
     def __init__(self, cell: Cell) -> None:
         super().__init__(cell)
@@ -55,8 +57,9 @@ class RabbitDriver(Driver):
         self.exchange = addressing.exchange_name(control_exchange)
         self.link = Link(self.params, cell.stats, f"{cell.name}/{os.urandom(3).hex()}")
         durable = self.params.durable
-        self.link.hooks.append(lambda link: declare_exchange(link, self.exchange, durable))
-        self._subscriptions = SubscriptionRegistry(self.link, self.exchange)
+        self.link.hooks.append(
+            lambda link: declare_exchange(link, self.exchange, durable, cell.name))
+        self._subscriptions = SubscriptionRegistry(self.link, self.exchange, cell.name)
         self._replies = ReplyQueue(self.link)
         self._timeout: float = cell.options.rpc_response_timeout
         self._delivery_mode = 2 if durable else 1
@@ -115,21 +118,23 @@ class RabbitDriver(Driver):
         fanout queue of this server's own; returns once the broker consumes.
 
         :raises TransportError: not connected within ``SUBSCRIBE_TIMEOUT``,
-            or the broker refused a declaration (e.g. durability mismatch).
+            or the broker refused a declaration.
+        :raises ConfigError: a queue exists with other arguments (another
+            ``rabbit_queue_type``...): the message names it, both values and
+            the way out.
         """
         self._check_open()
-        durable = self.params.durable
+        params = self.params
         cx = self._control_exchange
         work = addressing.work_key(dest.topic)
-        queues = [QueueSpec(addressing.queue_name(cx, work), work, durable, not durable)]
+        specs = [queues.durable_queue(params, addressing.queue_name(cx, work), work)]
         if dest.host is not None:
             direct = addressing.direct_key(dest.topic, dest.host)
-            queues.append(QueueSpec(addressing.queue_name(cx, direct), direct, durable,
-                                    not durable))
-        queues.append(QueueSpec(addressing.fanout_queue_name(cx, dest.topic),
-                                addressing.fanout_key(dest.topic), False, True,
-                                {"x-expires": 60_000}))
-        sub = RabbitSubscription(self._subscriptions, dest, on_message, queues)
+            specs.append(queues.durable_queue(params, addressing.queue_name(cx, direct),
+                                              direct))
+        specs.append(queues.fanout_queue(addressing.fanout_queue_prefix(cx, dest.topic),
+                                         addressing.fanout_key(dest.topic)))
+        sub = RabbitSubscription(self._subscriptions, dest, on_message, specs)
         self._subscriptions.add(sub)
         self._subscriptions.activate(sub)
         self.link.start()
@@ -139,6 +144,8 @@ class RabbitDriver(Driver):
                                  f"{SUBSCRIBE_TIMEOUT:g} s: {self.link.last_error}")
         if sub.error is not None:
             sub.close()
+            if isinstance(sub.error, ConfigError):
+                raise sub.error
             raise TransportError(f"cell {self.cell.name}: the broker refused to let us "
                                  f"consume {dest}: {sub.error}")
         return sub

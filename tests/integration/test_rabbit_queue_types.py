@@ -1,0 +1,167 @@
+"""Queue types on the rabbit driver (machine's RabbitMQ): moving a topic
+between classic and quorum queues is refused with a ConfigError that names
+the queue, both values and the way out (``rpccore check`` says the same);
+poison messages on quorum queues are dropped and counted; nothing deletes a
+queue on the operator's behalf."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import amqp
+import pytest
+from oslo_config import cfg
+from queue_listing import BrokerAdmin, admin_for
+
+from rpccore import RPC
+from rpccore.cli.check import run_check
+from rpccore.driver import Incoming
+from rpccore.errors import ConfigError
+from rpccore_rabbit import addressing
+
+RABBIT_URL = os.environ.get("RPCCORE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture
+def exchange() -> Iterator[str]:
+    name = f"qtypes-{os.urandom(4).hex()}"
+    yield name
+    admin = admin_for(RABBIT_URL)
+    prefix = f"rpccore.{addressing.encode_part(name)}."
+    admin.delete([q.name for q in admin.list_queues() if q.name.startswith(prefix)], [name])
+
+
+def _rpc(exchange: str, **options: Any) -> RPC:
+    rpc = RPC(cfg.ConfigOpts())
+    rpc.remove_cell(rpc.default_cell)
+    rpc.add_cell(rpc.default_cell, RABBIT_URL, control_exchange=exchange, **options)
+    return rpc
+
+
+class Adder:
+    def add(self, ctx: dict[str, Any], a: int, b: int) -> int:
+        return a + b
+
+
+def _work_queue(exchange: str, topic: str) -> str:
+    return addressing.queue_name(exchange, addressing.work_key(topic))
+
+
+@pytest.mark.parametrize("before,after", [("classic", "quorum"), ("quorum", "classic")])
+def test_changing_the_queue_type_is_a_config_error_naming_the_queue(
+        exchange: str, before: str, after: str) -> None:
+    old = _rpc(exchange, rabbit_queue_type=before)
+    new = _rpc(exchange, rabbit_queue_type=after)
+    try:
+        old.serve(old.make_destination("qt.topic"), [Adder()]).start()
+        old.cast({}, "qt.topic", {"method": "add", "args": {"a": 1, "b": 1}}, confirm=True)
+        with pytest.raises(ConfigError) as info:
+            new.serve(new.make_destination("qt.topic"), [Adder()]).start()
+        text = str(info.value)
+        queue = _work_queue(exchange, "qt.topic")
+        assert queue in text and "x-queue-type" in text, text
+        assert f"rabbit_queue_type = {before}" in text, text       # how to keep it
+        assert "rabbitmqctl delete_queue" in text, text             # how to move on
+        # the old queue and its servers are untouched: nothing was deleted
+        assert old.call({}, "qt.topic", {"method": "add", "args": {"a": 2, "b": 3}},
+                        timeout=10) == 5
+    finally:
+        new.close()
+        old.close()
+
+
+def test_a_queue_of_an_older_rpccore_is_a_config_error(exchange: str) -> None:
+    queue = _work_queue(exchange, "old.topic")
+    with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as conn:
+        conn.channel().queue_declare(queue, durable=False, auto_delete=True)  # the old layout
+    rpc = _rpc(exchange)
+    try:
+        with pytest.raises(ConfigError) as info:
+            rpc.serve(rpc.make_destination("old.topic"), [Adder()]).start()
+        assert queue in str(info.value) and "older" in str(info.value), str(info.value)
+    finally:
+        rpc.close()
+    with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as conn:
+        conn.channel().queue_declare(queue, passive=True)  # still there: never deleted
+
+
+def test_another_durability_of_the_exchange_is_a_config_error(exchange: str) -> None:
+    first = _rpc(exchange)
+    second = _rpc(exchange, amqp_durable_queues=True)
+    try:
+        first.cell().driver().connect(5)
+        start = time.monotonic()
+        with pytest.raises(ConfigError) as info:
+            second.cell().driver().connect(5)
+        assert time.monotonic() - start < 3, "a refused setting must not wait for retries"
+        assert "amqp_durable_queues" in str(info.value) and exchange in str(info.value)
+    finally:
+        second.close()
+        first.close()
+
+
+def test_rpccore_check_gives_the_same_way_out(exchange: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    def check(queue_type: str) -> str:
+        config = tmp_path / f"{queue_type}.conf"
+        config.write_text(f"[rpccore]\ncells = edge\ndefault_cell = edge\n\n[cell:edge]\n"
+                          f"transport_url = {RABBIT_URL}\ncontrol_exchange = {exchange}\n"
+                          f"rabbit_queue_type = {queue_type}\n")
+        conf = cfg.ConfigOpts()
+        conf(["--config-file", str(config)], project="rpccore-test")
+        capsys.readouterr()
+        run_check(conf, None, 10.0, False)
+        return capsys.readouterr().out
+
+    assert "round trip call: OK" in check("classic")
+    out = check("quorum")
+    assert "round trip call: FAILED: ConfigError" in out, out
+    assert "rabbit_queue_type = classic" in out and "rabbitmqctl delete_queue" in out, out
+    assert "what to do:" in out and "rabbit_queue_type" in out.split("what to do:")[1], out
+
+
+def test_poison_messages_are_dropped_and_counted(exchange: str) -> None:
+    """A request whose servers never finish it (they crash, or lose their
+    connection, while running it) comes back at most the delivery limit's
+    worth of times, then is dropped and counted."""
+    limit = 2
+    topic = "poison.topic"
+    options = {"rabbit_queue_type": "quorum", "rabbit_quorum_delivery_limit": limit}
+    deliveries = 0
+    poisoned = 0
+    sender = _rpc(exchange, **options)
+    try:
+        for attempt in range(limit + 4):
+            server = _rpc(exchange, **options)  # a server that dies while running it
+            got = threading.Event()
+
+            def never_ack(incoming: Incoming, got: threading.Event = got) -> None:
+                got.set()
+
+            driver = server.cell().driver()
+            driver.subscribe(server.make_destination(topic), never_ack)
+            if attempt == 0:
+                sender.cast({}, topic, {"method": "add", "args": {"a": 1, "b": 2}},
+                            confirm=True)
+            arrived = got.wait(3)
+            deliveries += arrived
+            time.sleep(0.3)  # the driver's own drop, if it was one, is done
+            poisoned += server.stats()[server.default_cell]["poisoned"]
+            server.close()  # unacknowledged: back to the queue
+            if not arrived:
+                break
+    finally:
+        sender.close()
+    print(f"handed to servers {deliveries} times with rabbit_quorum_delivery_limit = "
+          f"{limit}; poisoned {poisoned}")
+    assert poisoned == 1
+    assert deliveries == limit  # then its next delivery was the one dropped
+    admin: BrokerAdmin = admin_for(RABBIT_URL)
+    with amqp.Connection(admin.address, userid="guest", password="guest") as conn:
+        declared = conn.channel().queue_declare(_work_queue(exchange, topic), passive=True)
+        assert declared.message_count == 0
