@@ -89,33 +89,55 @@ class PrivateRabbit:
 
     host = "127.0.0.1"
 
+    #: where RabbitMQ's scripts are (inside the root for a chroot'ed node)
+    bin_dir = "/usr/lib/rabbitmq/bin"
+
     def __init__(self, plugins: tuple[str, ...] = ("rabbitmq_amqp1_0",),
-                 tls: bool = False) -> None:
+                 tls: bool = False, *, epmd_port: int | None = None,
+                 cookie: str | None = None, config: str = "") -> None:
         self.port = free_port()
         #: with ``tls``: the TLS port, and the CA file that signed the node's
         #: certificate (for ``localhost`` and ``127.0.0.1``)
         self.ssl_port: int | None = free_port() if tls else None
         self.ca_file: str | None = None
         self.dist_port = free_port()
-        self.epmd_port = free_port()
+        #: a cluster's nodes share one epmd (they find each other through it)
+        self.epmd_port = epmd_port or free_port()
         self.token = uuid.uuid4().hex
+        self.cookie = cookie or uuid.uuid4().hex
         self.nodename = f"rpccore{self.token[:8]}@localhost"
-        self.base = Path(tempfile.mkdtemp(prefix="rpccore-rabbit-"))
+        self.base = Path(tempfile.mkdtemp(prefix="rpccore-rabbit-", dir=self._temp_root()))
         self.plugins = plugins
+        self.extra_config = config
         self._process: subprocess.Popen[bytes] | None = None
         self._log = None
         self._write_config()
 
     # -- files -------------------------------------------------------------
 
+    def _temp_root(self) -> str | None:
+        """Where the node's folder goes (None: the system's temporary folder)."""
+        return None
+
+    def inner(self, path: Path) -> str:
+        """``path`` as the node sees it (a chroot'ed node sees its root as /)."""
+        return str(path)
+
+    def command(self, program: str) -> list[str]:
+        """How to run one of RabbitMQ's scripts (``rabbitmq-server``, ``rabbitmqctl``)."""
+        return [f"{self.bin_dir}/{program}"]
+
     def _write_config(self) -> None:
         for sub in ("home", "mnesia", "log"):
             (self.base / sub).mkdir(exist_ok=True)
+        cookie = self.base / "home" / ".erlang.cookie"
+        cookie.write_text(self.cookie)
+        cookie.chmod(0o400)
         config = (f"listeners.tcp.default = {self.port}\n"
                   "loopback_users = none\n"
                   "disk_free_limit.absolute = 10MB\n"
                   "log.console = false\n"
-                  "log.file.level = info\n")
+                  "log.file.level = info\n" + self.extra_config)
         if self.ssl_port is not None:
             tls = self._make_certificates()
             config += (f"listeners.ssl.default = {self.ssl_port}\n"
@@ -148,18 +170,19 @@ class PrivateRabbit:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
+        inner = self.inner
         env.update({
-            "HOME": str(self.base / "home"),
+            "HOME": inner(self.base / "home"),
             "RABBITMQ_NODENAME": self.nodename,
             "RABBITMQ_NODE_IP_ADDRESS": self.host,
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "ERL_EPMD_PORT": str(self.epmd_port),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
-            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
-            "RABBITMQ_PID_FILE": str(self.base / "rabbit.pid"),
+            "RABBITMQ_MNESIA_BASE": inner(self.base / "mnesia"),
+            "RABBITMQ_LOG_BASE": inner(self.base / "log"),
+            "RABBITMQ_CONFIG_FILE": inner(self.base / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": inner(self.base / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": inner(self.base / "rabbit.pid"),
             _MARKER: self.token,
         })
         return env
@@ -170,13 +193,33 @@ class PrivateRabbit:
         """Start the node (returns at once; see :meth:`wait_ready`)."""
         if self._process is not None and self._process.poll() is None:
             raise RuntimeError("the node is already running")
-        if not os.path.exists(RABBITMQ_SERVER):
-            raise FileNotFoundError(f"{RABBITMQ_SERVER} not found: is rabbitmq-server installed?")
+        self._check_installed()
         self._log = open(self.base / "server.out", "ab")
         self._process = subprocess.Popen(
-            [RABBITMQ_SERVER], env=self._env(), stdin=subprocess.DEVNULL,
+            self.command("rabbitmq-server"), env=self._env(), stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
+
+    def _check_installed(self) -> None:
+        if not os.path.exists(RABBITMQ_SERVER):
+            raise FileNotFoundError(f"{RABBITMQ_SERVER} not found: is rabbitmq-server installed?")
+
+    def rabbitmqctl(self, *args: str, timeout: float = 60) -> str:
+        """Run ``rabbitmqctl -n NODE ARGS`` against this node; its output.
+
+        :raises subprocess.CalledProcessError: it failed (output attached).
+        """
+        return subprocess.run([*self.command("rabbitmqctl"), "-n", self.nodename, *args],
+                              env=self._env(), capture_output=True, text=True,
+                              timeout=timeout, check=True).stdout
+
+    def rabbitmqctl_command(self) -> list[str]:
+        """A command list running rabbitmqctl against this node (for tools that
+        take a command, such as queue_listing.BrokerAdmin)."""
+        env = self._env()
+        keys = ("HOME", "ERL_EPMD_PORT", "RABBITMQ_NODENAME", _MARKER)
+        return ["env", *[f"{k}={env[k]}" for k in keys], *self.command("rabbitmqctl"),
+                "-n", self.nodename]
 
     def wait_ready(self, timeout: float = 40.0) -> float:
         """Wait until the node completes an AMQP 0-9-1 handshake; returns the
@@ -295,6 +338,10 @@ class PrivateRabbit:
 
     # -- helpers -----------------------------------------------------------
 
+    def address(self, user: str = "guest", password: str = "guest") -> str:
+        """``user:password@host:port``, one host of a transport URL."""
+        return f"{user}:{password}@{self.host}:{self.port}"
+
     def url(self, scheme: str = "rabbit", user: str = "guest", password: str = "guest",
             vhost: str = "") -> str:
         """A transport URL of this node: ``url("rabbit")``, ``url("qpid")``...
@@ -315,6 +362,95 @@ class PrivateRabbit:
         try:
             self.start()
             self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class PrivateCluster:
+    """Three (``size``) private nodes joined into one RabbitMQ cluster: each
+    with its own AMQP and distribution ports, all with one epmd port of
+    their own and one Erlang cookie; nodes 2.. join node 1 with
+    ``rabbitmqctl join_cluster``. Start-up runs the nodes in parallel.
+
+    Usage::
+
+        with PrivateCluster() as cluster:
+            url = cluster.url("rabbit")        # every node, in order, for failover
+            cluster.nodes[0].kill(); cluster.nodes[0].restart()
+            cluster.leader_of(queue)           # the node leading a quorum queue
+
+    ``net_ticktime`` (seconds) is how long the nodes take to notice a hung
+    peer (RabbitMQ's default is 60; tests use a few seconds).
+    """
+
+    def __init__(self, size: int = 3, net_ticktime: int = 4,
+                 node_class: type[PrivateRabbit] = PrivateRabbit) -> None:
+        epmd_port = free_port()
+        cookie = uuid.uuid4().hex
+        self.nodes = [node_class(epmd_port=epmd_port, cookie=cookie,
+                                 config=f"net_ticktime = {net_ticktime}\n")
+                      for _ in range(size)]
+
+    def start(self, timeout: float = 90.0) -> PrivateCluster:
+        """Start every node, wait for them, join them; returns when the
+        cluster has all its members running.
+
+        :raises TimeoutError: a node did not start or join in time.
+        """
+        first = self.nodes[0]
+        first.start()
+        time.sleep(1.0)  # let the first node start the shared epmd
+        for node in self.nodes[1:]:
+            node.start()
+        for node in self.nodes:
+            node.wait_ready(timeout)
+        for node in self.nodes[1:]:
+            node.rabbitmqctl("stop_app")
+            node.rabbitmqctl("join_cluster", first.nodename)
+            node.rabbitmqctl("start_app")
+        for node in self.nodes:
+            node.wait_ready(timeout)
+        running = first.rabbitmqctl("eval", "length(rabbit_nodes:all_running()).")
+        if running.strip() != str(len(self.nodes)):
+            raise TimeoutError(f"the cluster runs {running.strip()} of {len(self.nodes)} nodes")
+        return self
+
+    def url(self, scheme: str = "rabbit", vhost: str = "") -> str:
+        """A transport URL listing every node, in order."""
+        return f"{scheme}://{','.join(node.address() for node in self.nodes)}/{vhost}"
+
+    def node_named(self, nodename: str) -> PrivateRabbit:
+        return next(node for node in self.nodes if node.nodename == nodename)
+
+    def leader_of(self, queue: str, vhost: str = "/") -> PrivateRabbit:
+        """The node that leads quorum ``queue`` now (asked of a running node).
+
+        :raises LookupError: no running node knows a leader for it.
+        """
+        for node in self.nodes:
+            if not node.accepts_connections():
+                continue
+            out = node.rabbitmqctl("list_queues", "-q", "--no-table-headers", "-p", vhost,
+                                   "name", "leader")
+            for line in out.splitlines():
+                name, _, leader = line.partition("\t")
+                if name == queue and leader.strip():
+                    return self.node_named(leader.strip())
+        raise LookupError(f"no leader known for {queue}")
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+    def __enter__(self) -> PrivateCluster:
+        try:
+            self.start()
         except BaseException:
             self.stop()
             raise

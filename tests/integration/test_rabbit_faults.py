@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from oslo_config import cfg
 from private_rabbit import PrivateRabbit
+from rabbit_traffic import Sink
 
 from rpccore import RPC
 from rpccore.errors import Timeout, TransportError
@@ -34,45 +35,6 @@ CASTS = 5000
 def node() -> Iterator[PrivateRabbit]:
     with PrivateRabbit() as rabbit:
         yield rabbit
-
-
-class Sink:
-    """Remembers every value cast to it, and when each arrived."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.values: list[str] = []
-        self.times: list[float] = []
-        self.arrived = threading.Condition(self.lock)
-
-    def note(self, ctx: dict[str, Any], value: str) -> None:
-        now = time.monotonic()
-        with self.lock:
-            self.values.append(value)
-            self.times.append(now)
-            self.arrived.notify_all()
-
-    def add(self, ctx: dict[str, Any], a: int, b: int) -> int:
-        return a + b
-
-    def slow(self, ctx: dict[str, Any], seconds: float) -> str:
-        time.sleep(seconds)
-        return "done"
-
-    def first_after(self, moment: float) -> float | None:
-        with self.lock:
-            return next((t for t in self.times if t > moment), None)
-
-    def wait_for(self, wanted: set[str], timeout: float) -> set[str]:
-        """Wait until every value in ``wanted`` arrived; return the missing ones."""
-        end = time.monotonic() + timeout
-        with self.lock:
-            while True:
-                missing = wanted - set(self.values)
-                left = end - time.monotonic()
-                if not missing or left <= 0:
-                    return missing
-                self.arrived.wait(min(left, 0.5))
 
 
 def _rpc(node: PrivateRabbit, exchange: str, **options: Any) -> RPC:

@@ -7,12 +7,19 @@ numbered 1, 2, 3... in publishing order (the broker numbers its
 is bound to the routing key) comes before the ack of the same message and
 names it through the ``message_id`` property this driver sets to the number.
 
+A ``basic.nack`` is usually passing: a quorum queue refuses messages while
+it elects a leader (a second or two after its leader's node died). So a
+refused message is published again, after 50 ms, 100 ms... (at most 1 s
+apart), until its deadline; only then does its sender learn of it.
+
 All methods except :class:`Waiter`'s and :meth:`ConfirmTracker.gate` run on
 the connection's I/O thread.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -23,6 +30,9 @@ from rpccore.ratelog import RateLimitedLog
 
 LOG = logging.getLogger(__name__)
 _RATELOG = RateLimitedLog(LOG)
+#: Waits before publishing a refused message again: the first, the longest.
+RETRY_FIRST = 0.05
+RETRY_MAX = 1.0
 
 
 class Waiter:
@@ -65,7 +75,7 @@ class Publish:
     """
 
     __slots__ = ("exchange", "routing_key", "body", "properties", "mandatory",
-                 "waiter", "deadline", "label", "returned", "gated")
+                 "waiter", "deadline", "label", "returned", "gated", "refusals")
 
     def __init__(self, exchange: str, routing_key: str, body: bytes,
                  properties: dict[str, Any], mandatory: bool, waiter: Waiter | None,
@@ -80,6 +90,7 @@ class Publish:
         self.label = label
         self.returned = False
         self.gated = False  # holds a permit of the unconfirmed-message limit
+        self.refusals = 0   # basic.nack received for it so far
 
 
 class ConfirmTracker:
@@ -97,6 +108,9 @@ class ConfirmTracker:
         self.next_tag = 1
         self._pending: dict[int, Publish] = {}
         self._permits = threading.BoundedSemaphore(limit)
+        # refused messages waiting to be published again: (when, order, item)
+        self._retries: list[tuple[float, int, Publish]] = []
+        self._order = itertools.count()
 
     def gate(self, item: Publish) -> None:
         """Take a permit for ``item`` (any thread), waiting until its deadline.
@@ -158,12 +172,32 @@ class ConfirmTracker:
                                  "consumes it", self.name, item.label)
 
     def on_nack(self, tag: int, multiple: bool) -> None:
+        now = time.monotonic()
         for item in self._confirmed(tag, multiple):
+            wait = min(RETRY_MAX, RETRY_FIRST * 2 ** item.refusals)
+            item.refusals += 1
+            if item.deadline is not None and now + wait < item.deadline:
+                heapq.heappush(self._retries, (now + wait, next(self._order), item))
+                _RATELOG.warning("refused", "rabbit %s: the broker refused a message for "
+                                 "%s (a quorum queue electing a leader?); publishing it "
+                                 "again", self.name, item.label)
+                continue
             self.stats.incr("nacked")
             self.forget(item, TransportError(f"the broker refused a message for {item.label}"))
             if item.waiter is None:
                 _RATELOG.warning("nacked", "rabbit %s: the broker refused a message for %s",
                                  self.name, item.label)
+
+    def next_retry(self) -> float | None:
+        """When the first refused message is due again (monotonic), if any."""
+        return self._retries[0][0] if self._retries else None
+
+    def due(self, now: float) -> list[Publish]:
+        """Refused messages to publish again now."""
+        items = []
+        while self._retries and self._retries[0][0] <= now:
+            items.append(heapq.heappop(self._retries)[2])
+        return items
 
     def on_return(self, message_id: str | None) -> None:
         try:
@@ -174,7 +208,10 @@ class ConfirmTracker:
             item.returned = True
 
     def take_unconfirmed(self) -> list[Publish]:
-        """Everything not confirmed, oldest first (the channel is gone)."""
+        """Everything not confirmed, oldest first, then the refused messages
+        waiting to be published again (the channel is gone)."""
         items = list(self._pending.values())
         self._pending.clear()
+        items += [entry[2] for entry in sorted(self._retries)]
+        self._retries.clear()
         return items

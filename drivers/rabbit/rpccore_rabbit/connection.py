@@ -288,6 +288,7 @@ class Link(BrokerEvents):
         tick = min(1.0, hb / 4.0) if hb else 1.0
         next_tick = time.monotonic() + tick
         commands = self._commands
+        confirms = self.confirms
         while not self._closing:
             while commands:
                 self._execute(commands.popleft())
@@ -295,9 +296,15 @@ class Link(BrokerEvents):
                     return
             if self._out:
                 self._flush()
-            if self._mailbox.wait(sock, max(0.0, next_tick - time.monotonic())):
+            wake = next_tick
+            retry = confirms.next_retry()
+            if retry is not None and retry < wake:
+                wake = retry
+            if self._mailbox.wait(sock, max(0.0, wake - time.monotonic())):
                 conn.read()
             now = time.monotonic()
+            if retry is not None and now >= retry:
+                commands.extend(confirms.due(now))
             if now >= next_tick:
                 conn.tick(now)
                 next_tick = now + tick
