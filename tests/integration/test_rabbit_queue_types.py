@@ -7,7 +7,6 @@ queue on the operator's behalf."""
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,11 @@ from typing import Any
 import amqp
 import pytest
 from oslo_config import cfg
-from queue_listing import BrokerAdmin, admin_for
+from queue_listing import admin_for
+from rabbit_suites import poison_rounds
 
 from rpccore import RPC
 from rpccore.cli.check import run_check
-from rpccore.driver import Incoming
 from rpccore.errors import ConfigError
 from rpccore_rabbit import addressing
 
@@ -127,41 +126,7 @@ def test_rpccore_check_gives_the_same_way_out(exchange: str, tmp_path: Path,
 
 def test_poison_messages_are_dropped_and_counted(exchange: str) -> None:
     """A request whose servers never finish it (they crash, or lose their
-    connection, while running it) comes back at most the delivery limit's
-    worth of times, then is dropped and counted."""
-    limit = 2
-    topic = "poison.topic"
-    options = {"rabbit_queue_type": "quorum", "rabbit_quorum_delivery_limit": limit}
-    deliveries = 0
-    poisoned = 0
-    sender = _rpc(exchange, **options)
-    try:
-        for attempt in range(limit + 4):
-            server = _rpc(exchange, **options)  # a server that dies while running it
-            got = threading.Event()
-
-            def never_ack(incoming: Incoming, got: threading.Event = got) -> None:
-                got.set()
-
-            driver = server.cell().driver()
-            driver.subscribe(server.make_destination(topic), never_ack)
-            if attempt == 0:
-                sender.cast({}, topic, {"method": "add", "args": {"a": 1, "b": 2}},
-                            confirm=True)
-            arrived = got.wait(3)
-            deliveries += arrived
-            time.sleep(0.3)  # the driver's own drop, if it was one, is done
-            poisoned += server.stats()[server.default_cell]["poisoned"]
-            server.close()  # unacknowledged: back to the queue
-            if not arrived:
-                break
-    finally:
-        sender.close()
-    print(f"handed to servers {deliveries} times with rabbit_quorum_delivery_limit = "
-          f"{limit}; poisoned {poisoned}")
-    assert poisoned == 1
-    assert deliveries == limit  # then its next delivery was the one dropped
-    admin: BrokerAdmin = admin_for(RABBIT_URL)
-    with amqp.Connection(admin.address, userid="guest", password="guest") as conn:
-        declared = conn.channel().queue_declare(_work_queue(exchange, topic), passive=True)
-        assert declared.message_count == 0
+    connection, while running it) is handed to them at most the delivery
+    limit's worth of times, then dropped and counted."""
+    deliveries, poisoned, left = poison_rounds(RABBIT_URL, exchange, limit=2)
+    assert (deliveries, poisoned, left) == (2, 1, 0)
