@@ -17,6 +17,7 @@ from proton.utils import BlockingConnection
 
 from rpccore.testing import single_cell_rpc
 from rpccore_qpid import addressing as qpid_addressing
+from rpccore_qpid.layout import V1Layout
 from rpccore_rabbit import addressing as rabbit_addressing
 
 GARBAGE: list[bytes] = [
@@ -46,7 +47,7 @@ def publish_qpid(exchange: str, topic: str, bodies: list[bytes]) -> None:
                               allowed_mechs="PLAIN", timeout=10)
     try:
         queue = qpid_addressing.work_queue(exchange, topic)
-        sender = conn.create_sender(qpid_addressing.existing_address(queue))
+        sender = conn.create_sender(V1Layout().queue_target(queue))  # the 3.10 broker
         for body in bodies:
             sender.send(Message(body=body))
         sender.send(Message(body="a string body, not bytes"))

@@ -20,7 +20,7 @@ import proton
 import pytest
 from oslo_config import cfg
 
-from conformance.test_qpid import delete_idle_queues
+from qpid_suites import delete_idle_queues
 from rpccore import RPC
 from rpccore.errors import TransportError, Undeliverable
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rpccore_qpid import addressing
+from rpccore_qpid.layout import V1Layout, V2Layout, choose, refusal
 
 _ALPHABET = re.compile(r"^[A-Za-z0-9_-]*$")
 texts = st.text(max_size=40)
@@ -75,12 +76,58 @@ def test_readable_names_stay_readable() -> None:
     assert addressing.encode_part("a.b/c_") == "a_2eb_2fc_5f"
 
 
-def test_addresses() -> None:
-    assert addressing.declaring_address("q") == "/queue/q"
-    assert addressing.existing_address("q") == "/amq/queue/q"
-    assert addressing.exchange_address("k") == "/exchange/amq.direct/k"
-    reply = addressing.existing_address(addressing.new_reply_queue())
-    assert addressing.is_reply_address(reply)
+def test_v1_addresses() -> None:
+    layout = V1Layout()
+    node = layout.durable("q")
+    assert (node.address, node.durable_source, node.requests) == ("/queue/q", True, ())
+    assert layout.queue_target("q") == "/amq/queue/q"
+    assert layout.fanout_target("k") == "/exchange/amq.direct/k"
+    assert layout.fanout("k", "ignored").address == "/exchange/amq.direct/k"
+    assert layout.fanout("k", "ignored").durable_source
+    reply = layout.reply_to(addressing.new_reply_queue())
+    assert layout.is_reply_address(reply)
     assert addressing.new_reply_queue().startswith("reply_")
-    for bad in (None, "/amq/queue/other", "/queue/reply_" + "0" * 32, reply + "x", 5):
-        assert not addressing.is_reply_address(bad)
+    for bad in (None, "/amq/queue/other", "/queue/reply_" + "0" * 32, reply + "x", 5,
+                "/queues/reply_" + "0" * 32):
+        assert not layout.is_reply_address(bad)
+
+
+def test_v2_addresses_declare_durable_and_exclusive_queues() -> None:
+    layout = V2Layout(expiry=60)
+    node = layout.durable("rpccore-qpid.w.n.t")
+    assert node.address == "/queues/rpccore-qpid.w.n.t" and not node.durable_source
+    (put,) = node.requests
+    assert (put.method, put.path) == ("PUT", "/queues/rpccore-qpid.w.n.t")
+    assert put.body == {"durable": True, "exclusive": False, "auto_delete": False,
+                        "arguments": {"x-expires": 60_000}}
+    queue = addressing.fanout_queue("n", "t")
+    fanout = layout.fanout("rpccore-qpid.f.n.t", queue)
+    put, bind = fanout.requests
+    assert put.body["exclusive"] and not put.body["durable"]
+    assert (bind.method, bind.path) == ("POST", "/bindings")
+    assert bind.body["destination_queue"] == queue and bind.body["source"] == "amq.direct"
+    assert layout.reply("reply_x").requests[0].body["exclusive"]
+    assert layout.queue_target("q") == "/queues/q"
+    assert layout.fanout_target("k") == "/exchanges/amq.direct/k"
+    assert layout.is_reply_address(layout.reply_to(addressing.new_reply_queue()))
+    assert not layout.is_reply_address("/amq/queue/reply_" + "0" * 32)
+    assert addressing.fanout_queue("n", "t") != queue
+    assert V2Layout(expiry=0).durable("q").requests[0].body["arguments"] == {}
+
+
+def test_the_address_format_follows_the_broker() -> None:
+    rabbit4 = {"product": "RabbitMQ", "version": "4.0.5"}
+    assert isinstance(choose("auto", rabbit4, 60), V2Layout)
+    assert isinstance(choose("auto", {"product": "RabbitMQ", "version": "3.10.8"}, 60),
+                      V1Layout)
+    assert isinstance(choose("auto", None, 60), V1Layout)
+    assert isinstance(choose("v1", rabbit4, 60), V1Layout)
+    assert isinstance(choose("v2", None, 60), V2Layout)
+
+
+def test_a_queue_with_other_settings_is_a_config_error() -> None:
+    text = ("PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q' in vhost '/': "
+            "received 'true' but current is 'false'")
+    error = refusal("edge", "q", text)
+    assert error is not None and "older" in str(error) and "delete_queue 'q'" in str(error)
+    assert refusal("edge", "q", "amqp:not-found") is None

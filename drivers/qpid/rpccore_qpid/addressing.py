@@ -1,5 +1,5 @@
-"""Where a destination lives on the broker: queue names, routing keys and
-AMQP 1.0 addresses (RabbitMQ ``rabbitmq_amqp1_0`` address syntax).
+"""The names of a destination's queues and routing keys on the broker
+(addresses built from them: :mod:`rpccore_qpid.layout`).
 
 Topic, host and ``control_exchange`` are opaque strings that may hold any
 character, but the broker refuses ``/`` in names and keys, and ``.``, ``*``
@@ -17,26 +17,22 @@ Layout (``NS`` = the cell's ``control_exchange``):
 - work queue of a topic, shared by its servers: ``rpccore-qpid.w.NS.TOPIC``
 - direct queue of a topic on one host: ``rpccore-qpid.d.NS.TOPIC.HOST``
 - fanout routing key of a topic on ``amq.direct``: ``rpccore-qpid.f.NS.TOPIC``;
-  each fanout receiver gets its own server-named ``amq.gen-*`` queue
+  each fanout receiver gets a queue of its own: ``rpccore-qpid.q.NS.TOPIC.UUID``
+  (RabbitMQ 4), or a server-named ``amq.gen-*`` one (RabbitMQ 3.x)
 - reply queue of one driver instance: ``reply_<32 hex digits>``
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 
 PREFIX = "rpccore-qpid"
 #: Longest name used as is; the broker's limit is 255 bytes.
 MAX_NAME = 200
-#: The exchange fanout keys are bound on: it exists on every RabbitMQ vhost
-#: and matches keys exactly (the AMQP 1.0 plugin cannot declare exchanges).
-FANOUT_EXCHANGE = "amq.direct"
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 _ESCAPES = [chr(b) if b in _SAFE else f"_{b:02x}" for b in range(256)]
-_REPLY_ADDRESS = re.compile(r"^/amq/queue/reply_[0-9a-f]{32}$")
 
 
 def encode_part(text: str) -> str:
@@ -70,35 +66,15 @@ def direct_queue(namespace: str, topic: str, host: str) -> str:
 
 
 def fanout_key(namespace: str, topic: str) -> str:
-    """Routing key on :data:`FANOUT_EXCHANGE` of ``topic``'s fanout."""
+    """Routing key of ``topic``'s fanout on ``amq.direct``."""
     return _name("f", namespace, topic)
+
+
+def fanout_queue(namespace: str, topic: str) -> str:
+    """A fresh name for one server's fanout queue (on one connection)."""
+    return _name("q", namespace, topic, uuid.uuid4().hex)
 
 
 def new_reply_queue() -> str:
     """A fresh reply queue name (matches the expiry policy ``^reply_``)."""
     return f"reply_{uuid.uuid4().hex}"
-
-
-def declaring_address(queue: str) -> str:
-    """Address that declares ``queue`` if missing (what servers attach to)."""
-    return f"/queue/{queue}"
-
-
-def existing_address(queue: str) -> str:
-    """Address of ``queue`` that the broker refuses (``amqp:not-found``) when
-    the queue does not exist: what senders use, so that sending to a topic no
-    server ever consumed is reported as undeliverable."""
-    return f"/amq/queue/{queue}"
-
-
-def exchange_address(key: str) -> str:
-    """Address sending with routing key ``key`` on :data:`FANOUT_EXCHANGE`,
-    or, for a receiver, a server-named queue bound with ``key``."""
-    return f"/exchange/{FANOUT_EXCHANGE}/{key}"
-
-
-def is_reply_address(address: object) -> bool:
-    """Whether ``address`` is a reply address this driver hands out; servers
-    reply to nothing else, so a forged ``reply_to`` cannot make them write
-    into arbitrary queues."""
-    return isinstance(address, str) and _REPLY_ADDRESS.match(address) is not None

@@ -6,7 +6,11 @@ it work with :meth:`IoLoop.submit`: closures queue up in a deque and one
 accumulated, so a burst of casts costs one pipe write, not one per message.
 
 The loop owns connecting, failover across the URL's hosts (tried in turn)
-and reconnecting with exponential backoff. Links are owned by the objects of
+and reconnecting with exponential backoff, jittered (half of each wait at
+random, and 0 to ``reconnect_interval`` before the first attempt after a
+lost connection) so that many processes losing one broker do not come back
+in the same millisecond. It learns from the broker's open frame which
+address format to use (:mod:`rpccore_qpid.layout`). Links are owned by the objects of
 :mod:`rpccore_qpid.sender` and :mod:`rpccore_qpid.receiver`; after a
 reconnect the loop re-attaches every receiver and every sender that has
 messages waiting. A failing link object is logged and never ends the loop.
@@ -16,18 +20,22 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from proton import Condition, Connection, Delivery, Handler, Message
+from proton import Connection, Delivery, Handler, Message
 from proton.handlers import IncomingMessageHandler, MessagingHandler, OutgoingMessageHandler
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
 from rpccore.errors import TransportError
 
 from rpccore_qpid.brokers import broker_addresses, connect_options, ssl_domain
+from rpccore_qpid.layout import Layout, choose
+from rpccore_qpid.links import describe
+from rpccore_qpid.management import Management
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -42,13 +50,6 @@ ProtonEvent: TypeAlias = Any
 _WORK = "rpccore_work"
 #: Conditions that another attempt will not cure: fail callers at once.
 _FATAL = ("amqp:unauthorized-access", "amqp:sasl-auth-failed", "amqp:security-failed")
-
-
-def describe(cond: Condition | None) -> str:
-    """``name: description`` of an AMQP error condition."""
-    if cond is None:
-        return "no reason given"
-    return f"{cond.name}: {cond.description}" if cond.description else str(cond.name)
 
 
 class Timer(Handler):  # type: ignore[misc]
@@ -106,6 +107,11 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
         self.owners: set[LinkOwner] = set()
         #: scratch message the senders fill and encode, one at a time
         self.message = Message()
+        #: the address format, chosen at the first connection
+        self.layout: Layout | None = None
+        #: RabbitMQ 4's management node (used with v2 addresses only)
+        self.management = Management(self)
+        self.owners.add(self.management)
 
     # -- thread-safe API ------------------------------------------------------
 
@@ -243,6 +249,10 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
     def on_connection_opened(self, event: ProtonEvent) -> None:
         if event.connection != self.conn or self.state == "closed":
             return
+        if self.layout is None:
+            self.layout = choose(self._opts.amqp_addresses, event.connection.remote_properties,
+                                 self._opts.queue_expiry)
+            LOG.info("cell %s: using %s addresses", self.cell.name, self.layout.name)
         self._generation += 1
         again = self._ever_connected
         self._failures = 0
@@ -370,7 +380,11 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
                         event.connection.rpccore_target, self._last_error or "disconnected")
             self._tell_owners("io_lost")
             self._attempt += 1
-            self._container.schedule(0, Timer(self._connect))
+            # a splay: not every process that lost this broker at once
+            # comes back in the same millisecond
+            splay = random.random() * min(self._opts.reconnect_interval,
+                                          self._opts.reconnect_interval_max)
+            self._container.schedule(splay, Timer(self._connect))
             return
         self._failed(self._last_error or "connection refused or closed")
 
@@ -382,9 +396,10 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
             if self._failures >= len(self._targets):
                 self._failed_round = True
             self._cond.notify_all()
-        delay = min(self._opts.reconnect_interval_max,
-                    self._opts.reconnect_interval
-                    * self._opts.reconnect_backoff ** max(0, self._failures - 1))
+        backoff = min(self._opts.reconnect_interval_max,
+                      self._opts.reconnect_interval
+                      * self._opts.reconnect_backoff ** max(0, self._failures - 1))
+        delay = backoff * (0.5 + 0.5 * random.random())  # jitter
         LOG.warning("cell %s: connection attempt failed (%s); next try in %.2f s",
                     self.cell.name, why, delay)
         self._container.schedule(delay, Timer(self._connect))

@@ -19,7 +19,7 @@ from proton import Delivery, Message
 
 from rpccore.driver import Incoming, Subscription
 
-from rpccore_qpid.addressing import is_reply_address
+from rpccore_qpid.layout import Node
 from rpccore_qpid.receiver import IncomingLink
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class QpidIncoming(Incoming):
         self._link = link
         self._token = token  # the delivery stays on the I/O thread (IncomingLink.io_hold)
         self._generation = generation
-        self._reply_to = reply_to if is_reply_address(reply_to) else None
+        self._reply_to = reply_to  # checked by the subscription
         self._settled = False
 
     @property
@@ -77,16 +77,19 @@ class QpidSubscription(Subscription):
     """The receivers of one server."""
 
     def __init__(self, loop: IoLoop, on_message: Callable[[Incoming], None],
-                 reply: Callable[[str, bytes], None]) -> None:
+                 reply: Callable[[str, bytes], None],
+                 is_reply_address: Callable[[object], bool]) -> None:
         self._loop = loop
         self._on_message = on_message
         self._reply = reply
+        self._is_reply_address = is_reply_address
         self._closed = False
         self.links: list[IncomingLink] = []
 
-    def add(self, address: str, credit: int, *, temporary: bool = False) -> IncomingLink:
-        """A receiver of ``address`` feeding this subscription (attached by the caller)."""
-        link = IncomingLink(self._loop, address, credit, self._io_deliver, temporary=temporary)
+    def add(self, node_of: Callable[[], Node], credit: int) -> IncomingLink:
+        """A receiver of the node ``node_of()`` gives, feeding this subscription
+        (attached by the caller)."""
+        link = IncomingLink(self._loop, node_of, credit, self._io_deliver)
         self.links.append(link)
         return link
 
@@ -99,8 +102,9 @@ class QpidSubscription(Subscription):
         elif not isinstance(body, bytes):
             body = b""  # not ours: the envelope decoder drops it and counts it
         token = link.io_hold(dlv)
+        reply_to = message.reply_to
         incoming = QpidIncoming(body, self._reply, link, token, self._loop.generation,
-                                message.reply_to)
+                                reply_to if self._is_reply_address(reply_to) else None)
         try:
             self._on_message(incoming)
         except Exception:

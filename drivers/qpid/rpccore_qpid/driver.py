@@ -42,6 +42,7 @@ from rpccore.ratelog import RateLimitedLog
 from rpccore_qpid import addressing
 from rpccore_qpid.connection import IoLoop
 from rpccore_qpid.consumer import QpidSubscription
+from rpccore_qpid.layout import Layout
 from rpccore_qpid.receiver import IncomingLink
 from rpccore_qpid.sender import Outgoing, OutgoingLink
 from rpccore_qpid.options import list_opts
@@ -74,7 +75,6 @@ class QpidDriver(Driver):
         self._closed = False
         self._window = threading.BoundedSemaphore(cell.options.max_unsettled)
         self._reply_queue = addressing.new_reply_queue()
-        self._reply_to = addressing.existing_address(self._reply_queue)
         self._reply_link: IncomingLink | None = None
         self._on_reply: ReplyHandler | None = None
         # addresses whose sender is open: written by the I/O thread only
@@ -119,7 +119,7 @@ class QpidDriver(Driver):
         loop.wait_connected(deadline)
         address = self._addresses.get(dest)
         if address is None:
-            address = self._address_of(dest)
+            address = self._address_of(dest, _layout(loop))
         if on_reply is not None:
             self._ensure_reply_link(loop, on_reply, deadline)
         # A call waits for its message to be written only while its sender
@@ -130,9 +130,9 @@ class QpidDriver(Driver):
                                  "messages still unacknowledged by the broker at the deadline")
         future: Future[None] | None = Future() if wait else None
         # a request nobody took before its caller gave up expires in the queue
+        reply_to = _layout(loop).reply_to(self._reply_queue) if on_reply else None
         item = Outgoing(bytes(body), deadline, future, confirm, self._window.release,
-                        self._returned, reply_to=self._reply_to if on_reply else None,
-                        expires=on_reply is not None)
+                        self._returned, reply_to=reply_to, expires=on_reply is not None)
         loop.submit(lambda: self._io_send(loop, address, item))
         if future is None:
             return
@@ -142,17 +142,15 @@ class QpidDriver(Driver):
             raise TransportError(f"cell {self.cell.name}: {dest} could not be sent "
                                  "before the deadline") from None
 
-    def _address_of(self, dest: Destination) -> str:
+    def _address_of(self, dest: Destination, layout: Layout) -> str:
         """Where messages to ``dest`` go (cached: encoding costs more than a look-up)."""
         if dest.fanout:
-            address = addressing.exchange_address(
-                addressing.fanout_key(self._namespace, dest.topic))
+            address = layout.fanout_target(addressing.fanout_key(self._namespace, dest.topic))
         elif dest.host is not None:
-            address = addressing.existing_address(
+            address = layout.queue_target(
                 addressing.direct_queue(self._namespace, dest.topic, dest.host))
         else:
-            address = addressing.existing_address(
-                addressing.work_queue(self._namespace, dest.topic))
+            address = layout.queue_target(addressing.work_queue(self._namespace, dest.topic))
         if len(self._addresses) >= _ADDRESS_CACHE:
             self._addresses.clear()
         self._addresses[dest] = address
@@ -186,9 +184,10 @@ class QpidDriver(Driver):
             self._on_reply = on_reply
             link = self._reply_link
             if link is None:
+                layout, queue = _layout(loop), self._reply_queue
                 link = self._reply_link = IncomingLink(
-                    loop, addressing.declaring_address(self._reply_queue), _REPLY_CREDIT,
-                    self._io_reply, auto_accept=True, temporary=True)
+                    loop, lambda: layout.reply(queue), _REPLY_CREDIT, self._io_reply,
+                    auto_accept=True)
                 loop.submit(link.io_start)
         if not link.ready.wait(max(0.0, deadline - time.monotonic())):
             raise TransportError(f"cell {self.cell.name}: reply queue not ready in time")
@@ -241,14 +240,16 @@ class QpidDriver(Driver):
         links = 3 if dest.host is not None else 2
         credit = max(1, min(self.cell.options.prefetch,
                             self.cell.options.server_queue_size // links))
-        sub = QpidSubscription(loop, on_message, self._send_reply)
+        layout = _layout(loop)
+        sub = QpidSubscription(loop, on_message, self._send_reply, layout.is_reply_address)
         ns, topic = self._namespace, dest.topic
-        sub.add(addressing.declaring_address(addressing.work_queue(ns, topic)), credit)
+        work = layout.durable(addressing.work_queue(ns, topic))
+        sub.add(lambda: work, credit)
         if dest.host is not None:
-            sub.add(addressing.declaring_address(
-                addressing.direct_queue(ns, topic, dest.host)), credit)
-        sub.add(addressing.exchange_address(addressing.fanout_key(ns, topic)), credit,
-                temporary=True)
+            direct = layout.durable(addressing.direct_queue(ns, topic, dest.host))
+            sub.add(lambda: direct, credit)
+        key = addressing.fanout_key(ns, topic)
+        sub.add(lambda: layout.fanout(key, addressing.fanout_queue(ns, topic)), credit)
         for link in sub.links:
             loop.submit(link.io_start)
         try:
@@ -272,3 +273,11 @@ class QpidDriver(Driver):
         if loop is not None:
             loop.close()
             LOG.info("cell %s: qpid driver closed", self.cell.name)
+
+
+def _layout(loop: IoLoop) -> Layout:
+    """The address format of ``loop``'s broker (known once it connected)."""
+    layout = loop.layout
+    if layout is None:
+        raise TransportError(f"cell {loop.cell.name}: not connected yet")
+    return layout

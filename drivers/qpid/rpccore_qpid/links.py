@@ -18,6 +18,13 @@ from proton import Condition, Connection, Link, Session
 link_names = itertools.count(1)
 
 
+def describe(cond: Condition | None) -> str:
+    """``name: description`` of an AMQP error condition."""
+    if cond is None:
+        return "no reason given"
+    return f"{cond.name}: {cond.description}" if cond.description else str(cond.name)
+
+
 class LinkOwner:
     """What the I/O loop tells every link object about the connection."""
 

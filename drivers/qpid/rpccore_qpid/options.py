@@ -20,14 +20,29 @@ QPID_OPTS: list[cfg.Opt] = [
                  help="Seconds one connection attempt to one host may take."),
     cfg.FloatOpt("reconnect_interval", default=0.25, min=0.0,
                  help="First delay before reconnecting after a failed attempt; grows by "
-                      "reconnect_backoff with every failure up to reconnect_interval_max."),
+                      "reconnect_backoff with every failure up to reconnect_interval_max. "
+                      "Every delay is jittered (half of it at random), and the first "
+                      "attempt after a lost connection waits a random 0 to "
+                      "reconnect_interval s."),
     cfg.FloatOpt("reconnect_backoff", default=2.0, min=1.0,
                  help="Factor the delay between reconnection attempts grows by."),
-    cfg.FloatOpt("reconnect_interval_max", default=10.0, min=0.0,
-                 help="Longest delay between reconnection attempts."),
+    cfg.FloatOpt("reconnect_interval_max", default=1.0, min=0.0,
+                 help="Longest delay between reconnection attempts. Keep it short: "
+                      "servers resume at most this long after the broker is back."),
     cfg.IntOpt("prefetch", default=64, min=1,
                help="Messages each server link takes from the broker ahead of "
                     "acknowledging them."),
+    cfg.StrOpt("amqp_addresses", default="auto", choices=["auto", "v1", "v2"],
+               help="AMQP 1.0 address format. v2: RabbitMQ 4's /queues/NAME and "
+                    "/exchanges/NAME/KEY, queues declared through its management node "
+                    "(exclusive reply and fanout queues, x-expires). v1: RabbitMQ 3.x's "
+                    "rabbitmq_amqp1_0 plugin (/queue/NAME, /exchange/NAME/KEY; durable "
+                    "queues, bounded by a broker policy). auto: v2 when the broker says "
+                    "it is RabbitMQ 4 or later, else v1."),
+    cfg.IntOpt("queue_expiry", default=3600, min=0,
+               help="v2 addresses: seconds a work or host queue stays on the broker after "
+                    "its last server went away (x-expires); 0: forever. Every process of "
+                    "a cell must agree."),
     cfg.IntOpt("max_unsettled", default=2000, min=1,
                help="Messages sent but not yet acknowledged by the broker; senders "
                     "block (up to their deadline) beyond it."),

@@ -1,5 +1,9 @@
 """Receivers that survive reconnects: :class:`IncomingLink` (I/O thread
-only, see :mod:`rpccore_qpid.links`)."""
+only, see :mod:`rpccore_qpid.links`).
+
+Before every attach a receiver learns its :class:`~rpccore_qpid.layout.Node`
+again (a fanout queue gets a new name on every connection) and, with v2
+addresses, has the management node declare it first."""
 
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ from proton import Condition, Connection, Delivery, Link, Message, Session, Term
 
 from rpccore.errors import RPCError, TransportError
 
-from rpccore_qpid.connection import describe
-from rpccore_qpid.links import LinkOwner, link_names, open_session
+from rpccore_qpid.layout import Node, Request, refusal
+from rpccore_qpid.links import LinkOwner, describe, link_names, open_session
 
 if TYPE_CHECKING:
     from rpccore_qpid.connection import IoLoop
@@ -23,10 +27,13 @@ LOG = logging.getLogger(__name__)
 
 
 Deliver = Callable[["IncomingLink", Delivery, Message], None]
+#: statuses of the management node that mean done
+_OK = (200, 201, 204)
 
 
 class IncomingLink(LinkOwner):
-    """A receiver from one address, re-attached after every reconnect.
+    """A receiver of the node ``node_of()`` gives, re-attached after every
+    reconnect.
 
     ``credit`` bounds the messages delivered but not yet acknowledged
     (:meth:`io_settle`); ``auto_accept`` links (replies) accept each message as
@@ -34,14 +41,15 @@ class IncomingLink(LinkOwner):
     succeeded or failed (then ``error`` holds why).
     """
 
-    def __init__(self, loop: IoLoop, address: str, credit: int, deliver: Deliver, *,
-                 auto_accept: bool = False, temporary: bool = False) -> None:
+    def __init__(self, loop: IoLoop, node_of: Callable[[], Node], credit: int,
+                 deliver: Deliver, *, auto_accept: bool = False) -> None:
         self.loop = loop
-        self.address = address
+        self.node_of = node_of
+        self.node: Node | None = None
         self.credit = credit
         self.deliver = deliver
         self.auto_accept = auto_accept
-        self.temporary = temporary
+        self.declaring = False
         self.link: Link | None = None
         self.session: Session | None = None
         self.closing = False
@@ -57,23 +65,70 @@ class IncomingLink(LinkOwner):
         self._held: dict[int, Delivery] = {}
         self._tokens = itertools.count(1)
 
+    @property
+    def address(self) -> str:
+        """The source address of the current node (for logs and errors)."""
+        return self.node.address if self.node is not None else "(not attached yet)"
+
     def io_start(self) -> None:
         self.loop.owners.add(self)
         if self.loop.conn is not None and self.loop.connected:
             self._attach(self.loop.conn)
 
     def _attach(self, conn: Connection) -> None:
+        if self.declaring:
+            return
+        node = self.node = self.node_of()
+        if node.requests:
+            self._declare(conn, node, list(node.requests))
+            return
+        self._open_link(conn, node)
+
+    def _open_link(self, conn: Connection, node: Node) -> None:
         self.session = open_session(conn, self)
         link = self.session.receiver(f"rpccore-in-{next(link_names)}")
-        link.source.address = self.address
-        if self.temporary:
-            # what AMQP 1.0 offers to say "remove my node when I detach"
-            link.source.durability = Terminus.NONDURABLE
-            link.source.expiry_policy = Terminus.EXPIRE_WITH_LINK
+        link.source.address = node.address
+        if node.durable_source:
+            # RabbitMQ 3.x's plugin declares the queue durable then
+            link.source.durability = Terminus.CONFIGURATION
+            link.source.expiry_policy = Terminus.EXPIRE_NEVER
         link.rpccore_link = self
         link.open()
         self.link = link
         self.unacked = 0
+
+    def _declare(self, conn: Connection, node: Node, requests: list[Request]) -> None:
+        """Have the management node make ``node`` (one request after the
+        other), then attach to it."""
+        if not requests:
+            self.declaring = False
+            if conn == self.loop.conn and not self.closing:
+                self._open_link(conn, node)
+            return
+        self.declaring = True
+        request = requests[0]
+
+        def answered(status: int, body: object) -> None:
+            if conn != self.loop.conn or self.closing:
+                self.declaring = False
+                return
+            if status in _OK:
+                self._declare(conn, node, requests[1:])
+                return
+            self.declaring = False
+            self._refused(node, f"{request.method} {request.path}: {status} {body}")
+
+        self.loop.management.io_request(request, answered)
+
+    def _refused(self, node: Node, why: str) -> None:
+        error = refusal(self.loop.cell.name, node.queue, why) or TransportError(
+            f"cannot consume {node.address}: the broker refused {why}")
+        if not self.ready.is_set():
+            self.error = error
+            self.ready.set()
+            return
+        LOG.warning("cell %s: %s; trying again", self.loop.cell.name, error)
+        self.loop.schedule(1.0, self._retry)
 
     def io_opened(self, link: Link) -> None:
         if link != self.link:
@@ -136,7 +191,11 @@ class IncomingLink(LinkOwner):
         if self.closing:
             return
         if first:
-            self.error = TransportError(f"cannot consume {self.address}: {describe(cond)}")
+            text = describe(cond)
+            queue = self.node.queue if self.node is not None and self.node.queue else \
+                self.address
+            self.error = refusal(self.loop.cell.name, queue, text) or TransportError(
+                f"cannot consume {self.address}: {text}")
             self.ready.set()
             return
         LOG.warning("cell %s: the broker closed the receiver of %s (%s); re-attaching",
@@ -166,6 +225,7 @@ class IncomingLink(LinkOwner):
 
     def io_lost(self) -> None:
         self.link = self.session = None
+        self.declaring = False
         self.unacked = 0
         self._held.clear()  # the broker redelivers them
 

@@ -16,8 +16,7 @@ from proton import Condition, Connection, Delivery, Link, Session
 from rpccore.errors import RPCError, TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 
-from rpccore_qpid.connection import describe
-from rpccore_qpid.links import LinkOwner, link_names, open_session
+from rpccore_qpid.links import LinkOwner, describe, link_names, open_session
 
 if TYPE_CHECKING:
     from rpccore_qpid.connection import IoLoop
