@@ -72,6 +72,8 @@ def _calls(call: Callable[[], Any], n: int, threads: int) -> tuple[float, list[f
 
 class RpccoreRabbit:
     name = "rpccore"
+    #: rabbit_queue_type of the work queue (--queue-type)
+    queue_type = "classic"
 
     def __init__(self, url: str) -> None:
         from oslo_config import cfg
@@ -79,12 +81,14 @@ class RpccoreRabbit:
         from rpccore import RPC
 
         self.url = url.replace("amqp://", "rabbit://", 1)
-        exchange = f"bench-{os.urandom(4).hex()}"
+        self.exchange = exchange = f"bench-{os.urandom(4).hex()}"
         self.counter = Counter()
         self.server = RPC(cfg.ConfigOpts())
-        self.server.add_cell("b", self.url, control_exchange=exchange)
+        self.server.add_cell("b", self.url, control_exchange=exchange,
+                             rabbit_queue_type=self.queue_type)
         self.client = RPC(cfg.ConfigOpts())
-        self.client.add_cell("b", self.url, control_exchange=exchange)
+        self.client.add_cell("b", self.url, control_exchange=exchange,
+                             rabbit_queue_type=self.queue_type)
         self.dest = self.client.make_destination("bench", cell="b")
         self.server.serve(self.dest, [Endpoint(self.counter)]).start()
 
@@ -104,6 +108,13 @@ class RpccoreRabbit:
     def close(self) -> None:
         self.client.close()
         self.server.close()
+        # the work queue is durable (it outlives its servers): remove this run's
+        import kombu
+
+        from rpccore_rabbit.addressing import queue_name, work_key
+
+        with kombu.Connection(self.url.replace("rabbit://", "amqp://", 1)) as conn:
+            conn.channel().queue_delete(queue_name(self.exchange, work_key("bench")))
 
 
 class RawKombu:
@@ -246,7 +257,10 @@ def main() -> None:
     parser.add_argument("--casts", type=int, default=5000)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--queue-type", choices=["classic", "quorum"], default="classic",
+                        help="rabbit_queue_type of rpccore's queues")
     args = parser.parse_args()
+    RpccoreRabbit.queue_type = args.queue_type
 
     impls: list[type] = [RpccoreRabbit, RawKombu]
     try:

@@ -89,6 +89,25 @@ def test_a_queue_of_an_older_rpccore_is_a_config_error(exchange: str) -> None:
         conn.channel().queue_declare(queue, passive=True)  # still there: never deleted
 
 
+def test_a_queue_with_another_expiry_is_used_as_it_is(
+        exchange: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A durable queue without x-expires (an rpccore before queue types with
+    amqp_durable_queues = true): servers use it, with one warning, so such
+    cells can upgrade one process at a time."""
+    queue = _work_queue(exchange, "durable.topic")
+    with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as conn:
+        conn.channel().queue_declare(queue, durable=True, auto_delete=False)
+    rpc = _rpc(exchange)
+    try:
+        rpc.serve(rpc.make_destination("durable.topic"), [Adder()]).start()
+        assert rpc.call({}, "durable.topic", {"method": "add", "args": {"a": 2, "b": 2}},
+                        timeout=10) == 4
+    finally:
+        rpc.close()
+    assert any(queue in r.getMessage() and "x-expires" in r.getMessage()
+               for r in caplog.records if r.levelname == "WARNING")
+
+
 def test_another_durability_of_the_exchange_is_a_config_error(exchange: str) -> None:
     first = _rpc(exchange)
     second = _rpc(exchange, amqp_durable_queues=True)

@@ -23,11 +23,13 @@ topics and hosts that never come back. Quorum queues also get
 A queue that exists with other arguments is refused by the broker with 406
 PRECONDITION_FAILED ``inequivalent arg``; :func:`explain_refusal` turns that
 into a :class:`~rpccore.ConfigError` naming the queue, both values and the
-way out. Nothing here ever deletes a queue.
+way out. Only a different expiry is tolerated (:func:`declare`). Nothing
+here ever deletes a queue.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,8 @@ _INEQUIVALENT = re.compile(
     r"inequivalent arg '(?P<arg>[^']+)' for (?P<kind>queue|exchange) '(?P<name>.*)' in "
     r"vhost '(?P<vhost>.*)': received (?P<received>.+?) but current is (?P<current>.+)$")
 _VALUE = re.compile(r"^the value '(?P<value>.*)' of type '[^']*'$")
+LOG = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # queues already warned about (one line each)
 
 
 @dataclass
@@ -85,10 +89,28 @@ def declare(link: Any, spec: QueueSpec, name: str) -> None:
     """Declare queue ``name`` as ``spec`` says on ``link``'s declaring channel
     (I/O thread).
 
+    A queue that differs only in its expiry (made before
+    ``rabbit_queue_expiry`` existed, or by a process with another value) is
+    used as it is, with a warning: the expiry changes nothing about delivery,
+    and this keeps rolling upgrades of durable queues possible.
+
     :raises wire.ChannelClosed: refused (see :func:`explain_refusal`).
     """
-    link.declare("queue.declare", 0, name, False, spec.durable, spec.exclusive,
-                 spec.auto_delete, False, spec.arguments)
+    try:
+        link.declare("queue.declare", 0, name, False, spec.durable, spec.exclusive,
+                     spec.auto_delete, False, spec.arguments)
+    except wire.ChannelClosed as exc:
+        found = _INEQUIVALENT.search(exc.text)
+        if found is None or found["arg"] != "x-expires":
+            raise
+        link.declare("queue.declare", 0, name, True, False, False, False, False, {})
+        if name not in _WARNED:
+            _WARNED.add(name)
+            LOG.warning("rabbit: queue %r exists with x-expires = %s (this process asks "
+                        "for %s): used as it is; to change its expiry, delete it at a "
+                        "quiet moment (rabbitmqctl delete_queue) or use one "
+                        "rabbit_queue_expiry everywhere", name, _value(found["current"]),
+                        _value(found["received"]))
 
 
 def explain_refusal(error: wire.ChannelClosed, cell: str) -> ConfigError | None:
