@@ -7,10 +7,12 @@ import os
 import socket
 from typing import Any
 
+import amqp
 from oslo_config import cfg
 
 from rpccore import RPC
 from rpccore.errors import TransportError
+from rpccore_rabbit import addressing
 
 
 class Adder:
@@ -42,6 +44,9 @@ def test_a_dead_first_host_is_skipped() -> None:
     finally:
         for rpc in rpcs:
             rpc.close()
+        with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as conn:
+            conn.channel().queue_delete(  # durable: it outlives its server
+                addressing.queue_name(exchange, addressing.work_key("failover")))
 
 
 def test_refused_credentials_are_reported_without_the_password() -> None:

@@ -7,11 +7,13 @@ import os
 import time
 from typing import Any
 
+import amqp
 import pytest
 from oslo_config import cfg
 
 from rpccore import RPC
 from rpccore.errors import Undeliverable
+from rpccore_rabbit import addressing
 
 RABBIT_URL = os.environ.get("RPCCORE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 
@@ -51,6 +53,18 @@ def test_long_and_odd_names_reach_their_own_servers() -> None:
     finally:
         for rpc in rpcs:
             rpc.close()
+        _delete_queues(exchange, pairs)
+
+
+def _delete_queues(exchange: str, pairs: list[tuple[str, str]]) -> None:
+    """The work and host queues are durable (they outlive their servers):
+    remove this test's."""
+    names = {addressing.queue_name(exchange, addressing.work_key(t)) for t, _ in pairs}
+    names |= {addressing.queue_name(exchange, addressing.direct_key(t, h)) for t, h in pairs}
+    with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as conn:
+        channel = conn.channel()
+        for name in names:
+            channel.queue_delete(name)
 
 
 def test_casts_to_nobody_confirmed_raise_plain_ones_are_counted() -> None:
