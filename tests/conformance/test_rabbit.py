@@ -21,8 +21,10 @@ from rabbit_suites import EXCHANGES, RabbitConformance, check_queue_layout, is_o
 RABBIT_URL = os.environ.get("RPCCORE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def admin() -> Iterator[BrokerAdmin]:
+    """The broker's admin; removes this module's queues and exchanges at the
+    end (autouse: also when only some of its tests run)."""
     broker = admin_for(RABBIT_URL)
     yield broker
     if EXCHANGES:
