@@ -1,4 +1,4 @@
-"""The rabbit driver on a private 3-node RabbitMQ cluster (tests/private_rabbit.py,
+"""The rabbit driver on a private 3-node RabbitMQ cluster (tests/private_cluster.py,
 PrivateCluster): quorum work queues, clients that list every node in their
 transport_url, and nodes that die or hang under load.
 
@@ -26,7 +26,8 @@ from typing import Any
 
 import pytest
 from oslo_config import cfg
-from private_rabbit import PrivateCluster, PrivateRabbit
+from private_cluster import PrivateCluster
+from private_rabbit import PrivateRabbit
 from rabbit_traffic import Caller, Casts, Sink
 
 from rpccore import RPC

@@ -18,7 +18,6 @@ passed (:mod:`.confirms`).
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,8 @@ from rpccore_rabbit.backoff import Backoff
 from rpccore_rabbit.broker_events import BrokerEvents, Consumer
 from rpccore_rabbit.confirms import ConfirmTracker, Publish, Waiter
 from rpccore_rabbit.mailbox import Mailbox
-from rpccore_rabbit.options import ConnectionParams, ssl_context
+from rpccore_rabbit.channels import open_channels
+from rpccore_rabbit.options import ConnectionParams
 
 LOG = logging.getLogger(__name__)
 
@@ -76,7 +76,6 @@ class Link(BrokerEvents):
         self.settled = threading.Event()  # connected, or refused for good
         self.fatal: Exception | None = None  # why, when refused for good
         self.confirms = ConfirmTracker(params.max_unconfirmed, stats, name)
-        self._ssl: ssl.SSLContext | None = None  # made at the first connection
         self._backoff = Backoff(params.reconnect_interval, params.reconnect_backoff,
                                 params.reconnect_interval_max)
         self._mailbox = Mailbox()
@@ -199,26 +198,9 @@ class Link(BrokerEvents):
         params = self.params
         host = params.hosts[self._host_index % len(params.hosts)]
         self._host_index += 1
-        if params.ssl_options is not None and self._ssl is None:
-            try:
-                self._ssl = ssl_context(params.ssl_options)
-            except OSError as exc:
-                self._connect_failed(host, ConfigError(f"TLS settings of {self.name}: {exc}"))
-                return False
-        conn = wire.AmqpConnection(self, heartbeat=params.heartbeat,
-                                   timeout=max(params.connect_timeout, 1.0),
-                                   properties={"connection_name": f"rpccore {self.name}"})
         try:
-            conn.open(host.hostname, params.port_of(host),
-                      user=host.username if host.username is not None else "guest",
-                      password=host.password if host.password is not None else "guest",
-                      vhost=params.virtual_host, ssl_context=self._ssl)
-            self.conn = conn
-            self.publisher = conn.channel()
-            conn.call(self.publisher, "confirm.select", False)
-            self.consumer = conn.channel()
-            conn.call(self.consumer, "basic.qos", 0, params.prefetch_count, False)
-            self.declarer = conn.channel()
+            self.conn, channels = open_channels(self, params, host, self.name)
+            self.publisher, self.consumer, self.declarer = channels
             self.confirms.restart()
             self.consumers.clear()
             self._out.clear()

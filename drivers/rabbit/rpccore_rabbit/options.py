@@ -152,3 +152,4 @@ def connection_params(cell: Any) -> ConnectionParams:
         max_unconfirmed=options.rabbit_max_unconfirmed,
         url_for_logs=str(url),
     )
+
