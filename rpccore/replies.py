@@ -113,6 +113,21 @@ class ReplyQueue:
             raise item
         return item
 
+    def get_nowait(self) -> dict[str, Any] | None:
+        """The next envelope if one has arrived, else ``None``, never
+        waiting (for readers on an event loop: :mod:`rpccore.aio`).
+
+        :raises TransportError: the cell failed (closed) meanwhile.
+        """
+        with self._cond:
+            if not self._items:
+                return None
+            item = self._items.popleft()
+        self.heard = time.monotonic()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
 
 Waiter = ReplySlot | ReplyQueue
 

@@ -245,6 +245,16 @@ class RPC:
         :raises TransportError: the backend is unreachable.
         :raises InvalidDestination, InvalidMessage, ConfigError: before sending.
         """
+        cell, dest, msg_id, body, timeout, sending = self._call_outgoing(
+            ctx, dest, message, timeout, heartbeat)
+        if sending is None:
+            return call_result(cell, dest, msg_id, body, timeout, heartbeat)
+        return sending.run(call_result, cell, dest, msg_id, body, timeout, heartbeat)
+
+    def _call_outgoing(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any],
+                       timeout: float | None, heartbeat: float | None
+                       ) -> tuple[Cell, Destination, str, bytes, float, Sending | None]:
+        """A call's checks, then :meth:`_outgoing` (shared with :mod:`rpccore.aio`)."""
         if isinstance(dest, Destination) and dest.fanout:
             raise InvalidDestination("a call cannot go to a fanout destination; cast it "
                                      "or gather it")
@@ -257,9 +267,7 @@ class RPC:
             cell, dest, msg_id, body, timeout, sending = self._outgoing(
                 "call", ctx, dest, message, timeout, hb=heartbeat)
         assert timeout is not None
-        if sending is None:
-            return call_result(cell, dest, msg_id, body, timeout, heartbeat)
-        return sending.run(call_result, cell, dest, msg_id, body, timeout, heartbeat)
+        return cell, dest, msg_id, body, timeout, sending
 
     def stream(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
                timeout: float | None = None) -> StreamReader:
@@ -272,6 +280,21 @@ class RPC:
             cell's ``stream_window`` items ahead of what was read.
         :raises: what :meth:`call` raises, from ``next()``.
         """
+        cell, dest, msg_id, body, timeout, window, sending = self._stream_outgoing(
+            ctx, dest, message, timeout)
+        driver = cell.driver()
+        queue = cell.pending_calls.add(msg_id, ReplyQueue())
+        send_watched(cell, driver, dest, body, cell.pending_calls.on_reply,
+                      time.monotonic() + timeout, queue)
+        reader = StreamReader(cell, msg_id, queue, timeout, window, new_id, str(dest))
+        reader.sending = sending
+        return reader
+
+    def _stream_outgoing(self, ctx: Context, dest: Destination | str,
+                         message: Mapping[str, Any], timeout: float | None
+                         ) -> tuple[Cell, Destination, str, bytes, float, int, Sending | None]:
+        """A stream's checks and window, then :meth:`_outgoing` (shared with
+        :mod:`rpccore.aio`)."""
         if isinstance(dest, Destination) and dest.fanout:
             raise InvalidDestination("a stream cannot come from a fanout destination")
         dest = as_destination(dest)
@@ -280,13 +303,7 @@ class RPC:
         cell, dest, msg_id, body, timeout, sending = self._outgoing(
             "stream", ctx, dest, message, per_item, win=window, st=per_item)
         assert timeout is not None
-        driver = cell.driver()
-        queue = cell.pending_calls.add(msg_id, ReplyQueue())
-        send_watched(cell, driver, dest, body, cell.pending_calls.on_reply,
-                      time.monotonic() + timeout, queue)
-        reader = StreamReader(cell, msg_id, queue, timeout, window, new_id, str(dest))
-        reader.sending = sending
-        return reader
+        return cell, dest, msg_id, body, timeout, window, sending
 
     def gather(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
                timeout: float | None = None) -> list[tuple[str, Any]]:
@@ -303,6 +320,17 @@ class RPC:
 
     def _gather(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any],
                 timeout: float | None, **extra: Any) -> list[tuple[str, Any]]:
+        cell, dest, msg_id, body, timeout, sending = self._gather_outgoing(
+            ctx, dest, message, timeout, **extra)
+        if sending is None:
+            return gather_replies(cell, dest, msg_id, body, timeout)
+        return sending.run(gather_replies, cell, dest, msg_id, body, timeout)
+
+    def _gather_outgoing(self, ctx: Context, dest: Destination | str,
+                         message: Mapping[str, Any], timeout: float | None, **extra: Any
+                         ) -> tuple[Cell, Destination, str, bytes, float, Sending | None]:
+        """A gather's envelope, to the topic's fanout, through the interceptors
+        unless it is a system request (ping) (shared with :mod:`rpccore.aio`)."""
         dest = as_destination(dest)
         if not dest.fanout:
             dest = Destination(dest.topic, None, dest.cell, True)
@@ -314,9 +342,7 @@ class RPC:
             cell, dest, msg_id, body, timeout, sending = self._outgoing(
                 "gather", ctx, dest, message, timeout)
         assert timeout is not None
-        if sending is None:
-            return gather_replies(cell, dest, msg_id, body, timeout)
-        return sending.run(gather_replies, cell, dest, msg_id, body, timeout)
+        return cell, dest, msg_id, body, timeout, sending
 
     def ping(self, dest: Destination | str, timeout: float | None = None) -> Any:
         """Ask a server about itself, answered by rpccore, never by endpoints.

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from rpccore import envelope
 from rpccore.bounded_queue import BoundedQueue
 from rpccore.destination import Destination
-from rpccore.dispatcher import Dispatcher, Failure
+from rpccore.dispatcher import Dispatcher, Failure, failure
 from rpccore.errors import InvalidMessage
-from rpccore.interceptors import InterceptorChain
+from rpccore.interceptors import Dispatching, InterceptorChain
 from rpccore.keepalive import KEEPALIVES
 from rpccore.method_times import MethodTimes
 from rpccore.ratelog import RateLimitedLog
@@ -38,6 +38,9 @@ _STOP = object()
 _CONTROL_MARK = b'"kind":"control"'
 _SYSTEM_MARK = b'"sys":'
 _instances = itertools.count(1)
+#: what ``async def`` and async generator methods return: results an event
+#: loop must run (see Server._loop_result)
+LOOP_RESULTS = (types.CoroutineType, types.AsyncGeneratorType)
 
 
 class Server:
@@ -354,13 +357,34 @@ class Server:
             heartbeat = env.get("hb")
             if isinstance(heartbeat, (int, float)) and heartbeat > 0:
                 KEEPALIVES.start(responder, heartbeat / 2)
-        times = self._times
         start = time.monotonic()
         fail: Failure | None = None
         try:
             result, fail = self._dispatcher.dispatch(
                 env["ctx"], env["method"], env["args"], env.get("ns"), env.get("ver") or "1.0"
             ) if refusal is None else (None, refusal)
+            if type(result) in LOOP_RESULTS:  # an async def or async generator method
+                later = self._loop_result(incoming, env, responder, dispatching, result)
+                if later is None:
+                    return  # finished by the event loop's server (rpccore.aio)
+                result, fail = later
+        except BaseException:
+            if responder is not None:
+                responder.finished = True
+            if dispatching is not None:
+                dispatching.finish(fail)
+            raise
+        self._finish(incoming, env, responder, dispatching, result, fail, start)
+
+    def _finish(self, incoming: Incoming, env: dict[str, Any], responder: Responder | None,
+                dispatching: Dispatching | None, result: Any, fail: Failure | None,
+                start: float) -> None:
+        """Stream or collect a generator's items, send the final reply, end
+        the interception and acknowledge. ``start``: when the request began
+        to hold this thread. (Called later, from another thread, for a
+        method that ran on an event loop: see :meth:`_loop_result`.)"""
+        times = self._times
+        try:
             if type(result) is types.GeneratorType:
                 if responder is not None and env.get("win") is not None:
                     sent, fail = stream_generator(self.cell.streams, responder, env, result)
@@ -382,6 +406,19 @@ class Server:
         _safe_ack(incoming)
         if times is not None:  # once the caller has its reply
             times.record(env["method"], took)
+
+    def _loop_result(self, incoming: Incoming, env: dict[str, Any],
+                     responder: Responder | None, dispatching: Dispatching | None,
+                     result: Any) -> tuple[Any, Failure | None] | None:
+        """What an ``async def`` or async generator method returned: the seam
+        of :mod:`rpccore.aio`, whose servers run a coroutine on their loop
+        (returning ``None``; they call :meth:`_finish` once it is done) and
+        turn an async generator into a generator. A threaded server has no
+        loop: the caller gets a ``RemoteError`` that says so."""
+        if type(result) is types.CoroutineType:
+            result.close()  # never run: no "coroutine was never awaited" warning
+        return None, failure("rpccore.InvalidResult",
+                             f"{env['method']}() is async: serve it with rpccore.aio.RPC")
 
     def _answer_system(self, responder: Responder, env: dict[str, Any]) -> None:
         """Requests rpccore answers itself, never dispatched to endpoints."""

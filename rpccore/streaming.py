@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from rpccore.dispatcher import Failure, exception_type_name, failure
@@ -29,14 +29,20 @@ MIN_IDLE_LIMIT = 60.0
 
 
 class ServerStream:
-    """One running stream: its credit and whether it was cancelled."""
+    """One running stream: its credit and whether it was cancelled.
 
-    __slots__ = ("_cond", "credit", "cancelled")
+    :ivar on_cancel: called (on the thread that delivered the cancel) when
+        the caller cancels; an async generator's stream (:mod:`rpccore.aio`)
+        sets it to interrupt an item it is still awaiting.
+    """
+
+    __slots__ = ("_cond", "credit", "cancelled", "on_cancel")
 
     def __init__(self, window: int) -> None:
         self._cond = threading.Condition(threading.Lock())
         self.credit = window
         self.cancelled = False
+        self.on_cancel: Callable[[], None] | None = None
 
     def add_credit(self, n: int) -> None:
         with self._cond:
@@ -47,6 +53,8 @@ class ServerStream:
         with self._cond:
             self.cancelled = True
             self._cond.notify()
+        if self.on_cancel is not None:
+            self.on_cancel()
 
     def wait_for_credit(self, limit: float) -> bool:
         """True when an item may be sent; False when cancelled or after
@@ -81,6 +89,10 @@ class StreamRegistry:
     def close(self, msg_id: str) -> None:
         with self._lock:
             self._streams.pop(msg_id, None)
+
+    def get(self, msg_id: str) -> ServerStream | None:
+        """The running stream answering request ``msg_id``, if any."""
+        return self._streams.get(msg_id)
 
     def control(self, env: dict[str, Any]) -> bool:
         """Apply a ``control`` envelope; False when no such stream runs."""

@@ -137,12 +137,29 @@ def call_result(cell: Cell, dest: Destination, msg_id: str, body: bytes, timeout
     :raises RemoteError: the reply carries a failure (counted).
     :raises: what :func:`await_reply` raises.
     """
-    reply = await_reply(cell, dest, msg_id, body, timeout, heartbeat)
+    return reply_result(cell, await_reply(cell, dest, msg_id, body, timeout, heartbeat))
+
+
+def reply_result(cell: Cell, reply: dict[str, Any]) -> Any:
+    """The endpoint's return value in a call's final reply envelope
+    (for threaded and :mod:`rpccore.aio` callers alike).
+
+    :raises RemoteError: the reply carries a failure (counted).
+    """
     fail = reply.get("failure")
     if fail is not None:
         cell.stats.incr("remote_errors")
         raise RemoteError(fail["type"], fail["message"], fail.get("traceback") or "")
     return reply.get("result")
+
+
+def gathered(reply: dict[str, Any]) -> tuple[str, Any]:
+    """``(host, result)`` of one server's final reply to a gather, ``result``
+    being the value or a :class:`RemoteError`."""
+    fail = reply.get("failure")
+    result: Any = reply.get("result") if fail is None else RemoteError(
+        fail["type"], fail["message"], fail.get("traceback") or "")
+    return str(reply.get("host")), result
 
 
 def gather_replies(cell: Cell, dest: Destination, msg_id: str, body: bytes,
@@ -163,12 +180,8 @@ def gather_replies(cell: Cell, dest: Destination, msg_id: str, body: bytes,
             reply = queue.get(left)
             if reply is None:
                 break
-            if reply.get("part") is not None:
-                continue
-            fail = reply.get("failure")
-            result: Any = reply.get("result") if fail is None else RemoteError(
-                fail["type"], fail["message"], fail.get("traceback") or "")
-            found.append((str(reply.get("host")), result))
+            if reply.get("part") is None:
+                found.append(gathered(reply))
     finally:
         cell.pending_calls.discard(msg_id)
     return found
