@@ -42,6 +42,7 @@ from rpccore.errors import (
 from rpccore.rpc import RPC
 from rpccore.server import Server
 from rpccore.testing import wait_until
+from rpccore.testing.aio_conformance import AioConformance
 from rpccore.testing.long_calls_conformance import LongCallConformance
 from rpccore.testing.notification_conformance import (  # noqa: F401 (for driver suites)
     BrokerNotificationConformance,
@@ -92,7 +93,7 @@ class Recorder:
         return "done"
 
 
-class DriverConformance(LongCallConformance, TracingConformance):
+class DriverConformance(LongCallConformance, TracingConformance, AioConformance):
     """Subclass and implement :meth:`make_rpc`; pytest collects the tests."""
 
     #: Host names servers serve as. Broker drivers take any strings; a

@@ -1,0 +1,108 @@
+"""Sending a request from an event loop and awaiting what comes back.
+
+The envelope is built by the threaded core (``RPC._request`` and friends)
+on the loop; the driver's ``send`` runs on :class:`SendThreads`
+(:func:`rpccore.waiting.send_call`, as for threaded calls); replies come
+through the cell's one reply handler (``cell.pending_calls``) into an
+awaitable waiter. The loop only builds, registers and waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from rpccore.aio.waiters import AsyncReplyQueue, AsyncReplySlot
+from rpccore.errors import RPCError, Timeout, TransportError, Undeliverable
+from rpccore.rpc import gathered
+from rpccore.waiting import send_call, timeout_text
+
+if TYPE_CHECKING:
+    from rpccore.aio.inbox import LoopInbox
+    from rpccore.aio.threads import SendThreads
+    from rpccore.cell import Cell
+    from rpccore.destination import Destination
+    from rpccore.replies import ReplyQueue, ReplySlot
+
+LOG = logging.getLogger(__name__)
+
+
+def send_request(cell: Cell, dest: Destination, body: bytes, end: float,
+                 waiter: ReplySlot | ReplyQueue) -> None:
+    """(On a send thread) hand a request to the driver; what ``send`` raises
+    goes to ``waiter``. A call whose caller gave up before a thread was free
+    for it (cancelled, timed out) is never sent."""
+    if getattr(waiter, "done", False):  # a ReplySlot's; a stream's queue has none
+        return
+    if time.monotonic() >= end:
+        return  # its caller is timing out now: the backend would only expire it
+    try:
+        send_call(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end)
+    except RPCError as exc:
+        waiter.fail(exc)
+    except Exception as exc:  # a driver bug: the caller must still hear of it
+        LOG.exception("cell %s: sending a request failed", cell.name)
+        waiter.fail(TransportError(f"sending to {dest} failed: {exc}"))
+
+
+async def await_reply(threads: SendThreads, inbox: LoopInbox, cell: Cell, dest: Destination,
+                      msg_id: str, body: bytes, timeout: float,
+                      heartbeat: float | None = None) -> dict[str, Any]:
+    """Send the call ``body`` (id ``msg_id``) and return its final reply
+    envelope (which may carry a ``failure``).
+
+    Cancelling the awaiting task abandons the call: its reply, should it
+    come, is dropped and counted (``late_replies``).
+
+    :raises Timeout: no reply within ``timeout``, or (``heartbeat``) nothing
+        at all from the server for ``heartbeat`` seconds.
+    :raises: what the driver's ``send`` raises.
+    """
+    end = time.monotonic() + timeout
+    pending = cell.pending_calls
+    slot: AsyncReplySlot = pending.add(msg_id, AsyncReplySlot(inbox))
+    try:
+        slot.heard = time.monotonic()
+        threads.submit(send_request, cell, dest, body, end, slot)
+        slot.watch(end, heartbeat)
+        await slot.future
+    except asyncio.CancelledError:
+        cell.stats.incr("cancelled")
+        raise
+    finally:
+        pending.discard(msg_id)
+        slot.done = True  # a send not started yet is skipped; late replies wake nobody
+        if slot.timer is not None:
+            slot.timer.cancel()
+    if slot.error is not None:
+        raise slot.error
+    if slot.reply is None:
+        cell.stats.incr("timed_out")
+        raise Timeout(timeout_text(cell, dest, timeout, slot, heartbeat, end))
+    return slot.reply
+
+
+async def gather_replies(threads: SendThreads, inbox: LoopInbox, cell: Cell,
+                         dest: Destination, msg_id: str, body: bytes,
+                         timeout: float) -> list[tuple[str, Any]]:
+    """Send a fanout call and collect ``(host, result)`` of every server
+    that answers within ``timeout`` (it always waits that long)."""
+    end = time.monotonic() + timeout
+    queue = cell.pending_calls.add(msg_id, AsyncReplyQueue(inbox))
+    found: list[tuple[str, Any]] = []
+    try:
+        threads.submit(send_request, cell, dest, body, end, queue)
+        while (left := end - time.monotonic()) > 0:
+            try:
+                reply = await queue.next(left)
+            except Undeliverable:  # nobody consumes the fanout: nobody answers
+                break
+            if reply is None:
+                break
+            if reply.get("part") is None:
+                found.append(gathered(reply))
+    finally:
+        cell.pending_calls.discard(msg_id)
+    return found
