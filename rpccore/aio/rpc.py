@@ -23,6 +23,7 @@ from rpccore.aio.server import LoopServer, Server
 from rpccore.aio.stream import AsyncStreamReader
 from rpccore.aio.threads import SendThreads, in_own_thread, off_loop
 from rpccore.aio.waiters import AsyncReplyQueue
+from rpccore.cell import Cell
 from rpccore.client import Client as CoreClient
 from rpccore.destination import Destination, as_destination, make_destination
 from rpccore.errors import InvalidDestination, RPCError
@@ -32,7 +33,7 @@ from rpccore.rpc import call_result, send_cast
 
 T = TypeVar("T")
 
-#: default most send threads per RPC object (see :class:`SendThreads`)
+#: default most send threads per cell (see :mod:`rpccore.aio.threads`)
 SEND_THREADS = 64
 #: most threads sending stream credit and the replies of async methods
 QUICK_THREADS = 16
@@ -43,9 +44,10 @@ class RPC:
 
     :param conf: as for :class:`rpccore.RPC` (``None``: the single in-memory
         ``default`` cell).
-    :param send_threads: most threads that run driver sends at once (see
-        :class:`~rpccore.aio.threads.SendThreads`); on zmq, where a call's
-        send lasts until its reply, it bounds the calls in flight.
+    :param send_threads: most threads that run one cell's driver sends at
+        once (see :mod:`rpccore.aio.threads`: at most eight of them on sends
+        that are quick, the others on sends that take long); on zmq, where a
+        call's send lasts until its reply, it bounds the calls in flight.
 
     Every method takes the same arguments and raises the same errors as
     :class:`rpccore.RPC`'s. Nothing connects until a cell is first used;
@@ -70,13 +72,16 @@ class RPC:
     def _setup(self, rpc: ThreadedRPC, owned: bool, send_threads: int) -> None:
         self.threaded = rpc
         self._owned = owned
-        self._threads = SendThreads(send_threads)
+        self._send_threads = send_threads
+        #: each cell's send threads: a broker restarting in one cell never
+        #: holds up sends to another
+        self._pools: dict[str, SendThreads] = {}
         #: what must never wait behind requests that a busy server or a
         #: stream holds up (on zmq a call's send lasts until its reply, a
         #: stream's until its end): stream credit and cancels, and the
         #: replies and acknowledgements of async methods (which make the
         #: room those requests wait for)
-        self._quick_threads = SendThreads(QUICK_THREADS, "rpccore-aio-quick")
+        self._quick_threads = SendThreads(QUICK_THREADS, name="rpccore-aio-quick")
         self._servers: list[Server] = []
         self._inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopInbox] = (
             weakref.WeakKeyDictionary())
@@ -96,6 +101,16 @@ class RPC:
             inbox = self._inboxes[loop] = LoopInbox(loop)
         self._last = inbox
         return inbox
+
+    def _sender(self, cell: Cell) -> SendThreads:
+        """The send threads of ``cell``."""
+        pool = self._pools.get(cell.name)
+        if pool is None:
+            if self._closed:
+                raise RPCError("this RPC object is closed")
+            pool = self._pools.setdefault(cell.name, SendThreads(
+                self._send_threads, name=f"rpccore-aio-{cell.name}"))
+        return pool
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` on a thread of its own, awaited (rare, blocking
@@ -155,7 +170,7 @@ class RPC:
         :raises TransportError, Undeliverable: from the driver.
         """
         cell, dest, _, body, _ = self.threaded._request("cast", ctx, dest, message, None)
-        await off_loop(self._threads, self._inbox(), send_cast, cell, dest, body, confirm)
+        await off_loop(self._sender(cell), self._inbox(), send_cast, cell, dest, body, confirm)
 
     async def call(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
                    timeout: float | None = None, heartbeat: float | None = None) -> Any:
@@ -174,7 +189,7 @@ class RPC:
         """
         cell, dest, msg_id, body, timeout = self.threaded._call_request(ctx, dest, message,
                                                                         timeout, heartbeat)
-        reply = await await_reply(self._threads, self._inbox(), cell, dest, msg_id, body,
+        reply = await await_reply(self._sender(cell), self._inbox(), cell, dest, msg_id, body,
                                   timeout, heartbeat)
         return call_result(cell, reply)
 
@@ -195,7 +210,7 @@ class RPC:
         reader = AsyncStreamReader(cell, msg_id, queue, timeout, window, new_id, str(dest),
                                    self._quick_threads)
         try:
-            self._threads.submit(send_request, cell, dest, body,
+            self._sender(cell).submit(send_request, cell, dest, body,
                                  time.monotonic() + timeout, queue)
         except RPCError:
             cell.pending_calls.discard(msg_id)
@@ -212,7 +227,7 @@ class RPC:
                       timeout: float | None, **extra: Any) -> list[tuple[str, Any]]:
         cell, dest, msg_id, body, timeout = self.threaded._gather_request(
             ctx, dest, message, timeout, **extra)
-        return await gather_replies(self._threads, self._inbox(), cell, dest, msg_id, body,
+        return await gather_replies(self._sender(cell), self._inbox(), cell, dest, msg_id, body,
                                     timeout)
 
     async def ping(self, dest: Destination | str, timeout: float | None = None) -> Any:
@@ -224,7 +239,7 @@ class RPC:
         cell, dest, msg_id, body, timeout = self.threaded._request(
             "call", {}, dest, message, timeout, sys="ping")
         assert timeout is not None
-        reply = await await_reply(self._threads, self._inbox(), cell, dest, msg_id, body,
+        reply = await await_reply(self._sender(cell), self._inbox(), cell, dest, msg_id, body,
                                   timeout)
         return reply.get("result")
 
@@ -269,7 +284,8 @@ class RPC:
                                if server.running))
         if self._owned:
             await self._in_thread(self.threaded.close)
-        self._threads.close()
+        for pool in self._pools.values():
+            pool.close()
         self._quick_threads.close()
 
     async def __aenter__(self) -> RPC:

@@ -2,12 +2,19 @@
 
 A driver's ``send`` may block: on rabbit a call waits for the broker's
 publisher confirm, on zmq for the call's whole reply, on every driver for a
-connection after a broker restart. Subscribing, unsubscribing and closing
-talk to the backend too. None of it may run on the event loop's thread, so
-:class:`SendThreads` runs it: a pool that grows while work waits for a
-thread (up to a limit) and shrinks when idle. Each job runs in a copy of
-the submitting task's context variables, so what an application or a
-tracer keeps there (the current span) follows the request.
+connection after a broker restart. None of it may run on the event loop's
+thread, so :class:`SendThreads` runs it. Each job runs in a copy of the
+submitting task's context variables, so what an application or a tracer
+keeps there (the current span) follows the request.
+
+How many threads: as few as keep up. A few threads carry any number of
+quick sends (memory, qpid, rabbit's confirms); more only contend for the
+GIL with the event loop, and on zmq, where a call's send is the whole round
+trip, past eight calls at once to a peer each one opens a connection. So
+the pool runs at most ``busy`` threads on sends that are quick. A send that
+has taken over :data:`STUCK_AFTER` seconds (a call to a slow method on zmq,
+a broker being restarted) no longer counts: another thread takes the next
+job, so slow calls never hold up the others, up to ``limit`` threads.
 """
 
 from __future__ import annotations
@@ -29,39 +36,35 @@ T = TypeVar("T")
 
 #: seconds a thread waits for work before it ends
 IDLE_SECONDS = 30.0
-#: seconds a job may wait in the queue before the thread that takes it asks
-#: for one more thread (quick sends, on memory or qpid, keep few threads
-#: busy; sends that wait, for rabbit's confirms or zmq's replies, get as
-#: many as they need)
-GROW_AFTER = 0.002
+#: seconds after which a running job counts as stuck (see the module
+#: docstring): longer than a broker's publisher confirm or a quick call takes
+STUCK_AFTER = 0.05
 
-_Job = tuple[float, contextvars.Context, Callable[..., Any], tuple[Any, ...]]
+_Job = tuple[contextvars.Context, Callable[..., Any], tuple[Any, ...]]
 
 
 class SendThreads:
-    """A growing pool of daemon threads running submitted callables.
+    """A pool of daemon threads running submitted callables, in order.
 
-    :param limit: most threads at once. On drivers whose ``send`` returns
-        once the request is on its way (memory, qpid) a few threads carry
-        any number of calls; on rabbit each thread holds a call until the
-        broker confirms it, and on zmq until its reply came, so ``limit``
-        bounds the calls really in flight there.
+    :param limit: most threads at once (stuck ones included).
+    :param busy: most threads on jobs that are not stuck.
 
-    A job never waits for a thread while fewer than ``limit`` run: when no
-    thread is idle, one more is started. Starting a thread waits until it
-    runs, so a spawner thread of the pool's own starts them, never the
-    submitting thread (an event loop's).
+    Starting a thread waits until it runs, so a spawner thread of the
+    pool's own starts them, never the submitting thread (an event loop's).
     """
 
-    def __init__(self, limit: int, name: str = "rpccore-aio") -> None:
+    def __init__(self, limit: int, busy: int = 8, name: str = "rpccore-aio") -> None:
         if limit < 1:
             raise ValueError(f"send_threads must be 1 or more, not {limit}")
         self.limit = limit
+        self.busy = min(busy, limit)
         self._name = name
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
         self._idle = 0  # threads waiting for a job, and threads starting
+        #: when each thread's running job started, by thread
+        self._started: dict[int, float] = {}
         self._wanted = threading.Event()  # wakes the spawner
         self._spawner: threading.Thread | None = None
         self._closed = False
@@ -79,7 +82,7 @@ class SendThreads:
         """
         if self._closed:
             raise TransportError("this rpccore.aio.RPC is closed")
-        self._jobs.put((time.monotonic(), contextvars.copy_context(), fn, args))
+        self._jobs.put((contextvars.copy_context(), fn, args))
         if self._idle == 0 and self._threads < self.limit:  # a hint; the spawner checks
             self._want_thread()
 
@@ -94,45 +97,57 @@ class SendThreads:
 
     def _spawn(self) -> None:
         while True:
-            self._wanted.wait()
+            # While jobs wait, look again once running ones may have got stuck.
+            self._wanted.wait(None if self._jobs.empty() else STUCK_AFTER / 2)
             self._wanted.clear()  # before looking: a later request wakes us again
-            while True:
-                with self._lock:
-                    if self._closed:
-                        return
-                    if self._idle or self._threads >= self.limit or self._jobs.empty():
-                        break
-                    self._threads += 1
-                    self._idle += 1  # counted as idle until it takes its first job
-                    number = self._threads
-                threading.Thread(target=self._work, daemon=True,
-                                 name=f"{self._name}-{number}").start()
+            while self._start_one():
+                pass
+            if self._closed:
+                return
+
+    def _start_one(self) -> bool:
+        """Start a thread if a job waits for one and the limits allow."""
+        with self._lock:
+            if self._closed or self._idle or self._threads >= self.limit \
+                    or self._jobs.empty():
+                return False
+            now = time.monotonic()
+            running = sum(1 for started in self._started.values()
+                          if now - started < STUCK_AFTER)
+            if running >= self.busy:
+                return False
+            self._threads += 1
+            self._idle += 1  # counted as idle until it takes its first job
+            number = self._threads
+        threading.Thread(target=self._work, daemon=True, name=f"{self._name}-{number}").start()
+        return True
 
     def _work(self) -> None:
-        get, lock, jobs = self._jobs.get, self._lock, self._jobs
+        get, lock, jobs, started = self._jobs.get, self._lock, self._jobs, self._started
+        me = threading.get_ident()
         while True:
             try:
                 job = get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 job = None
             with lock:
-                if job is None and (self._closed or jobs.empty()):
-                    self._idle -= 1
-                    self._threads -= 1
-                    return
-                if job is not None:
-                    self._idle -= 1
-            if job is None:
-                continue  # idle, but work came at the last moment
-            submitted, context, fn, args = job
-            if time.monotonic() - submitted > GROW_AFTER and self._idle == 0 \
-                    and not jobs.empty():
-                self._want_thread()  # work waits for threads: one more
+                if job is None:
+                    if self._closed or jobs.empty():
+                        self._idle -= 1
+                        self._threads -= 1
+                        return
+                    continue  # idle, but work came at the last moment
+                self._idle -= 1
+                started[me] = time.monotonic()
+            if self._idle == 0 and not jobs.empty():
+                self._wanted.set()  # more work than threads: the spawner decides
+            context, fn, args = job
             try:
                 context.run(fn, *args)
             except Exception:
                 LOG.exception("rpccore.aio: a job on %s failed", threading.current_thread().name)
             with lock:
+                del started[me]
                 self._idle += 1
 
     def close(self) -> None:

@@ -64,9 +64,10 @@ def watch_drivers(rpcs: list[Any], loop_thread: int) -> list[str]:
     the default cells of ``rpcs`` (asyncio ``RPC`` objects or servers) that
     runs on the thread ``loop_thread``; returns the list it fills."""
     on_loop: list[str] = []
-    for rpc in rpcs:
-        cell = rpc.cell if isinstance(rpc, rpccore.aio.Server) else rpc.threaded.cell()
-        driver = cell.driver()
+    drivers = {id(driver): driver for driver in (
+        (rpc.cell if isinstance(rpc, rpccore.aio.Server) else rpc.threaded.cell()).driver()
+        for rpc in rpcs)}
+    for driver in drivers.values():
         for name in ("send", "subscribe", "close"):
             method = getattr(driver, name)
 
