@@ -75,6 +75,11 @@ TARGETS: tuple[Target, ...] = (
     # streamed items reach at least half the driver's cast rate (issue 19)
     *(Target(driver, "stream", "self:casts", 0.5)
       for driver in ("memory", "rabbit", "qpid", "zmq", "nats")),
+    # asyncio calls (issue 21): as many per second as 8 threads of the threaded
+    # API, and 1.5x aio-pika's RPC pattern on rabbit
+    *(Target(driver, "aio-calls", "self:calls8", 1.0)
+      for driver in ("memory", "rabbit", "qpid", "zmq", "nats")),
+    Target("rabbit", "aio-calls", "aio-pika", 1.5),
 )
 
 

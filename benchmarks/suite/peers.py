@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+from benchmarks.suite.aio_workload import ACALLS, aio_pika_version
 from benchmarks.suite.cells import NATS_URL, QPID_URL, RABBIT_URL, free_port
 from benchmarks.suite.workload import Measured, timed_calls
 
@@ -57,6 +58,10 @@ class Peer:
         raise NotImplementedError
 
     def notifications(self, n: int, size: int = 100) -> Measured:
+        raise NotImplementedError
+
+    def acalls(self, n: int, concurrency: int, size: int = 100) -> Measured:
+        """``n`` asyncio calls, ``concurrency`` in flight at a time."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -267,9 +272,26 @@ class NatsPeer(Peer):
         self.raw.close()
 
 
+class AioPikaPeer(Peer):
+    """aio-pika's RPC pattern (:class:`.aio_workload.AioPikaRPC`), asyncio calls only."""
+
+    name = "aio-pika"
+    supports = frozenset({ACALLS})
+
+    def __init__(self) -> None:
+        from benchmarks.suite.aio_workload import AioPikaRPC
+        self.rpc = AioPikaRPC()
+
+    def acalls(self, n: int, concurrency: int, size: int = 100) -> Measured:
+        return self.rpc.calls(n, concurrency, size)
+
+    def close(self) -> None:
+        self.rpc.close()
+
+
 PEERS: dict[str, list[type[Peer]]] = {
     "memory": [BarePeer],
-    "rabbit": [OsloPeer, KombuPeer],
+    "rabbit": [OsloPeer, KombuPeer, AioPikaPeer],
     "qpid": [ProtonPeer],
     "zmq": [PyzmqPeer],
     "nats": [NatsPeer],
@@ -282,6 +304,10 @@ def start_peers(driver: str, log: Any = print) -> tuple[list[Peer], list[str]]:
     for cls in PEERS[driver]:
         if cls is OsloPeer and oslo_version() is None:
             missing.append("oslo.messaging is not installed: its ratios are not measured "
+                           "(pip install -r benchmarks/requirements.txt)")
+            continue
+        if cls is AioPikaPeer and aio_pika_version() is None:
+            missing.append("aio-pika is not installed: its ratios are not measured "
                            "(pip install -r benchmarks/requirements.txt)")
             continue
         t0 = time.monotonic()

@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmarks.measure import Result, interleave
 from benchmarks.suite import child, otel
+from benchmarks.suite.aio_workload import ACALLS
 from benchmarks.suite.cells import CellFactory
 from benchmarks.suite.model import Figures, Row
 from benchmarks.suite.peers import (
@@ -68,6 +69,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              quick=True, otel=True),
     # items of one rpc.stream, judged against the same driver's casts (issue 19)
     Scenario("stream", "streamed items, one stream", STREAM, 2000, quick=True),
+    # asyncio (rpccore.aio): ``threads`` tasks with a call each in flight (issue 21)
+    Scenario("aio-calls", "asyncio calls, 64 in flight", ACALLS, 3200, threads=64, quick=True),
     Scenario("calls32", "calls from 32 threads", CALLS, 1280, threads=32),
     Scenario("fanout3", "fanout casts to 3 servers", FANOUT, 1000),
     Scenario("casts-1k", "casts, 1 KiB payload", CASTS, 2000, size=KIB),
@@ -116,6 +119,8 @@ def _trial(target: Any, scenario: Scenario, n: int) -> Callable[[], Measured]:
         return lambda: target.notifications(n, scenario.size)
     if scenario.kind == STREAM:
         return lambda: target.stream(n, scenario.size)
+    if scenario.kind == ACALLS:
+        return lambda: target.acalls(n, scenario.threads, scenario.size)
     if scenario.version and isinstance(target, RpccoreWorkload):
         return lambda: target.calls(n, scenario.threads, scenario.size, scenario.version)
     if scenario.topic and isinstance(target, RemoteServerWorkload):  # peers have one server
@@ -127,7 +132,7 @@ def _peer_fits(peer: Peer, scenario: Scenario) -> tuple[bool, str]:
     """Whether ``peer`` can do ``scenario``, and a note when it does less."""
     if scenario.kind not in peer.supports or scenario.version or scenario.otel:
         return False, ""
-    if scenario.threads > 1 and THREADS not in peer.supports:
+    if scenario.kind == CALLS and scenario.threads > 1 and THREADS not in peer.supports:
         return True, f"{peer.name} measured with one thread (it has no threaded variant)"
     return True, ""
 
@@ -135,7 +140,7 @@ def _peer_fits(peer: Peer, scenario: Scenario) -> tuple[bool, str]:
 def _unit(scenario: Scenario) -> str:
     if scenario.kind == STREAM:
         return "items/s"
-    return "calls/s" if scenario.kind == CALLS else "msg/s"
+    return "calls/s" if scenario.kind in (CALLS, ACALLS) else "msg/s"
 
 
 class DriverRun:

@@ -77,6 +77,7 @@ class RpccoreWorkload:
         self.sent = 0
         self.fan_sent = 0
         self._notifications: Any = None  # set up by the first notifications trial
+        self._aio: Any = None  # set up by the first asyncio trial
         self.call(0, 100)  # connect before anything is timed
 
     def _rpc(self, host: str | None) -> RPC:
@@ -141,7 +142,17 @@ class RpccoreWorkload:
             self._notifications = RpccoreNotifications(self.factory, self._rpc)
         return self._notifications.run(n, size)
 
+    def acalls(self, n: int, concurrency: int, size: int = 100) -> Measured:
+        """``n`` calls through ``rpccore.aio`` (over this client), ``concurrency``
+        in flight at a time, to the same server as :meth:`calls`."""
+        if self._aio is None:
+            from benchmarks.suite.aio_workload import AioRpccore
+            self._aio = AioRpccore(self.client)
+        return self._aio.calls(n, concurrency, size)
+
     def close(self) -> None:
+        if self._aio is not None:
+            self._aio.close()
         for rpc in reversed(self.rpcs):
             rpc.close()
 
