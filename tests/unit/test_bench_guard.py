@@ -84,7 +84,7 @@ def test_one_figure_below_half_fails_the_run() -> None:
 def test_judge_keeps_only_the_drivers_that_ran() -> None:
     verdicts = guard.judge([], drivers=["memory"])
     assert {v.target.driver for v in verdicts} == {"memory"}
-    assert len(verdicts) == 6
+    assert len(verdicts) == 7
 
 
 def test_issue_targets_are_all_there() -> None:
@@ -104,7 +104,9 @@ def test_issue_targets_are_all_there() -> None:
          } | {"rabbit notifications >= 3x oslo.messaging"} | {
         f"{d} calls-otel >= 0.9x rpccore without OpenTelemetry"
         for d in ("memory", "rabbit", "qpid", "zmq", "nats")} | {
-        f"{d} stream >= 0.5x rpccore casts" for d in ("memory", "rabbit", "qpid", "zmq", "nats")}
+        f"{d} stream >= 0.5x rpccore casts" for d in ("memory", "rabbit", "qpid", "zmq", "nats")
+    } | {f"{d} aio-calls >= 1x rpccore calls8" for d in ("memory", "rabbit", "qpid", "zmq", "nats")
+         } | {"rabbit aio-calls >= 1.5x aio-pika"}
 
 
 def test_an_advisory_target_never_fails_a_run() -> None:

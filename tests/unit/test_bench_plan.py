@@ -33,7 +33,7 @@ def test_quick_mode_is_a_subset_and_memory_has_no_cross_process_variant() -> Non
     for driver in scenarios.SCALE:
         assert keys(driver, quick=True) < keys(driver, quick=False)
     assert keys("memory", quick=True) == {"casts", "calls", "calls8", "calls-versioned",
-                                          "notifications", "calls-otel", "stream"}
+                                          "notifications", "calls-otel", "stream", "aio-calls"}
     assert not any(k.startswith("xproc") for k in keys("memory", quick=False))
     assert {"xproc-calls", "xproc-casts", "xproc-calls8"} <= keys("zmq", quick=True)
     assert "xproc-calls" not in keys("rabbit", quick=True)
