@@ -70,6 +70,8 @@ class RPC:
         return self
 
     def _setup(self, rpc: ThreadedRPC, owned: bool, send_threads: int) -> None:
+        if send_threads < 1:
+            raise ValueError(f"send_threads must be 1 or more, not {send_threads}")
         self.threaded = rpc
         self._owned = owned
         self._send_threads = send_threads
@@ -104,10 +106,10 @@ class RPC:
 
     def _sender(self, cell: Cell) -> SendThreads:
         """The send threads of ``cell``."""
+        if self._closed:
+            raise RPCError("this RPC object is closed")
         pool = self._pools.get(cell.name)
         if pool is None:
-            if self._closed:
-                raise RPCError("this RPC object is closed")
             pool = self._pools.setdefault(cell.name, SendThreads(
                 self._send_threads, name=f"rpccore-aio-{cell.name}"))
         return pool
@@ -148,6 +150,9 @@ class RPC:
             self._servers.remove(server)
             await server.stop()
         await self._in_thread(self.threaded.remove_cell, name)
+        pool = self._pools.pop(name, None)
+        if pool is not None:
+            pool.close()
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Counters of every cell used so far, by cell name."""

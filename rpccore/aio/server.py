@@ -19,13 +19,14 @@ import logging
 import threading
 import time
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from rpccore.aio.endpoints import items_from_loop, task_outcome
 from rpccore.aio.inbox import LoopInbox, wake
 from rpccore.aio.threads import SendThreads, in_own_thread
 from rpccore.dispatcher import Failure, failure
+from rpccore.errors import RPCError
 from rpccore.server import Server as CoreServer
 
 if TYPE_CHECKING:
@@ -89,8 +90,9 @@ class LoopServer(CoreServer):
         result, fail = task_outcome(task)
         try:
             self.threads.submit(self._reply, incoming, env, responder, result, fail)
-        except Exception:  # the RPC object was closed under us: answer from here
-            self._reply(incoming, env, responder, result, fail)
+        except RPCError:  # the RPC object was closed under us: a thread of its own
+            threading.Thread(target=self._reply, args=(incoming, env, responder, result, fail),
+                             daemon=True, name="rpccore-aio-late-reply").start()
 
     def _reply(self, incoming: Incoming, env: dict[str, Any], responder: Responder | None,
                result: Any, fail: Failure | None) -> None:
@@ -135,7 +137,7 @@ class Server:
     returns once those already received have been answered.
     """
 
-    def __init__(self, core: LoopServer, inbox_of: Any) -> None:
+    def __init__(self, core: LoopServer, inbox_of: Callable[[], LoopInbox]) -> None:
         self._core = core
         self._inbox_of = inbox_of
 
