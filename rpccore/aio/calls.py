@@ -1,10 +1,12 @@
 """Sending a request from an event loop and awaiting what comes back.
 
-The envelope is built by the threaded core (``RPC._request`` and friends)
-on the loop; the driver's ``send`` runs on :class:`SendThreads`
+The envelope is built by the threaded core (``RPC._outgoing``, with the
+interceptors' ``before_send``) on the loop, in the calling task's context;
+the driver's ``send`` runs on :class:`SendThreads`
 (:func:`rpccore.waiting.send_call`, as for threaded calls); replies come
 through the cell's one reply handler (``cell.pending_calls``) into an
-awaitable waiter. The loop only builds, registers and waits.
+awaitable waiter; :func:`intercepted` ends the interception. The loop only
+builds, registers and waits.
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpccore.aio.waiters import AsyncReplyQueue, AsyncReplySlot
 from rpccore.errors import RPCError, Timeout, TransportError, Undeliverable
-from rpccore.rpc import gathered
-from rpccore.waiting import send_call, timeout_text
+from rpccore.replies import ReplySlot
+from rpccore.waiting import gathered, reply_result, send_call, timeout_text
 
 if TYPE_CHECKING:
     from rpccore.aio.inbox import LoopInbox
+    from rpccore.interceptors import Sending
     from rpccore.aio.threads import SendThreads
     from rpccore.cell import Cell
     from rpccore.destination import Destination
-    from rpccore.replies import ReplyQueue, ReplySlot
+    from rpccore.replies import ReplyQueue
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def send_request(cell: Cell, dest: Destination, body: bytes, end: float,
@@ -40,6 +45,10 @@ def send_request(cell: Cell, dest: Destination, body: bytes, end: float,
         return  # its caller is timing out now: the backend would only expire it
     try:
         send_call(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end)
+        if isinstance(waiter, ReplySlot) and not waiter.done:
+            # Silence counts from when the server could hear us (as for
+            # threaded calls): a send that waited for a connection is not its.
+            waiter.heard = max(waiter.heard, time.monotonic())
     except RPCError as exc:
         waiter.fail(exc)
     except Exception as exc:  # a driver bug: the caller must still hear of it
@@ -82,6 +91,32 @@ async def await_reply(threads: SendThreads, inbox: LoopInbox, cell: Cell, dest: 
         cell.stats.incr("timed_out")
         raise Timeout(timeout_text(cell, dest, timeout, slot, heartbeat, end))
     return slot.reply
+
+
+async def call_result(threads: SendThreads, inbox: LoopInbox, cell: Cell, dest: Destination,
+                      msg_id: str, body: bytes, timeout: float,
+                      heartbeat: float | None = None) -> Any:
+    """:func:`await_reply`, then the endpoint's return value.
+
+    :raises RemoteError: the reply carries a failure (counted).
+    """
+    return reply_result(cell, await await_reply(threads, inbox, cell, dest, msg_id, body,
+                                                timeout, heartbeat))
+
+
+async def intercepted(sending: Sending | None, request: Awaitable[T]) -> T:
+    """Await ``request``, then end its interception (the interceptors'
+    ``after_send``) with what it raised, if anything, as the threaded API's
+    ``Sending.run`` does; a cancelled request ends with its CancelledError."""
+    if sending is None:
+        return await request
+    try:
+        result = await request
+    except BaseException as exc:
+        sending.finish(exc)
+        raise
+    sending.finish()
+    return result
 
 
 async def gather_replies(threads: SendThreads, inbox: LoopInbox, cell: Cell,

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from oslo_config import cfg
 
-from rpccore.aio.calls import await_reply, gather_replies, send_request
+from rpccore.aio.calls import await_reply, call_result, gather_replies, intercepted, send_request
 from rpccore.aio.client import Client
 from rpccore.aio.inbox import LoopInbox
 from rpccore.aio.server import LoopServer, Server
@@ -27,9 +27,10 @@ from rpccore.cell import Cell
 from rpccore.client import Client as CoreClient
 from rpccore.destination import Destination, as_destination, make_destination
 from rpccore.errors import InvalidDestination, RPCError
+from rpccore.interceptors import Interceptor, InterceptorChain
 from rpccore.message import Context, new_id
 from rpccore.rpc import RPC as ThreadedRPC
-from rpccore.rpc import call_result, send_cast
+from rpccore.waiting import send_cast
 
 T = TypeVar("T")
 
@@ -44,6 +45,8 @@ class RPC:
 
     :param conf: as for :class:`rpccore.RPC` (``None``: the single in-memory
         ``default`` cell).
+    :param interceptors: as for :class:`rpccore.RPC`: they see what this
+        object sends and what its servers dispatch, asyncio or not.
     :param send_threads: most threads that run one cell's driver sends at
         once (see :mod:`rpccore.aio.threads`: at most eight of them on sends
         that are quick, the others on sends that take long); on zmq, where a
@@ -56,8 +59,9 @@ class RPC:
     """
 
     def __init__(self, conf: cfg.ConfigOpts | None = None, *,
+                 interceptors: Iterable[Interceptor] | None = None,
                  send_threads: int = SEND_THREADS) -> None:
-        self._setup(ThreadedRPC(conf), True, send_threads)
+        self._setup(ThreadedRPC(conf, interceptors=interceptors), True, send_threads)
 
     @classmethod
     def from_rpc(cls, rpc: ThreadedRPC, *, send_threads: int = SEND_THREADS) -> RPC:
@@ -174,8 +178,10 @@ class RPC:
         :raises InvalidDestination, InvalidMessage, ConfigError: before sending.
         :raises TransportError, Undeliverable: from the driver.
         """
-        cell, dest, _, body, _ = self.threaded._request("cast", ctx, dest, message, None)
-        await off_loop(self._sender(cell), self._inbox(), send_cast, cell, dest, body, confirm)
+        cell, dest, _, body, _, sending = self.threaded._outgoing("cast", ctx, dest, message,
+                                                                   None)
+        await intercepted(sending, off_loop(self._sender(cell), self._inbox(), send_cast, cell,
+                                            dest, body, confirm))
 
     async def call(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
                    timeout: float | None = None, heartbeat: float | None = None) -> Any:
@@ -192,11 +198,10 @@ class RPC:
         :raises TransportError: the backend is unreachable.
         :raises InvalidDestination, InvalidMessage, ConfigError: before sending.
         """
-        cell, dest, msg_id, body, timeout = self.threaded._call_request(ctx, dest, message,
-                                                                        timeout, heartbeat)
-        reply = await await_reply(self._sender(cell), self._inbox(), cell, dest, msg_id, body,
-                                  timeout, heartbeat)
-        return call_result(cell, reply)
+        cell, dest, msg_id, body, timeout, sending = self.threaded._call_outgoing(
+            ctx, dest, message, timeout, heartbeat)
+        return await intercepted(sending, call_result(
+            self._sender(cell), self._inbox(), cell, dest, msg_id, body, timeout, heartbeat))
 
     def stream(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
                timeout: float | None = None) -> AsyncStreamReader:
@@ -208,17 +213,18 @@ class RPC:
             ``rpc_response_timeout``).
         :raises: what :meth:`call` raises, from the iteration.
         """
-        cell, dest, msg_id, body, timeout, window = self.threaded._stream_request(
+        cell, dest, msg_id, body, timeout, window, sending = self.threaded._stream_outgoing(
             ctx, dest, message, timeout)
         inbox = self._inbox()
         queue = cell.pending_calls.add(msg_id, AsyncReplyQueue(inbox))
         reader = AsyncStreamReader(cell, msg_id, queue, timeout, window, new_id, str(dest),
                                    self._quick_threads)
+        reader.sending = sending
         try:
             self._sender(cell).submit(send_request, cell, dest, body,
-                                 time.monotonic() + timeout, queue)
-        except RPCError:
-            cell.pending_calls.discard(msg_id)
+                                      time.monotonic() + timeout, queue)
+        except RPCError as exc:
+            reader._finish(exc)
             raise
         return reader
 
@@ -230,10 +236,10 @@ class RPC:
 
     async def _gather(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any],
                       timeout: float | None, **extra: Any) -> list[tuple[str, Any]]:
-        cell, dest, msg_id, body, timeout = self.threaded._gather_request(
+        cell, dest, msg_id, body, timeout, sending = self.threaded._gather_outgoing(
             ctx, dest, message, timeout, **extra)
-        return await gather_replies(self._sender(cell), self._inbox(), cell, dest, msg_id, body,
-                                    timeout)
+        return await intercepted(sending, gather_replies(
+            self._sender(cell), self._inbox(), cell, dest, msg_id, body, timeout))
 
     async def ping(self, dest: Destination | str, timeout: float | None = None) -> Any:
         """Ask a server about itself (see :meth:`rpccore.RPC.ping`); a fanout
@@ -256,13 +262,16 @@ class RPC:
                                        namespace=namespace))
 
     def serve(self, dest: Destination | str, endpoints: Iterable[object], *,
-              workers: int | None = None) -> Server:
+              workers: int | None = None,
+              interceptors: Iterable[Interceptor] | None = None) -> Server:
         """A :class:`rpccore.aio.Server` of ``endpoints`` at ``dest`` (not
         started: ``await server.start()``).
 
         ``async def`` methods run on the loop that starts the server, plain
         ones on ``workers`` threads (default: the cell's ``server_workers``;
         0: on the driver's delivering thread), async generator methods stream.
+        ``interceptors``: run around this server's dispatch, after this
+        object's own (see :mod:`rpccore.interceptors`).
 
         :raises InvalidDestination: fanout destination, unknown cell.
         :raises ValueError: ``workers`` is negative.
@@ -273,7 +282,8 @@ class RPC:
         if self._closed:
             raise RPCError("this RPC object is closed")
         core = LoopServer(self.threaded.cell(dest.cell), dest, endpoints, workers,
-                          self._quick_threads)
+                          self._quick_threads, InterceptorChain.of(
+                              self.threaded.interceptors, list(interceptors or ())))
         server = Server(core, self._inbox)
         self._servers.append(server)
         return server

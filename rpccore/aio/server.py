@@ -31,73 +31,102 @@ from rpccore.server import Server as CoreServer
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
+    from rpccore.interceptors import Dispatching, InterceptorChain
     from rpccore.destination import Destination
     from rpccore.driver import Incoming
     from rpccore.responder import Responder
 
 LOG = logging.getLogger(__name__)
 
-_Request = tuple[Any, "Incoming", dict[str, Any], "Responder | None", contextvars.Context]
+#: an async method handed to the loop: its coroutine, and what answers it
+_Request = tuple[Any, "Incoming", dict[str, Any], "Responder | None", "Dispatching | None"]
 
 
 class LoopServer(CoreServer):
     """The core server with the seam :meth:`_loop_result` filled in: async
     methods run on :attr:`inbox`'s loop. Counts the requests running there
-    so that :meth:`rpccore.aio.Server.stop` can wait for them."""
+    so that :meth:`rpccore.aio.Server.stop` can wait for them.
+
+    Each request runs in a context of its own (``contextvars``): what the
+    interceptors set in it before dispatch (rpccore's tracing makes the
+    server's span current) is there while an async method runs on the
+    loop, and their end, once it was answered, runs in it again.
+    """
 
     def __init__(self, cell: Cell, dest: Destination, endpoints: Iterable[object],
-                 workers: int | None, threads: SendThreads) -> None:
-        super().__init__(cell, dest, endpoints, workers)
+                 workers: int | None, threads: SendThreads,
+                 interceptors: InterceptorChain | None = None) -> None:
+        super().__init__(cell, dest, endpoints, workers, interceptors)
         self.threads = threads
         self.inbox: LoopInbox | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._count_lock = threading.Lock()
         self.in_flight = 0
         self._idle: asyncio.Future[None] | None = None
+        #: the async method the running request handed over, per thread
+        self._handed = threading.local()
+
+    def _run(self, incoming: Incoming, env: dict[str, Any]) -> None:
+        context = contextvars.copy_context()
+        self._handed.request = None
+        try:
+            context.run(super()._run, incoming, env)
+        finally:
+            request: _Request | None = self._handed.request
+            self._handed.request = None
+        if request is not None:  # out of the context first: the loop enters it next
+            self._hand_to_loop(request, context)
 
     def _loop_result(self, incoming: Incoming, env: dict[str, Any],
-                     responder: Responder | None, result: Any
-                     ) -> tuple[Any, Failure | None] | None:
+                     responder: Responder | None, dispatching: Dispatching | None,
+                     result: Any) -> tuple[Any, Failure | None] | None:
         inbox = self.inbox
         if inbox is None or inbox.loop.is_closed():
-            return super()._loop_result(incoming, env, responder, result)
+            return super()._loop_result(incoming, env, responder, dispatching, result)
         if type(result) is types.AsyncGeneratorType:
             return items_from_loop(result, inbox.loop, self.cell.streams, env["id"]), None
-        with self._count_lock:
-            self.in_flight += 1
-        # the task runs in this thread's context (what an interceptor or a
-        # tracer set around dispatching), as a plain method would
-        request = (result, incoming, env, responder, contextvars.copy_context())
-        if not inbox.put(self._start, request):
-            self._done_one()
-            result.close()
-            return None, failure("rpccore.Cancelled", "the server's event loop is closed")
+        self._handed.request = (result, incoming, env, responder, dispatching)
         return None
 
-    def _start(self, request: _Request) -> None:
+    def _hand_to_loop(self, request: _Request, context: contextvars.Context) -> None:
+        with self._count_lock:
+            self.in_flight += 1
+        inbox = self.inbox
+        if inbox is None or not inbox.put(self._start, (request, context)):
+            coro, incoming, env, responder, dispatching = request
+            coro.close()
+            self._reply(incoming, env, responder, dispatching, None,
+                        failure("rpccore.Cancelled", "the server's event loop is closed"),
+                        context)
+
+    def _start(self, job: tuple[_Request, contextvars.Context]) -> None:
         """(On the loop) run an async method's coroutine as a task."""
-        coro, incoming, env, responder, context = request
+        (coro, incoming, env, responder, dispatching), context = job
         task = asyncio.get_running_loop().create_task(coro, context=context)
         self._tasks.add(task)
-        task.add_done_callback(functools.partial(self._task_done, incoming, env, responder),
-                               context=context)
+        task.add_done_callback(functools.partial(self._task_done, incoming, env, responder,
+                                                 dispatching, context))
 
     def _task_done(self, incoming: Incoming, env: dict[str, Any], responder: Responder | None,
+                   dispatching: Dispatching | None, context: contextvars.Context,
                    task: asyncio.Task[Any]) -> None:
-        """(On the loop) hand the outcome to a send thread: replying and
+        """(On the loop) hand the outcome to a quick thread: replying and
         acknowledging are driver I/O."""
         self._tasks.discard(task)
         result, fail = task_outcome(task)
+        args = (incoming, env, responder, dispatching, result, fail, context)
         try:
-            self.threads.submit(self._reply, incoming, env, responder, result, fail)
+            self.threads.submit(self._reply, *args)
         except RPCError:  # the RPC object was closed under us: a thread of its own
-            threading.Thread(target=self._reply, args=(incoming, env, responder, result, fail),
-                             daemon=True, name="rpccore-aio-late-reply").start()
+            threading.Thread(target=self._reply, args=args, daemon=True,
+                             name="rpccore-aio-late-reply").start()
 
     def _reply(self, incoming: Incoming, env: dict[str, Any], responder: Responder | None,
-               result: Any, fail: Failure | None) -> None:
+               dispatching: Dispatching | None, result: Any, fail: Failure | None,
+               context: contextvars.Context) -> None:
         try:
-            self._finish(incoming, env, responder, result, fail, time.monotonic())
+            context.run(self._finish, incoming, env, responder, dispatching, result, fail,
+                        time.monotonic())
         except Exception:
             LOG.exception("answering %s() of %s failed", env.get("method"), self.destination)
         finally:

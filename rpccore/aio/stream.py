@@ -47,8 +47,8 @@ class AsyncStreamReader(StreamReading, AsyncIterator[Any]):
             while True:
                 try:
                     env = await self._replies.next(self._timeout)
-                except RPCError:
-                    self._finish()
+                except RPCError as exc:
+                    self._failed(exc)
                     raise
                 if env is None:
                     raise self._timed_out()

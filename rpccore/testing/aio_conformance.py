@@ -167,6 +167,25 @@ class AsyncService:
         raise KeyError("broken after one")
 
 
+class Relay:
+    """An async method that calls another server, and what it saw of the trace."""
+
+    def __init__(self, rpc: rpccore.aio.RPC, topic: str) -> None:
+        self.rpc = rpc
+        self.topic = topic
+        self.trace_ids: list[int] = []
+
+    async def relay(self, ctx: dict[str, Any], a: int) -> Any:
+        from opentelemetry import trace
+        self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
+        return await self.rpc.call({}, self.topic, {"method": "add", "args": {"a": a, "b": 1}},
+                                   timeout=10)
+
+    async def fail(self, ctx: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        raise ValueError("traced failure")
+
+
 class AioConformance:
     """asyncio on the driver under test."""
 
@@ -401,6 +420,50 @@ class AioConformance:
                                             timeout=self.patience):
                 got.append(item)
         assert got == [1] and err.value.exc_type == "KeyError"
+
+    # -- interceptors and tracing --------------------------------------------
+
+    @pytest.mark.asyncio
+    async def test_aio_calls_and_async_methods_are_traced_like_threaded_ones(
+            self, aio: Callable[..., rpccore.aio.RPC], caplog: pytest.LogCaptureFixture) -> None:
+        from opentelemetry import trace
+
+        from rpccore.testing.telemetry import sdk_telemetry
+        telemetry = sdk_telemetry()
+        topic, inner = self.topic("aio-trace"), self.topic("aio-trace-inner")
+        telemetry.watched.update((topic, inner))
+        try:
+            server_rpc = aio(self.hosts[0])
+            relay = Relay(server_rpc, inner)
+            await server_rpc.serve(server_rpc.make_destination(topic, host=self.hosts[0]),
+                                   [relay]).start()
+            await self._aio_serve(aio, inner, AsyncService(), self.hosts[1])
+            client = aio()
+            with trace.get_tracer("conformance").start_as_current_span("application") as outer:
+                assert await client.call({}, topic, {"method": "relay", "args": {"a": 2}},
+                                         timeout=self.patience) == 3
+                with pytest.raises(RemoteError):
+                    await client.call({}, topic, {"method": "fail", "args": {}},
+                                      timeout=self.patience)
+            spans = await asyncio.to_thread(telemetry.wait_spans, topic, 4, self.patience)
+            inner_spans = await asyncio.to_thread(telemetry.wait_spans, inner, 2, self.patience)
+        finally:
+            telemetry.watched.difference_update((topic, inner))
+        calls = {(s.kind.name, s.attributes["rpc.method"]): s for s in spans}  # type: ignore[index]
+        client_span, server_span = calls[("CLIENT", "relay")], calls[("SERVER", "relay")]
+        trace_id = outer.get_span_context().trace_id
+        assert {s.context.trace_id for s in spans + inner_spans} == {trace_id}
+        assert client_span.parent.span_id == outer.get_span_context().span_id  # type: ignore[union-attr]
+        assert server_span.parent.span_id == client_span.context.span_id  # type: ignore[union-attr]
+        # the async method ran with its server span current: its own call is a child
+        nested = {s.kind.name: s for s in inner_spans}
+        assert nested["CLIENT"].parent.span_id == server_span.context.span_id  # type: ignore[union-attr]
+        assert relay.trace_ids == [trace_id]
+        # the server span ends once the async method did, not when it was handed over
+        assert server_span.end_time >= nested["CLIENT"].end_time  # type: ignore[operator]
+        assert calls[("SERVER", "fail")].status.status_code.name == "ERROR"
+        assert calls[("CLIENT", "fail")].status.status_code.name == "ERROR"
+        assert "Failed to detach context" not in caplog.text
 
     # -- the same errors and clients as threaded code -------------------------
 
