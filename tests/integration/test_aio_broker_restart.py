@@ -100,9 +100,10 @@ class Outage:
         return lag
 
     def timeline(self, lag: LoopLag) -> str:
-        """When the loop was late, in seconds after the kill (for failures)."""
+        """When the loop was latest, in seconds after the kill (for failures)."""
+        worst = sorted(lag.late, key=lambda tick: tick[2])[-6:]  # the process's own, longest
         late = ", ".join(f"{at - self.killed:.2f} s: {ms * 1e3:.0f} ({own * 1e3:.0f} own) ms"
-                         for at, ms, own in lag.late)
+                         for at, ms, own in sorted(worst))
         return (f"late ticks {late or 'none'} (restarted at {self.restarted - self.killed:.2f} "
                 f"s, back at {self.back - self.killed:.2f} s)")
 
