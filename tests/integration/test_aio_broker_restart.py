@@ -28,7 +28,7 @@ from private_rabbit import PrivateRabbit
 import rpccore
 import rpccore.aio
 from rpccore.errors import RPCError
-from rpccore.testing.aio_conformance import MAX_LAG, LoopLag, watch_drivers
+from rpccore.testing.loop_lag import MAX_LAG, LoopLag, watch_drivers
 
 CALLERS = 100  # each with one call in flight at a time
 #: what holds the rabbit driver's loop lag up, until its driver is fixed

@@ -17,7 +17,7 @@ import rpccore
 import rpccore.aio
 from rpccore import server as server_module
 from rpccore.testing import memory_rpc
-from rpccore.testing.aio_conformance import LoopLag, watch_drivers
+from rpccore.testing.loop_lag import LoopLag, watch_drivers
 
 TENANT = contextvars.ContextVar("TENANT", default="none")
 
