@@ -82,6 +82,9 @@ class Link(BrokerEvents):
         self._commands = self._mailbox.items
         self._out: list[bytes] = []  # frames built by this thread, written in batches
         self._closing = False
+        #: set by close(): what a pause between connection attempts waits on
+        #: (not the mailbox, which returns at once while work is queued)
+        self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._host_index = 0
@@ -156,6 +159,7 @@ class Link(BrokerEvents):
     def close(self) -> None:
         """Close the connection and stop the thread; unfinished waiters fail."""
         self._closing = True
+        self._closed.set()
         self._mailbox.close()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -189,10 +193,10 @@ class Link(BrokerEvents):
         self._shutdown()
 
     def _pause(self, seconds: float) -> None:
-        """Sleep ``seconds`` unless closing (work queued meanwhile waits)."""
-        end = time.monotonic() + seconds
-        while not self._closing and (left := end - time.monotonic()) > 0:
-            self._mailbox.wait(None, left)
+        """Sleep ``seconds`` unless closing (work queued meanwhile waits: the
+        mailbox would wake this thread for every item, a spin for the whole
+        outage while callers queue work)."""
+        self._closed.wait(seconds)
 
     def _connect(self) -> bool:
         params = self.params
