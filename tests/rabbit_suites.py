@@ -18,7 +18,7 @@ from queue_listing import BrokerAdmin, Queue, transient_shared
 
 from process_peers import ServerProcess
 from rpccore import RPC
-from rpccore.testing import BrokerDriverConformance
+from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance
 from rpccore.testing.server_peers import NAPPER
 from rpccore_rabbit.addressing import encode_part, queue_name, work_key
 
@@ -31,7 +31,7 @@ def is_ours(name: str) -> bool:
     return any(name.startswith(f"rpccore.{encode_part(x)}.") for x in EXCHANGES)
 
 
-class RabbitConformance(BrokerDriverConformance):
+class RabbitConformance(BrokerDriverConformance, BrokerNotificationConformance):
     url = "rabbit://guest:guest@127.0.0.1:5672/"
     queue_type = "classic"
 

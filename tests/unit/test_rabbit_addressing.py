@@ -73,3 +73,22 @@ def test_exchange_names() -> None:
     assert addressing.exchange_name("amq.direct") != "amq.direct"
     assert addressing.exchange_name("a b") != addressing.exchange_name("a%20b")
     assert addressing.exchange_name("a b").startswith("rpccore-x.")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.one_of(tricky, names), st.one_of(st.none(), tricky, names)),
+                min_size=2, max_size=30, unique=True))
+def test_notification_pools_have_queues_of_their_own(
+        pools: list[tuple[str, str | None]]) -> None:
+    """pool=None, the empty pool and every named pool of every topic get a
+    queue of their own, never one of an RPC destination."""
+    rpc_names = {name for topic, _ in pools for name in _all_names(topic, "h").values()}
+    seen: dict[str, tuple[str, str | None]] = {}
+    for topic, pool in pools + [(topic, "") for topic, _ in pools]:
+        name = addressing.pool_queue_name("ex", topic, pool)
+        assert seen.setdefault(name, (topic, pool)) == (topic, pool)
+        assert name not in rpc_names
+        assert 0 < len(name.encode("utf-8")) <= addressing.MAX_NAME_BYTES
+    keys = {addressing.notification_key("ex", topic) for topic, _ in pools}
+    assert len(keys) == len({topic for topic, _ in pools})
+    assert addressing.notification_key("ex", "t") != addressing.notification_key("ex2", "t")

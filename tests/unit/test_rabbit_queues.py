@@ -90,3 +90,18 @@ def test_backoff_is_jittered_and_bounded() -> None:
     assert backoff.after_failure() == 0.1 * 0.625
     waits = [Backoff(0.1, 2.0, 1.0).after_loss() for _ in range(200)]
     assert len(set(waits)) > 150 and max(waits) <= 0.1
+
+
+def test_pool_queues_are_durable_bounded_and_refuse_what_overflows() -> None:
+    for queue_type in ("classic", "quorum"):
+        spec = queues.pool_queue(_params(queue_type=queue_type), "rpccore.x.n.t.p", "key",
+                                 max_length=10, ttl=1.5, expiry=60, prefetch=256)
+        assert spec.durable and not spec.exclusive and spec.exchange == "amq.direct"
+        assert spec.arguments["x-max-length"] == 10 == spec.bound
+        assert spec.arguments["x-overflow"] == "reject-publish"
+        assert spec.arguments["x-message-ttl"] == 1500
+        assert spec.arguments["x-expires"] == 60_000
+        assert ("x-queue-type" in spec.arguments) == (queue_type == "quorum")
+        assert {"x-max-length", "x-message-ttl", "x-expires"} <= spec.tolerated
+    never = queues.pool_queue(_params(), "q", "k", max_length=1, ttl=1, expiry=0, prefetch=1)
+    assert "x-expires" not in never.arguments

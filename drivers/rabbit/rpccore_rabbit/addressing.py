@@ -26,6 +26,23 @@ reply              (default exchange)           ``rpccore.reply.<uuid>``
 Each server has a fanout queue of its own (a new ``<uuid>`` on every
 connection); each driver one reply queue. What kind of queue each is:
 :mod:`rpccore_rabbit.queues`.
+
+Notifications travel through the broker's own ``amq.direct`` exchange, not
+the cell's: ``amq.direct`` is durable and always there, so the bindings of
+the durable pool queues survive a broker restart even while a pool has no
+listener (the cell's exchange is transient unless ``amqp_durable_queues``,
+and a transient exchange takes its bindings with it):
+
+=============  =================================  ==============================================
+what           routing key (on ``amq.direct``)    queue
+=============  =================================  ==============================================
+pool ``None``  ``rpccore.<exchange>.n.<topic>``   ``rpccore.<exchange>.n.<topic>``
+named pool     ``rpccore.<exchange>.n.<topic>``   ``rpccore.<exchange>.n.<topic>.<pool>``
+=============  =================================  ==============================================
+
+The ``n`` kind and the exchange in the key keep notification topics apart
+from RPC topics and from other cells; ``pool=None`` has one part fewer than
+any named pool (even the empty string), so it is a pool of its own.
 """
 
 from __future__ import annotations
@@ -123,6 +140,27 @@ def fanout_queue_prefix(control_exchange: str, topic: str) -> str:
 def unique_queue_name(prefix: str) -> str:
     """A fresh, unique queue name starting with ``prefix`` (hashed if long)."""
     return bounded(f"{prefix}.{uuid.uuid4().hex}", "q")
+
+
+#: The exchange notifications are published to (see the module docstring).
+NOTIFICATION_EXCHANGE = "amq.direct"
+
+
+def _notification_base(control_exchange: str, topic: str) -> str:
+    return f"rpccore.{encode_part(control_exchange)}.n.{encode_part(topic)}"
+
+
+def notification_key(control_exchange: str, topic: str) -> str:
+    """Routing key, on :data:`NOTIFICATION_EXCHANGE`, of the notifications
+    of ``topic`` in the cell of ``control_exchange``."""
+    return bounded(_notification_base(control_exchange, topic), "n")
+
+
+def pool_queue_name(control_exchange: str, topic: str, pool: str | None) -> str:
+    """The queue of listener pool ``pool`` of notification ``topic``; stable,
+    so a pool finds its backlog again."""
+    base = _notification_base(control_exchange, topic)
+    return bounded(base if pool is None else f"{base}.{encode_part(pool)}", "q")
 
 
 def reply_queue_name() -> str:

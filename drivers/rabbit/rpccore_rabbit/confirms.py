@@ -12,6 +12,15 @@ it elects a leader (a second or two after its leader's node died). So a
 refused message is published again, after 50 ms, 100 ms... (at most 1 s
 apart), until its deadline; only then does its sender learn of it.
 
+Notifications are the exception (``Publish.republish`` False): one goes to
+every pool queue bound to its key, and a ``basic.nack`` says only that at
+least one of them refused it (a full pool queue, ``x-overflow =
+reject-publish``), not which; publishing it again would give the other
+pools a second copy, and a full queue stays full while its listeners are
+down. So a refused notification is final: counted as
+``notifications_dropped`` and logged, and its sender (``confirm=True``)
+returns normally, as the broker did answer for it.
+
 All methods except :class:`Waiter`'s and :meth:`ConfirmTracker.gate` run on
 the connection's I/O thread.
 """
@@ -75,7 +84,7 @@ class Publish:
     """
 
     __slots__ = ("exchange", "routing_key", "body", "properties", "mandatory",
-                 "waiter", "deadline", "label", "returned", "gated", "refusals")
+                 "waiter", "deadline", "label", "returned", "gated", "refusals", "republish")
 
     def __init__(self, exchange: str, routing_key: str, body: bytes,
                  properties: dict[str, Any], mandatory: bool, waiter: Waiter | None,
@@ -91,6 +100,7 @@ class Publish:
         self.returned = False
         self.gated = False  # holds a permit of the unconfirmed-message limit
         self.refusals = 0   # basic.nack received for it so far
+        self.republish = True  # False: a refusal is final (notifications)
 
 
 class ConfirmTracker:
@@ -174,6 +184,9 @@ class ConfirmTracker:
     def on_nack(self, tag: int, multiple: bool) -> None:
         now = time.monotonic()
         for item in self._confirmed(tag, multiple):
+            if not item.republish:
+                self._dropped(item)
+                continue
             wait = min(RETRY_MAX, RETRY_FIRST * 2 ** item.refusals)
             item.refusals += 1
             if item.deadline is not None and now + wait < item.deadline:
@@ -187,6 +200,17 @@ class ConfirmTracker:
             if item.waiter is None:
                 _RATELOG.warning("nacked", "rabbit %s: the broker refused a message for %s",
                                  self.name, item.label)
+
+    def _dropped(self, item: Publish) -> None:
+        """A notification some pool's queue refused: over its
+        ``x-max-length``, or a quorum queue without a leader for a moment."""
+        self.stats.incr("notifications_dropped")
+        _RATELOG.warning(f"dropped {self.name}", "rabbit %s: a notification for %s was "
+                         "dropped: the broker refused it for a listener pool (its queue is "
+                         "full: over notification_max_queue_length)", self.name, item.label)
+        self.forget(item, None)
+        if item.waiter is not None:
+            item.waiter.finish()
 
     def next_retry(self) -> float | None:
         """When the first refused message is due again (monotonic), if any."""

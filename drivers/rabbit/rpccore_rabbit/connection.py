@@ -237,14 +237,21 @@ class Link(BrokerEvents):
         self._failing = True
         self._drop_connection()
 
-    def consume(self, queue: str, handler: Consumer, no_ack: bool = False) -> str:
-        """Start consuming ``queue`` on the consumer channel (I/O thread)."""
+    def consume(self, queue: str, handler: Consumer, no_ack: bool = False,
+                prefetch: int = 0) -> str:
+        """Start consuming ``queue`` on the consumer channel (I/O thread);
+        ``prefetch`` (if not 0) replaces the channel's for this consumer."""
         self._consumer_tags += 1
         tag = f"rpccore.{self._consumer_tags}"
-        assert self.conn is not None
+        conn = self.conn
+        assert conn is not None
         self.consumers[tag] = handler
-        self.conn.call(self.consumer, "basic.consume", 0, queue, tag, False, no_ack, False,
-                       False, {})
+        if prefetch:  # basic.qos (not global) applies to the consumers started after it
+            conn.call(self.consumer, "basic.qos", 0, prefetch, False)
+        conn.call(self.consumer, "basic.consume", 0, queue, tag, False, no_ack, False,
+                  False, {})
+        if prefetch:
+            conn.call(self.consumer, "basic.qos", 0, self.params.prefetch_count, False)
         return tag
 
     def cancel(self, tag: str) -> None:

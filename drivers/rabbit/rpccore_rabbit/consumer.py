@@ -61,6 +61,13 @@ class RabbitIncoming(Incoming):
         broker has already requeued it, so the acknowledgement is dropped."""
         self._link.submit(("ack", self._generation, self._tag, None))
 
+    def requeue(self) -> bool:
+        """Give it back to its queue (``basic.reject`` with requeue) for a
+        consumer of the same queue; after a reconnection the broker has
+        already done so."""
+        self._link.submit(("ack", self._generation, self._tag, True))
+        return True
+
 
 def declare_exchange(link: Link, exchange: str, durable: bool, cell: str) -> None:
     """Declare the cell's direct exchange (hook: on every connection).
@@ -75,9 +82,11 @@ def declare_exchange(link: Link, exchange: str, durable: bool, cell: str) -> Non
 
 
 class RabbitSubscription(Subscription):
-    """The consumers of one server: work queue, host queue, fanout queue."""
+    """The consumers of one server (work queue, host queue, fanout queue) or
+    of one notification listener (its pool's queue); ``dest`` names them in
+    log lines."""
 
-    def __init__(self, registry: SubscriptionRegistry, dest: Destination,
+    def __init__(self, registry: SubscriptionRegistry, dest: Destination | str,
                  on_message: Callable[[Incoming], None],
                  specs: list[queues.QueueSpec]) -> None:
         self.registry = registry
@@ -97,18 +106,30 @@ class RabbitSubscription(Subscription):
         """
         if self.closed or self.generation == link.generation:
             return
-        exchange = self.registry.exchange
         names = []
         for spec in self.specs:
             name = spec.name or addressing.unique_queue_name(spec.prefix)
-            queues.declare(link, spec, name)
-            link.declare("queue.bind", 0, name, exchange, spec.key, False, {})
+            held = queues.declare(link, spec, name)
+            if spec.bound and held > spec.bound:
+                self._trim(link, name, spec.bound)
+            link.declare("queue.bind", 0, name, spec.exchange or self.registry.exchange,
+                         spec.key, False, {})
             names.append(name)
         generation = link.generation
-        self.tags = [link.consume(name, self._deliverer(link, generation, spec))
+        self.tags = [link.consume(name, self._deliverer(link, generation, spec),
+                                  prefetch=spec.prefetch)
                      for name, spec in zip(names, self.specs, strict=True)]
         self.generation = generation
         self.active.set()
+
+    def _trim(self, link: Link, name: str, bound: int) -> None:
+        dropped = queues.trim(link, name, bound)
+        if dropped:
+            link.stats.incr("notifications_dropped", dropped)
+            LOG.warning("rabbit: dropped %d notification(s) of %s (queue %r): over "
+                        "notification_max_queue_length = %d (a quorum queue lets a burst "
+                        "pass its bound before it refuses more)", dropped, self.dest, name,
+                        bound)
 
     def _deliverer(self, link: Link, generation: int,
                    spec: queues.QueueSpec) -> Callable[[int, bytes, dict[str, Any]], None]:

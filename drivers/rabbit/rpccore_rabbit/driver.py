@@ -12,6 +12,11 @@ Delivery (see the README): calls and confirmed casts wait for the broker's
 publisher confirm and raise :class:`~rpccore.Undeliverable` when the broker
 returns them unroutable. Plain casts return as soon as they are queued for
 the I/O thread; their confirms are tracked in the background.
+
+Notifications (``notify``/``listen``): one durable, bounded queue per
+listener pool, bound on ``amq.direct`` (:func:`addressing.pool_queue_name`,
+:func:`queues.pool_queue`); persistent messages, at least once to every
+pool that has listened.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class RabbitDriver(Driver):
     """The ``rabbit`` driver; see the module docstring and the README."""
 
     detects_undeliverable = True
+    stores_notifications = True
     counters = ("poisoned",)
 
     def __init__(self, cell: Cell) -> None:
@@ -135,20 +141,91 @@ class RabbitDriver(Driver):
         specs.append(queues.fanout_queue(addressing.fanout_queue_prefix(cx, dest.topic),
                                          addressing.fanout_key(dest.topic)))
         sub = RabbitSubscription(self._subscriptions, dest, on_message, specs)
+        return self._consume(sub)
+
+    def _consume(self, sub: RabbitSubscription) -> RabbitSubscription:
+        """Activate ``sub`` and wait until the broker consumes for it."""
         self._subscriptions.add(sub)
         self._subscriptions.activate(sub)
         self.link.start()
+        what = sub.dest
         if not sub.active.wait(SUBSCRIBE_TIMEOUT):
             sub.close()
-            raise TransportError(f"cell {self.cell.name}: could not consume {dest} within "
+            raise TransportError(f"cell {self.cell.name}: could not consume {what} within "
                                  f"{SUBSCRIBE_TIMEOUT:g} s: {self.link.last_error}")
         if sub.error is not None:
             sub.close()
             if isinstance(sub.error, ConfigError):
                 raise sub.error
             raise TransportError(f"cell {self.cell.name}: the broker refused to let us "
-                                 f"consume {dest}: {sub.error}")
+                                 f"consume {what}: {sub.error}")
         return sub
+
+    # -- notifications ---------------------------------------------------------
+
+    def notify(self, topic: str, body: bytes, *, confirm: bool = False,
+               deadline: float | None = None) -> None:
+        """Publish a persistent notification to every pool queue of ``topic``;
+        see :meth:`rpccore.Driver.notify`.
+
+        Not mandatory: a topic no pool ever listened on drops it quietly. With
+        ``confirm``, returns once the broker confirmed it, or refused it for
+        a full pool (counted as ``notifications_dropped`` and logged, see
+        :mod:`rpccore_rabbit.confirms`).
+        """
+        self._check_open()
+        if deadline is None:
+            deadline = time.monotonic() + self._timeout
+        if not self.link.ready.is_set():
+            self.link.wait_ready(deadline)
+        waiter = Waiter() if confirm else None
+        item = Publish(addressing.NOTIFICATION_EXCHANGE,
+                       addressing.notification_key(self._control_exchange, topic), body,
+                       {"delivery_mode": 2}, False, waiter, deadline,
+                       f"notification topic {topic!r}")
+        item.republish = False
+        self.link.publish(item, gate=True)
+        if waiter is not None:
+            waiter.wait(deadline, f"notifying {topic!r}")
+
+    def _pool_queue(self, topic: str, pool: str | None) -> str:
+        return addressing.pool_queue_name(self._control_exchange, topic, pool)
+
+    def listen(self, topic: str, pool: str | None,
+               on_message: Callable[[Incoming], None]) -> Subscription:
+        """Consume the queue of pool ``pool`` of ``topic`` (declared and bound
+        first, bounded by the cell's retention options); see
+        :meth:`rpccore.Driver.listen`.
+
+        :raises TransportError: not connected within ``SUBSCRIBE_TIMEOUT``.
+        :raises ConfigError: the queue exists with another type.
+        """
+        self._check_open()
+        options = self.cell.options
+        spec = queues.pool_queue(
+            self.params, self._pool_queue(topic, pool),
+            addressing.notification_key(self._control_exchange, topic),
+            max_length=options.notification_max_queue_length,
+            ttl=options.notification_ttl, expiry=self.params.pool_expiry,
+            prefetch=options.server_queue_size)
+        label = f"notifications {topic!r} pool {pool!r}"
+        return self._consume(RabbitSubscription(self._subscriptions, label, on_message,
+                                                [spec]))
+
+    def delete_pool(self, topic: str, pool: str | None) -> None:
+        """Delete the pool's queue and what it holds; see
+        :meth:`rpccore.Driver.delete_pool`. Never raises (logs)."""
+        name = self._pool_queue(topic, pool)
+
+        def delete(link: Link) -> None:
+            link.declare("queue.delete", 0, name, False, False, False)
+
+        try:
+            self._check_open()
+            self.link.run(delete, time.monotonic() + self._timeout, f"deleting {name}")
+        except Exception as exc:
+            LOG.warning("rabbit: could not delete notification pool %r of topic %r (queue "
+                        "%r): %s", pool, topic, name, exc)
 
     def close(self) -> None:
         """Close the connection and stop the I/O thread. Idempotent."""

@@ -62,6 +62,13 @@ rabbit_opts: list[cfg.Opt] = [
                     "server went away, with the requests queued in it; then the broker "
                     "deletes it (x-expires), so the queues of hosts that never come "
                     "back disappear. 0: never. Every process of a cell must agree."),
+    cfg.IntOpt("rabbit_notification_pool_expiry", default=604800, min=0,
+               help="Seconds a notification pool's queue stays on the broker after its "
+                    "last listener went away, with the notifications kept for it "
+                    "(x-expires); then the broker deletes it, so pools that never come "
+                    "back stop collecting notifications. Longer than notification_ttl, "
+                    "so a pool back within it finds its backlog. 0: never. Default: "
+                    "a week."),
     cfg.IntOpt("rabbit_prefetch_count", default=0, min=0,
                help="Unacknowledged messages the broker may hand each consumer of a "
                     "server; 0: a quarter of server_queue_size."),
@@ -90,6 +97,7 @@ class ConnectionParams:
     prefetch_count: int
     max_unconfirmed: int
     url_for_logs: str = field(default="")
+    pool_expiry: int = 604800
 
     def port_of(self, host: TransportHost) -> int:
         return host.port or (5671 if self.ssl_options is not None else 5672)
@@ -148,6 +156,7 @@ def connection_params(cell: Any) -> ConnectionParams:
         queue_type=options.rabbit_queue_type,
         delivery_limit=options.rabbit_quorum_delivery_limit,
         queue_expiry=options.rabbit_queue_expiry,
+        pool_expiry=options.rabbit_notification_pool_expiry,
         prefetch_count=prefetch,
         max_unconfirmed=options.rabbit_max_unconfirmed,
         url_for_logs=str(url),

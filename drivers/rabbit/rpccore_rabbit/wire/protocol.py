@@ -141,24 +141,42 @@ class AmqpConnection:
 
         :raises ChannelClosed: the broker closed ``channel`` instead.
         """
+        return self._expect_one_of(channel, (name,))[2]
+
+    def _expect_one_of(self, channel: int, names: tuple[str, ...]) -> frames.Event:
+        """:meth:`_expect` for a method with several possible replies
+        (``basic.get``); returns the whole event."""
         deadline = time.monotonic() + self.timeout
+        method = names[0].removesuffix("_ok")
         while True:
             events = self._receive(deadline)
-            result: list[Any] | None = None
+            result: frames.Event | None = None
             refusal: ChannelClosed | None = None
             for event in events:
                 if result is None and refusal is None and event[0] == channel \
-                        and event[1] == name:
-                    result = event[2]
+                        and event[1] in names:
+                    result = event
                     continue
-                error = self._dispatch(event, channel if result is None else None,
-                                       name.removesuffix("_ok"))
+                error = self._dispatch(event, channel if result is None else None, method)
                 if error is not None:
                     refusal = error
             if refusal is not None:
                 raise refusal
             if result is not None:
                 return result
+
+    def get(self, channel: int, queue: str) -> tuple[int, int] | None:
+        """``basic.get`` one message of ``queue`` to be acknowledged (or
+        rejected) by its delivery tag; its content is not returned.
+
+        :returns: (delivery tag, messages left in the queue), or None when
+            the queue is empty.
+        """
+        self.write(frames.method_frame(channel, "basic.get", 0, queue, False))
+        _, name, args, _ = self._expect_one_of(channel, ("basic.get_ok", "basic.get_empty"))
+        if name == "basic.get_empty":
+            return None
+        return args[0], args[4]
 
     # -- channels and methods ------------------------------------------------
 
