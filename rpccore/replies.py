@@ -9,17 +9,20 @@ reply envelopes of its id:
 - :class:`ReplySlot`: one call; keepalives only move its ``heard`` time;
 - :class:`ReplyQueue`: a stream or a gather; every envelope is queued for
   the reading thread.
+
+Both are built on the driver toolkit (:mod:`rpccore.driverkit`): the same
+completion and mailbox drivers use for their own waits.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from rpccore import envelope
+from rpccore.driverkit import Completion, Empty, Mailbox
 from rpccore.errors import InvalidMessage, TransportError
 
 if TYPE_CHECKING:
@@ -28,27 +31,39 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 
-class ReplySlot:
-    """Where one call's reply lands: a future reduced to what a call needs.
-
-    A lock held from creation and released by the reply is the cheapest
-    wake-up Python offers (no condition variable, no polling).
+class ReplySlot(Completion[dict[str, Any]]):
+    """Where one call's reply lands: a :class:`~rpccore.driverkit.Completion`
+    of the final reply envelope (or of the cell's failure), which also counts
+    the keepalives that came before it.
 
     :ivar heard: ``time.monotonic()`` of the last thing heard from the server
         (a keepalive); set by the caller when it sends
     :ivar keepalives: how many keepalives arrived
     """
 
-    __slots__ = ("_ready", "reply", "error", "heard", "keepalives", "done")
+    __slots__ = ("heard", "keepalives")
 
     def __init__(self) -> None:
-        self._ready = threading.Lock()
-        self._ready.acquire()
-        self.reply: dict[str, Any] | None = None
-        self.error: BaseException | None = None
+        super().__init__()
         self.heard = 0.0
         self.keepalives = 0
-        self.done = False
+
+    @property
+    def reply(self) -> dict[str, Any] | None:
+        """The final reply envelope, once it came."""
+        return self.value
+
+    @property
+    def done(self) -> bool:
+        """Whether the call is over: answered, failed, or given up on."""
+        return self._done
+
+    @done.setter
+    def done(self, value: bool) -> None:
+        # ``slot.done = True``: its caller gave up (rpccore.aio); a reply
+        # that comes later is ignored
+        if value:
+            self.abandon()
 
     def deliver(self, env: dict[str, Any]) -> bool:
         """Take a reply envelope; True once the call is complete."""
@@ -56,58 +71,40 @@ class ReplySlot:
             self.heard = time.monotonic()
             self.keepalives += 1
             return False
-        if not self.done:
-            self.done = True
-            self.reply = env
-            self._ready.release()
+        self.set_result(env)
         return True
 
     def fail(self, error: BaseException) -> None:
-        if not self.done:
-            self.done = True
-            self.error = error
-            self._ready.release()
-
-    def wait(self, timeout: float) -> bool:
-        """True once completed, False after ``timeout`` seconds."""
-        return self._ready.acquire(timeout=max(timeout, 0.0))
+        self.set_error(error)
 
 
 class ReplyQueue:
     """Every reply envelope of one request, in arrival order (streams and
-    gathers). A failure of the cell is queued as an exception."""
+    gathers), in a :class:`~rpccore.driverkit.Mailbox` the reading thread
+    takes them from. A failure of the cell is queued as an exception."""
 
-    __slots__ = ("_items", "_cond", "heard")
+    __slots__ = ("_items", "heard")
 
     def __init__(self) -> None:
-        self._items: collections.deque[dict[str, Any] | BaseException] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._items: Mailbox[dict[str, Any] | BaseException] = Mailbox()
         self.heard = 0.0
 
     def deliver(self, env: dict[str, Any]) -> bool:
-        with self._cond:
-            self._items.append(env)
-            self._cond.notify()
+        self._items.put(env)
         return False  # the reader discards the queue itself
 
     def fail(self, error: BaseException) -> None:
-        with self._cond:
-            self._items.append(error)
-            self._cond.notify()
+        self._items.put(error)
 
     def get(self, timeout: float) -> dict[str, Any] | None:
         """The next envelope, ``None`` after ``timeout`` seconds.
 
         :raises TransportError: the cell failed (closed) meanwhile.
         """
-        end = time.monotonic() + timeout
-        with self._cond:
-            while not self._items:
-                left = end - time.monotonic()
-                if left <= 0 or not self._cond.wait(left):
-                    if not self._items:
-                        return None
-            item = self._items.popleft()
+        try:
+            item = self._items.get(max(timeout, 0.0))
+        except Empty:
+            return None
         self.heard = time.monotonic()
         if isinstance(item, BaseException):
             raise item
@@ -119,10 +116,10 @@ class ReplyQueue:
 
         :raises TransportError: the cell failed (closed) meanwhile.
         """
-        with self._cond:
-            if not self._items:
-                return None
-            item = self._items.popleft()
+        taken = self._items.take(1)
+        if not taken:
+            return None
+        item = taken[0]
         self.heard = time.monotonic()
         if isinstance(item, BaseException):
             raise item

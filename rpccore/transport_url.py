@@ -1,8 +1,10 @@
 """Parsing of ``transport_url`` values such as
 ``rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost?ssl=true``.
 
-The scheme names the driver; several comma-separated hosts give failover;
-query parameters override same-named options of the cell. Passwords never
+The scheme names the driver; several comma-separated hosts give failover
+(each ``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address: see
+:mod:`rpccore.driverkit.hosts`); query parameters override same-named
+options of the cell. Passwords never
 appear in ``str()`` or ``repr()`` of a parsed URL.
 """
 
@@ -12,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote
 
+from rpccore.driverkit.hosts import BadAddress, parse_host_port
 from rpccore.errors import ConfigError
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://(.*)$", re.DOTALL)
@@ -64,27 +67,10 @@ def _parse_host(text: str, url_for_errors: str) -> TransportHost:
             username, password = unquote(user), unquote(pw)
         else:
             username = unquote(auth)
-    port: int | None = None
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ConfigError(f"transport_url {url_for_errors}: unclosed '[' in host")
-        hostname, rest = text[1:end], text[end + 1:]
-        if rest and not rest.startswith(":"):
-            raise ConfigError(f"transport_url {url_for_errors}: junk after ']' in host")
-        port_text = rest[1:] if rest else ""
-    elif ":" in text:
-        hostname, port_text = text.rsplit(":", 1)
-    else:
-        hostname, port_text = text, ""
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ConfigError(
-                f"transport_url {url_for_errors}: port {port_text!r} is not a number "
-                "from 1 to 65535")
-        port = int(port_text)
-    if not hostname:
-        raise ConfigError(f"transport_url {url_for_errors}: a host is empty")
+    try:
+        hostname, port = parse_host_port(text)
+    except BadAddress as exc:
+        raise ConfigError(f"transport_url {url_for_errors}: {exc}") from None
     return TransportHost(unquote(hostname), port, username, password)
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from rpccore.destination import Destination
 from rpccore.driver import Incoming, ReplyHandler, Subscription
+from rpccore.driverkit import Mailbox
 from rpccore.drivers.memory_notify import MemoryNotifications
 from rpccore.errors import Timeout, TransportError, Undeliverable
 
@@ -132,7 +132,8 @@ class _MemorySubscription(Subscription):
         self.host_key: _Key | None = (
             (namespace, dest.topic, dest.host) if dest.host is not None else None)
         self.on_message = on_message
-        self._inbox: queue.SimpleQueue[Incoming | None] = queue.SimpleQueue()
+        #: messages for the delivering thread (None: stop)
+        self._inbox: Mailbox[Incoming | None] = Mailbox()
         self._thread = self._new_thread()
         self._thread.start()
         exchange.add(self)

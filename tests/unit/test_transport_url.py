@@ -41,3 +41,11 @@ def test_error_masks_password() -> None:
     with pytest.raises(ConfigError) as info:
         parse_transport_url("rabbit://user:topsecret@h:bad/")
     assert "topsecret" not in str(info.value)
+
+
+def test_hosts_parse_as_every_driver_parses_them() -> None:
+    # one parser (rpccore.driverkit.hosts) for URLs, destinations and matchmakers
+    url = parse_transport_url("zmq://fd00::5,[fd00::6]:7,h:8,g/")
+    assert [(h.hostname, h.port) for h in url.hosts] == [
+        ("fd00::5", None), ("fd00::6", 7), ("h", 8), ("g", None)]
+    assert str(url) == "zmq://[fd00::5],[fd00::6]:7,h:8,g/"
