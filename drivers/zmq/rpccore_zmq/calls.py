@@ -197,13 +197,13 @@ class Caller:
         client's loop reads its first reply, and hands any later ones (of
         the same sequence number) to the cell's handler."""
         out.wait_for_it()
+        assert out.done is not None
         self.client.send(out)
-        if not out.wait(out.deadline):
+        if not out.done.wait_until(out.deadline):
             return
-        if out.error is not None:
-            raise out.error
-        if out.reply is not None:
-            on_reply(out.reply)
+        reply = out.done.result(0)
+        if reply is not None:
+            on_reply(reply)
 
     def _exchange(self, sock: zmq.Socket[Any], endpoint: str, host: str,
                   out: Outgoing, on_reply: ReplyHandler, busy_wait: float = 0.0) -> None:

@@ -383,10 +383,10 @@ class ClientLoop(SocketLoop):
                 handler(body)
             except Exception:
                 LOG.exception("cell %s: the reply handler failed", self.cell.name)
+            if out is not None and out.waited_for:
+                out.settle(None)
         elif out is not None and out.waited_for:
-            out.reply = body  # no handler here: the caller hands it on
-        if out is not None and out.waited_for:
-            out.settle(None)
+            out.settle(None, body)  # no handler here: the caller hands it on
 
     def malformed_from(self, endpoint: str, why: str) -> None:
         self.cell.stats.incr("dropped_malformed")

@@ -169,14 +169,12 @@ class ZmqDriver(Driver):
         if not confirm:
             return
         for out in outs:
-            if not out.wait(deadline):
+            assert out.done is not None
+            if not out.done.wait_until(deadline):
                 raise TransportError(f"no host acknowledged the cast to {dest} in time")
-            if out.error is not None:
-                if dest.host is None and isinstance(out.error, Undeliverable):
-                    self._registry.forget(dest.topic)
-                raise out.error
-            if out.reply is not None and on_reply is not None:
-                on_reply(out.reply)
+            if dest.host is None and isinstance(out.done.error, Undeliverable):
+                self._registry.forget(dest.topic)
+            out.done.result(0)
 
     def _call(self, client: ClientLoop, dest: Destination, topic: bytes, body: bytes,
               on_reply: ReplyHandler, deadline: float) -> None:

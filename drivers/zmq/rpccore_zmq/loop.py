@@ -30,22 +30,19 @@ watchman thread hands the loop to another thread then, as
 
 from __future__ import annotations
 
-import collections
 import functools
 import itertools
 import logging
 import math
-import os
 import select
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 import zmq
 
+from rpccore.driverkit import Completion, Mailbox
 from rpccore.errors import TransportError
 
 LOG = logging.getLogger(__name__)
@@ -81,15 +78,12 @@ class SocketLoop:
     def __init__(self, name: str, context: zmq.Context[Any]) -> None:
         self.context = context
         self.name = name
-        self._commands: collections.deque[Callable[[], None]] = collections.deque()
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        os.set_blocking(self._write_fd, False)
-        self._signalled = False
-        self._pipe_open = True
-        # Only plain descriptors are watched (a ZMQ socket's ZMQ_FD, the wake-up
-        # pipe), so the C library's poll() does, without zmq_poll's per-call
-        # set-up of every item.
+        #: commands other threads hand the loop (see submit)
+        self._commands: Mailbox[Callable[[], None]] = Mailbox()
+        self._read_fd = self._commands.fileno()
+        # Only plain descriptors are watched (a ZMQ socket's ZMQ_FD, the
+        # mailbox's wake-up), so the C library's poll() does, without
+        # zmq_poll's per-call set-up of every item.
         self._poller = select.poll()
         self._poller.register(self._read_fd, select.POLLIN)
         self._handlers: dict[int, SocketHandler] = {}
@@ -140,13 +134,7 @@ class SocketLoop:
 
     def submit(self, command: Callable[[], None]) -> None:
         """Run ``command`` on the loop thread soon. Never blocks."""
-        self._commands.append(command)
-        if not self._signalled and self._pipe_open:
-            self._signalled = True
-            try:
-                os.write(self._write_fd, b"!")
-            except (BlockingIOError, OSError):
-                pass  # pipe full (loop is awake anyway) or closed (stopped)
+        self._commands.put(command)
 
     def run_sync(self, command: Callable[[], T], timeout: float) -> T:
         """Run ``command`` on the loop thread and return its result.
@@ -157,25 +145,24 @@ class SocketLoop:
         """
         if self.in_loop:
             return command()
-        future: Future[T] = Future()
+        done: Completion[T] = Completion()
 
         def run() -> None:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(command())
-                except BaseException as exc:
-                    future.set_exception(exc)
+            if done.done:  # given up on (the loop stopped)
+                return
+            try:
+                done.set_result(command())
+            except BaseException as exc:
+                done.set_error(exc)
 
         self.submit(run)
         end = time.monotonic() + timeout
-        while True:
-            try:
-                return future.result(min(0.1, max(0.0, end - time.monotonic())))
-            except FutureTimeout:
-                if self._stopped.is_set() and future.cancel():
-                    raise LoopStopped(f"{self.name} has stopped") from None
-                if time.monotonic() >= end:
-                    raise TimeoutError(f"{self.name} did not answer in {timeout:g} s") from None
+        while not done.wait(min(0.1, max(0.0, end - time.monotonic()))):
+            if self._stopped.is_set() and done.set_error(LoopStopped(f"{self.name} has stopped")):
+                break
+            if time.monotonic() >= end:
+                raise TimeoutError(f"{self.name} did not answer in {timeout:g} s")
+        return done.result(0)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread; :meth:`on_stop` closes the sockets. Idempotent."""
@@ -186,7 +173,7 @@ class SocketLoop:
             if not self._stopped.wait(timeout):
                 LOG.warning("%s: I/O thread did not stop within %.1f s", self.name, timeout)
         if not self._started:
-            self._close_pipe()
+            self._commands.close()
 
     # -- loop thread ----------------------------------------------------------
 
@@ -229,18 +216,13 @@ class SocketLoop:
     def _drain_commands(self, limit: int = 0) -> bool:
         """Run queued commands, at most ``limit`` of them (0: all); True
         when some are left."""
-        commands = self._commands
-        count = 0
-        while commands:
-            if count == limit and limit:
-                return True
-            count += 1
-            command = commands.popleft()
+        commands = self._commands.take(limit)
+        for command in commands:
             try:
                 command()
             except Exception:
                 LOG.exception("%s: a command failed", self.name)
-        return False
+        return bool(limit) and len(commands) == limit and len(self._commands) > 0
 
     # -- leader/follower -----------------------------------------------------
 
@@ -434,7 +416,7 @@ class SocketLoop:
             except Exception:
                 LOG.exception("%s: closing sockets failed", self.name)
         finally:
-            self._close_pipe()
+            self._commands.close()
             with self._followers_lock:
                 self._stopped.set()
                 followers, self._followers = self._followers, []
@@ -449,20 +431,21 @@ class SocketLoop:
             self._next_tick = time.monotonic() + self.tick_interval
         handlers = self._handlers
         read_fd = self._read_fd
+        commands = self._commands
         timeout = 0.0 if self._hot else max(
             0.0, min(self._next_tick, self.wake_at) - time.monotonic())
+        if timeout and not commands.sleeping():
+            timeout = 0.0  # commands came meanwhile
         ready, self._hot = self._hot, []
+        woken = False
         for sock, _ in self._poller.poll(math.ceil(timeout * 1000.0)):
             if sock == read_fd:
-                try:
-                    os.read(read_fd, 4096)
-                except BlockingIOError:
-                    pass
-                self._signalled = False
+                woken = True
                 continue
             handler = handlers.get(sock)
             if handler is not None:
                 ready.append(handler)
+        commands.woken(woken)
         for handler in dict.fromkeys(ready):
             try:
                 if handler():
@@ -485,11 +468,3 @@ class SocketLoop:
                 self.on_tick(now)
             except Exception:
                 LOG.exception("%s: periodic work failed", self.name)
-
-    def _close_pipe(self) -> None:
-        self._pipe_open = False
-        for fd in (self._read_fd, self._write_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass

@@ -7,20 +7,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from rpccore.driverkit import Completion
+
 from rpccore_zmq.frames import LockedSocket
 
 
 class Outgoing:
     """One request on its way, and who (if anyone) waits for it: a call's
     caller is woken by its reply (or failure), a confirmed cast's by its
-    receipt.
+    receipt, through :attr:`done`.
 
     ``candidates`` are the host strings it may go to, in order of preference;
     a host-directed or fanout message has exactly one.
     """
 
     __slots__ = ("kind", "topic", "host", "body", "candidates", "directed", "tried",
-                 "refusals", "why", "error", "sent_at", "deadline", "peer", "reply", "_waiter")
+                 "refusals", "why", "sent_at", "deadline", "peer", "done")
 
     def __init__(self, kind: bytes, topic: bytes, host: bytes, body: bytes,
                  candidates: list[str], directed: bool, wait: bool,
@@ -34,40 +36,33 @@ class Outgoing:
         self.tried: list[str] = []
         self.refusals = 0
         self.why = ""
-        self.error: Exception | None = None
         self.sent_at = 0.0
         self.deadline = deadline
-        #: a call's reply, handed to its caller, who passes it to the core
-        self.reply: bytes | None = None
         self.peer: Peer | None = None
-        self._waiter: threading.Lock | None = None
-        if wait:
-            self.wait_for_it()
+        #: its outcome, for whoever waits: a call's reply (the caller passes
+        #: it to the core), ``None`` for a receipt, or the error
+        self.done: Completion[bytes | None] | None = Completion() if wait else None
 
     def wait_for_it(self) -> None:
-        """From now on, somebody will :meth:`wait` for it (call before the
-        loop may :meth:`settle` it). A call that its caller runs
-        (:mod:`rpccore_zmq.calls`) needs no waiter until it is handed to the
-        loop."""
-        if self._waiter is None:
-            waiter = threading.Lock()
-            waiter.acquire()
-            self._waiter = waiter
+        """From now on, somebody will wait for it (call before the loop may
+        :meth:`settle` it). A call that its caller runs
+        (:mod:`rpccore_zmq.calls`) needs nothing to wait on until it is
+        handed to the loop."""
+        if self.done is None:
+            self.done = Completion()
 
     @property
     def waited_for(self) -> bool:
-        return self._waiter is not None
+        return self.done is not None
 
-    def settle(self, error: Exception | None) -> None:
+    def settle(self, error: Exception | None, reply: bytes | None = None) -> None:
         """Record the outcome and wake the waiter (loop thread)."""
-        self.error = error
-        if self._waiter is not None:
-            self._waiter.release()
-
-    def wait(self, deadline: float) -> bool:
-        """Wait for :meth:`settle` until ``deadline``; False when it passed."""
-        assert self._waiter is not None
-        return self._waiter.acquire(timeout=max(0.0, deadline - time.monotonic()))
+        done = self.done
+        if done is not None:
+            if error is None:
+                done.set_result(reply)
+            else:
+                done.set_error(error)
 
 
 class Peer:

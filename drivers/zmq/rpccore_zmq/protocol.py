@@ -28,6 +28,8 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from rpccore.driverkit import parse_host_port
+
 MAGIC = b"RPCZ2"
 
 CALL = b"c"
@@ -161,38 +163,13 @@ def parse_request(frames: list[bytes], max_size: int) -> Request:
 
 def endpoint(host: str, default_port: int) -> str:
     """The ZMQ endpoint of a host string: ``"10.0.0.5"`` ->
-    ``"tcp://10.0.0.5:9501"``.
+    ``"tcp://10.0.0.5:9501"``; the forms accepted are those of
+    :func:`rpccore.driverkit.parse_host_port`.
 
-    Accepted: ``name``, ``name:port``, ``[v6]``, ``[v6]:port`` and a bare IPv6
-    address (two or more colons, no port).
-
-    :raises ValueError: empty address, junk after ``]`` or a port outside
-        1..65535.
+    :raises ValueError: (:class:`~rpccore.driverkit.BadAddress`) empty
+        address, junk after ``]`` or a port outside 1..65535.
     """
-    text = host.strip()
-    port_text = ""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ValueError(f"host {host!r}: unclosed '['")
-        address, rest = text[1:end], text[end + 1:]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"host {host!r}: junk after ']'")
-        port_text = rest[1:]
-    elif text.count(":") == 1:
-        address, port_text = text.split(":")
-    else:
-        address = text
-    if not address:
-        raise ValueError(f"host {host!r} has no address")
-    port = default_port
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"host {host!r}: port {port_text!r} is not 1..65535")
-        port = int(port_text)
-    if ":" in address:
-        address = f"[{address}]"
-    return f"tcp://{address}:{port}"
+    return f"tcp://{parse_host_port(host, default_port)}"
 
 
 def bind_endpoint(address: str, port: int) -> str:
