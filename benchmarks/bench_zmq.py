@@ -5,9 +5,8 @@ clients here. Scenarios, interleaved, median of 3 repeats:
 
 - raw REQ/REP round trips, and raw PUSH/PULL messages/s (counted at the receiver);
 - rpccore sequential calls (to a server with worker threads, the default,
-  and to one with ``workers=0``; and with the client option
-  ``zmq_busy_wait_us``, which is off by default), casts/s (counted at the
-  server), calls from 8 threads.
+  and to one with ``workers=0``), casts/s (counted at the server), calls
+  from 8 threads.
 
 Targets (issue 4): sequential calls >= 40% of raw REQ/REP; casts >= 20,000/s;
 8-thread calls >= 2x sequential calls.
@@ -39,8 +38,6 @@ from rpccore_zmq.testing import free_port, zmq_rpc  # noqa: E402
 PAYLOAD = "x" * 100
 RAW_BODY = b'{"v":1,"kind":"call","method":"work","args":{"i":1,"payload":"' + b"x" * 100 + b'"}}'
 TOPIC = "bench"
-#: the client option of the busy-wait line (an option, off by default)
-BUSY_WAIT_US = 200
 INLINE_TOPIC = "bench-inline"
 
 
@@ -219,8 +216,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     raw_port, rpc_port = free_port("127.0.0.1"), free_port("127.0.0.1")
     servers = [start_server("raw", raw_port), start_server("rpccore", rpc_port)]
     raw, rpc = Raw(raw_port), Rpc(rpc_port)
-    # the same calls with the client polling for quick replies (not a default)
-    busy = Rpc(rpc_port, zmq_busy_wait_us=BUSY_WAIT_US)
     try:
         print(f"zmq on loopback, servers in another process, ~200-byte messages, median of 3 "
               f"interleaved repeats ({casts} casts, {calls} calls per repeat)")
@@ -228,7 +223,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                         ("raw PUSH/PULL", lambda: raw.pushes(casts)),
                         ("rpccore calls", lambda: rpc.calls(calls)),
                         ("rpccore calls, workers=0", lambda: rpc.inline_calls(calls)),
-                        ("rpccore calls, busy wait", lambda: busy.calls(calls)),
                         ("rpccore casts", lambda: rpc.casts(casts)),
                         ("rpccore calls, 8 threads", lambda: rpc.calls(calls, 8))])
         target = Result("20,000/s", rates=[20000.0])
@@ -237,8 +231,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                 report("zmq: sequential calls", r["rpccore calls"], r["raw REQ/REP"], 0.40),
                 report("zmq: sequential calls, server workers=0",
                        r["rpccore calls, workers=0"], r["raw REQ/REP"], 0.40),
-                report(f"zmq: sequential calls, zmq_busy_wait_us={BUSY_WAIT_US}",
-                       r["rpccore calls, busy wait"], r["raw REQ/REP"]),
                 report("zmq: casts", r["rpccore casts"], target, 1.0),
                 report("zmq: calls from 8 threads", r["rpccore calls, 8 threads"],
                        r["rpccore calls"], 2.0)]
@@ -250,7 +242,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         raw.req.recv()
         raw.ctx.destroy(linger=0)
         rpc.rpc.close()
-        busy.rpc.close()
         for proc in servers:
             stop(proc)
 

@@ -45,15 +45,15 @@ def test_one_reused_connection_per_host_within_the_limit() -> None:
         for host in HOSTS[:2]:  # casts: the shared connection per host
             client.cast({}, client.make_destination(topic, host=host),
                         {"method": "whoami", "args": {}})
-        client_loop = driver._client
-        assert wait_until(lambda: sorted(client_loop.peers) ==
+        shared = driver._client.casts.connections
+        assert wait_until(lambda: shared.endpoints() ==
                           [f"tcp://{h}:{port}" for h in HOSTS[:2]])
         # a third host: the least recently used idle connection makes room
         for host in HOSTS:
             dest = client.make_destination(topic, host=host)
             assert client.call({}, dest, {"method": "whoami", "args": {}}, timeout=5) == host
             client.cast({}, dest, {"method": "whoami", "args": {}})
-            assert len(driver._client.peers) <= 2
+            assert len(shared) <= 2
             assert sum(driver._client.calls.pool.idle().values()) <= 2
         assert f"tcp://{HOSTS[2]}:{port}" in driver._client.calls.pool.idle()
     finally:

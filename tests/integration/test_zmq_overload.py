@@ -27,7 +27,7 @@ HOST = "127.0.0.1"
 
 _SERVER = r'''
 import sys, threading, time
-from rpccore_zmq import server as zmq_server
+from rpccore_zmq.listener import active_listeners
 from rpccore_zmq.testing import zmq_rpc
 
 port, queue = int(sys.argv[1]), int(sys.argv[2])
@@ -50,8 +50,8 @@ rpc.serve(rpc.make_destination("overload", host="127.0.0.1"), [Counter()]).start
 print("ready", flush=True)
 for line in sys.stdin:
     if line.strip() == "stall":  # the I/O thread stops reading for 3 s
-        listener = next(iter(zmq_server._listeners.values()))
-        listener.submit(lambda: time.sleep(3.0))
+        listener = next(iter(active_listeners().values()))
+        listener.loop.submit(lambda: time.sleep(3.0))
         print("stalled", flush=True)
 '''
 

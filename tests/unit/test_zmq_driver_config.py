@@ -8,7 +8,8 @@ import pytest
 
 import rpccore
 from rpccore import InvalidDestination, Undeliverable
-from rpccore_zmq import ZmqDriver, server
+from rpccore_zmq import ZmqDriver
+from rpccore_zmq.listener import active_listeners
 from rpccore_zmq.registry import LOCAL_HOST
 from rpccore_zmq.testing import zmq_rpc
 
@@ -93,7 +94,7 @@ def test_a_process_that_only_sends_binds_nothing() -> None:
     rpc = zmq_rpc(9501, static_hosts={"nobody": []})
     try:
         rpc.cast({}, "nobody", {"method": "m", "args": {}})
-        assert server._listeners == {}
+        assert active_listeners() == {}
     finally:
         rpc.close()
 

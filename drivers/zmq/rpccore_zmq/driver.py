@@ -1,16 +1,9 @@
 """``ZmqDriver``: brokerless cells on ZeroMQ (``transport_url = zmq://``).
 
-Where things live:
-
-- :mod:`rpccore_zmq.protocol`: frames on the wire, host strings;
-- :mod:`rpccore_zmq.client`: connections to peers for casts, receipts, failover;
-- :mod:`rpccore_zmq.calls`: calls on the calling thread, their connection pool;
-- :mod:`rpccore_zmq.sockopts`: how sockets are set up (no ZMTP heartbeats);
-- :mod:`rpccore_zmq.peer`: what is kept per request and per connection;
-- :mod:`rpccore_zmq.server`: the bound socket, demultiplexing;
-- :mod:`rpccore_zmq.subscription`: a server's subscription and its messages;
-- :mod:`rpccore_zmq.registry`: the matchmaker (registration, look-ups);
-- :mod:`rpccore_zmq.loop`: the I/O threads that own the sockets.
+The driver turns destinations into requests (``Outgoing``) for the client
+side (:mod:`rpccore_zmq.client`) and subscriptions for the process's
+listener (:mod:`rpccore_zmq.listener`); the README of the distribution maps
+every module.
 """
 
 from __future__ import annotations
@@ -32,12 +25,12 @@ from rpccore.destination import Destination
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
 from rpccore.errors import InvalidDestination, TransportError, Undeliverable
 from rpccore_zmq import protocol
-from rpccore_zmq.client import ClientLoop
-from rpccore_zmq.peer import Outgoing
+from rpccore_zmq.client import Client
+from rpccore_zmq.eventloop import LoopStopped
+from rpccore_zmq.listener import BindError, Listener, listener_for
 from rpccore_zmq.options import OPTIONS
+from rpccore_zmq.outgoing import Outgoing
 from rpccore_zmq.registry import Registry
-from rpccore_zmq.loop import LoopStopped
-from rpccore_zmq.server import BindError, ServerLoop, listener_for
 from rpccore_zmq.subscription import ZmqSubscription
 
 if TYPE_CHECKING:
@@ -75,7 +68,7 @@ class ZmqDriver(Driver):
     """
 
     counters = ("zmq_rerouted", "zmq_replies_dropped", "zmq_refused", "zmq_peer_failures",
-                "zmq_lost_casts", "zmq_bad_handshakes", "zmq_busy_waits")
+                "zmq_lost_casts", "zmq_bad_handshakes")
 
     #: A call or confirmed cast raises Undeliverable when the matchmaker knows
     #: no host of the topic, or every host it names refuses the message.
@@ -86,8 +79,8 @@ class ZmqDriver(Driver):
         super().__init__(cell)
         self._lock = threading.Lock()
         self._context: zmq.Context[Any] | None = None
-        self._client: ClientLoop | None = None
-        self._subs: dict[ZmqSubscription, ServerLoop] = {}
+        self._client: Client | None = None
+        self._subs: dict[ZmqSubscription, Listener] = {}
         self._registry = Registry(cell)
         self._turn = itertools.count()
         self._closed = False
@@ -106,15 +99,14 @@ class ZmqDriver(Driver):
             self._context = zmq.Context()
         return self._context
 
-    def _client_loop(self) -> ClientLoop:
+    def _client_side(self) -> Client:
         client = self._client
         if client is not None:
             return client
         with self._lock:
             self._check_open()
             if self._client is None:
-                self._client = ClientLoop(self.cell, self._zmq_context())
-                self._client.start()
+                self._client = Client(self.cell, self._zmq_context())
             return self._client
 
     def _check_open(self) -> None:
@@ -144,7 +136,7 @@ class ZmqDriver(Driver):
             earlier casts to it were lost; the driver is closed.
         """
         self._check_open()
-        client = self._client_loop()
+        client = self._client_side()
         if deadline is None:
             deadline = time.monotonic() + self.cell.options.rpc_response_timeout
         topic = dest.topic.encode("utf-8")
@@ -176,12 +168,12 @@ class ZmqDriver(Driver):
                 self._registry.forget(dest.topic)
             out.done.result(0)
 
-    def _call(self, client: ClientLoop, dest: Destination, topic: bytes, body: bytes,
+    def _call(self, client: Client, dest: Destination, topic: bytes, body: bytes,
               on_reply: ReplyHandler, deadline: float) -> None:
         """A call, sent and answered on the calling thread (see
         :mod:`rpccore_zmq.calls`); a fanout call (a gather) goes to every
-        host of the topic through the client's loop, which hands each reply
-        to the cell's handler."""
+        host of the topic on the shared connections, whose loop hands each
+        reply to the cell's handler."""
         if dest.fanout:
             hosts = self._registry.lookup(dest.topic)
             if not hosts:
@@ -200,7 +192,7 @@ class ZmqDriver(Driver):
             out = Outgoing(protocol.CALL, topic, b"", body, self._in_turn(hosts), False, False,
                            deadline)
         try:
-            client.calls.call(out, on_reply)
+            client.call(out, on_reply)
         except Undeliverable:
             if dest.host is None:
                 self._registry.forget(dest.topic)
@@ -214,10 +206,10 @@ class ZmqDriver(Driver):
         start = next(self._turn) % len(hosts)
         return hosts[start:] + hosts[:start]
 
-    def _directed(self, client: ClientLoop, host: str, kind: bytes, topic: bytes,
+    def _directed(self, client: Client, host: str, kind: bytes, topic: bytes,
                   body: bytes, wait: bool, deadline: float) -> Outgoing:
         try:
-            client.endpoint_of(host)
+            client.peers.endpoint_of(host)
         except ValueError as exc:
             raise InvalidDestination(str(exc)) from None
         if kind == protocol.CAST and not wait:
@@ -225,7 +217,7 @@ class ZmqDriver(Driver):
             if lost is not None:
                 raise TransportError(f"{lost[0]} earlier cast(s) to host {host!r} were lost "
                                      f"({lost[1]}); this cast was not sent")
-            if client.is_dead(host):
+            if client.peers.is_dead(host):
                 raise TransportError(f"host {host!r} is not answering; this cast was not sent")
         return Outgoing(kind, topic, host.encode("utf-8"), body, [host], True, wait, deadline)
 
@@ -266,18 +258,32 @@ class ZmqDriver(Driver):
         :raises TransportError: the address cannot be bound (in use by another
             process for longer than a few seconds, or not an address of this
             machine).
-        :raises ConfigError: the matchmaker is not installed.
+        :raises ConfigError: the matchmaker is not installed; or servers of
+            another cell of this process listen on the same address and port
+            with other CURVE keys or another ``max_message_size``.
         """
         self._check_open()
         host = dest.host if dest.host is not None else self.local_host()
         self._registry.matchmaker()
         sub = ZmqSubscription(self.cell, dest, host, on_message)
+        listener = self._listen(sub)
+        with self._lock:
+            self._subs[sub] = listener
+        self._warn_if_unreachable(host)
+        self._registry.register(dest.topic, host)
+        return _Subscription(self, sub)
+
+    def _listen(self, sub: ZmqSubscription) -> Listener:
+        """Add ``sub`` to the process's listener on the cell's address,
+        retrying for a while when the address is still in use (a socket on
+        it is closing)."""
         give_up = time.monotonic() + BIND_PATIENCE
         while True:
-            server = listener_for(self.cell)
             try:
-                server.run_sync(functools.partial(server.add, sub), timeout=BIND_PATIENCE)
-                break
+                listener = listener_for(self.cell)
+                listener.loop.run_sync(functools.partial(listener.add, sub),
+                                       timeout=BIND_PATIENCE)
+                return listener
             except LoopStopped:
                 continue  # it closed just now: the next one binds afresh
             except BindError as exc:
@@ -287,11 +293,6 @@ class ZmqDriver(Driver):
             except TimeoutError:
                 raise TransportError(f"cell {self.cell.name}: the server I/O thread did not "
                                      f"answer in {BIND_PATIENCE:g} s") from None
-        with self._lock:
-            self._subs[sub] = server
-        self._warn_if_unreachable(host)
-        self._registry.register(dest.topic, host)
-        return _Subscription(self, sub)
 
     def _warn_if_unreachable(self, host: str) -> None:
         try:
@@ -307,11 +308,11 @@ class ZmqDriver(Driver):
 
     def _unsubscribe(self, sub: ZmqSubscription) -> None:
         with self._lock:
-            server = self._subs.pop(sub, None)
-        if server is None:
+            listener = self._subs.pop(sub, None)
+        if listener is None:
             return
         try:
-            server.run_sync(lambda: server.remove(sub), timeout=BIND_PATIENCE)
+            listener.loop.run_sync(lambda: listener.remove(sub), timeout=BIND_PATIENCE)
         except LoopStopped:
             pass
         except TimeoutError:

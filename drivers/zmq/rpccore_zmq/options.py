@@ -37,12 +37,12 @@ OPTIONS: list[cfg.Opt] = [
                     "open, and most idle connections kept for calls; beyond it the "
                     "least recently used idle one is closed."),
     cfg.IntOpt("zmq_busy_wait_us", default=0, min=0, max=100000,
-               help="Microseconds a calling thread may poll for its reply before it "
-                    "sleeps (0: never, the default). Used only while it is the cell's "
-                    "one call in flight in this process and that host's recent round "
-                    "trips were shorter. Trades CPU for latency: on a virtual machine "
-                    "whose idle CPUs halt, waking a sleeping thread costs a quick "
-                    "call more than the call itself."),
+               deprecated_for_removal=True,
+               deprecated_reason="Calls no longer poll for their reply: in interleaved "
+                                 "runs polling was as often slower as faster, and it "
+                                 "kept a core busy.",
+               help="Ignored (calls used to poll this many microseconds for their "
+                    "reply before sleeping)."),
     cfg.IntOpt("zmq_send_queue", default=10000, min=1,
                help="Messages queued per peer connection (ZMQ high-water mark); a "
                     "send beyond it fails over or raises TransportError."),

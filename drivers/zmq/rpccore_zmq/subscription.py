@@ -1,29 +1,43 @@
-"""What a server's subscription is, and what it receives."""
+"""What a server's subscription is, and the requests it receives."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rpccore.driver import Incoming
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
     from rpccore.destination import Destination
-    from rpccore_zmq.server import HandedToLoop, ServerLoop
+
+
+class RequestSource(Protocol):
+    """Where a request came from: the listener's router
+    (:class:`rpccore_zmq.router.Router`), which sends its replies and is
+    told when it is done with."""
+
+    def send_reply(self, identity: bytes, seq: int, body: bytes) -> None:
+        """Send a reply over the connection the request came in on."""
+
+    def release_thread(self, expected: float | None) -> bool:
+        """See :meth:`rpccore.driver.Incoming.release_thread`."""
+
+    def done(self) -> None:
+        """A request it delivered was acknowledged by its server."""
 
 
 class ZmqIncoming(Incoming):
     """A request delivered to one subscription."""
 
-    __slots__ = ("body", "_identity", "_seq", "_server", "_call", "_acked", "_in_loop")
+    __slots__ = ("body", "_identity", "_seq", "_source", "_call", "_acked")
 
-    def __init__(self, body: bytes, identity: bytes, seq: int, server: ServerLoop,
+    def __init__(self, body: bytes, identity: bytes, seq: int, source: RequestSource,
                  call: bool) -> None:
         self.body = body
         self._identity = identity
         self._seq = seq
-        self._server = server
+        self._source = source
         self._call = call
         self._acked = False
         #: the last reply of this request handed to the server's loop: until
@@ -38,20 +52,18 @@ class ZmqIncoming(Incoming):
         """Queue the reply on the connection the request came in on; a caller
         that has gone away is ignored (libzmq drops it)."""
         if self._call:
-            handed = self._server.send_reply(self._identity, self._seq, body, self._in_loop)
-            if handed is not None:
-                self._in_loop = handed
+            self._source.send_reply(self._identity, self._seq, body)
 
     def release_thread(self, expected: float | None = None) -> bool:
-        """Hand the server socket's loop to another thread (leader/follower),
-        so that this one can run the request; or, for a request expected to
-        be quick, lend it the loop (see :meth:`ServerLoop.release_thread`)."""
-        return self._server.release_thread(expected)
+        """Hand the listener's loop to another thread (leader/follower), so
+        that this one can run the request; or, for a request expected to be
+        quick, lend it the loop (see :mod:`rpccore_zmq.delivery`)."""
+        return self._source.release_thread(expected)
 
     def ack(self) -> None:
         if not self._acked:
             self._acked = True
-            self._server.done()
+            self._source.done()
 
 
 class ZmqSubscription:
