@@ -270,8 +270,8 @@ def _check_shares(listener: Listener, cell: Cell, settings: ListenerSettings) ->
     if differ:
         raise ConfigError(
             f"cell {cell.name}: servers of cell {listener.cell.name} in this process already "
-            f"listen on {listener.endpoint} with other {' and '.join(differ)}; one address "
-            f"and port is one socket: give cell {cell.name} the same settings, or a "
+            f"listen on {listener.endpoint} with different {' and '.join(differ)}; one "
+            f"address and port is one socket: give cell {cell.name} the same settings, or a "
             f"zmq_port or zmq_bind_address of its own")
     if settings.tuned_otherwise(listener.settings):
         _RATELOG.warning(f"tuning:{cell.name}", "cell %s: the listener on %s keeps the "

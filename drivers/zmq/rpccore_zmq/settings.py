@@ -56,7 +56,7 @@ class ListenerSettings:
         if self._server_keys() != first._server_keys():
             differ.append("CURVE keys (zmq_curve_*)")
         if self.max_size != first.max_size:
-            differ.append(f"max_message_size ({self.max_size}, not {first.max_size})")
+            differ.append(f"max_message_size ({first.max_size} there, {self.max_size} here)")
         return differ
 
     def tuned_otherwise(self, first: ListenerSettings) -> bool:
