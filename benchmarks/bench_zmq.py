@@ -44,17 +44,18 @@ INLINE_TOPIC = "bench-inline"
 # -- servers (run in a child process) ------------------------------------------
 
 def serve_raw(port: int) -> None:
-    """REP on ``port``, PULL on ``port + 1`` (reporting counts on REP)."""
+    """REP on ``port``, PULL on a port of its own, which it prints (the
+    counts are reported on REP)."""
     ctx = zmq.Context()
     rep = ctx.socket(zmq.REP)
     rep.bind(f"tcp://127.0.0.1:{port}")
     pull = ctx.socket(zmq.PULL)
-    pull.bind(f"tcp://127.0.0.1:{port + 1}")
+    pull_port = pull.bind_to_random_port("tcp://127.0.0.1")
     poller = zmq.Poller()
     poller.register(rep, zmq.POLLIN)
     poller.register(pull, zmq.POLLIN)
     pulled = 0
-    print("ready", flush=True)
+    print(f"ready {pull_port}", flush=True)
     while True:
         for sock, _ in poller.poll():
             if sock is pull:
@@ -125,25 +126,27 @@ def serve_rpccore(port: int) -> None:
     rpc.close()
 
 
-def start_server(kind: str, port: int) -> subprocess.Popen[str]:
+def start_server(kind: str, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """The server process, once it is ready, and what it said besides."""
     proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(port)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    if proc.stdout.readline().strip() != "ready":
+    said = proc.stdout.readline().split()
+    if not said or said[0] != "ready":
         raise RuntimeError(f"{kind} server did not start")
-    return proc
+    return proc, said[1:]
 
 
 # -- trials (this process) --------------------------------------------------------
 
 class Raw:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, pull_port: int) -> None:
         self.ctx = zmq.Context()
         self.req = self.ctx.socket(zmq.REQ)
         self.req.connect(f"tcp://127.0.0.1:{port}")
         self.push = self.ctx.socket(zmq.PUSH)
         self.push.setsockopt(zmq.SNDHWM, 0)
-        self.push.connect(f"tcp://127.0.0.1:{port + 1}")
+        self.push.connect(f"tcp://127.0.0.1:{pull_port}")
 
     def roundtrips(self, n: int) -> tuple[float, list[float]]:
         latencies = []
@@ -214,8 +217,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         return []
     casts, calls = (5000, 1000) if args.quick else (40000, 6000)
     raw_port, rpc_port = free_port("127.0.0.1"), free_port("127.0.0.1")
-    servers = [start_server("raw", raw_port), start_server("rpccore", rpc_port)]
-    raw, rpc = Raw(raw_port), Rpc(rpc_port)
+    (raw_server, (pull_port,)), (rpc_server, _) = (start_server("raw", raw_port),
+                                                   start_server("rpccore", rpc_port))
+    servers = [raw_server, rpc_server]
+    raw, rpc = Raw(raw_port, int(pull_port)), Rpc(rpc_port)
     try:
         print(f"zmq on loopback, servers in another process, ~200-byte messages, median of 3 "
               f"interleaved repeats ({casts} casts, {calls} calls per repeat)")

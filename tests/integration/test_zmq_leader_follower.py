@@ -7,6 +7,7 @@ only if it runs long after all."""
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
@@ -168,8 +169,12 @@ def test_sequential_quick_calls_keep_the_loop_on_one_thread(pair: Pair) -> None:
     # Lent, not handed over: the thread that reads a quick request runs it
     # and reads the next one. (Handing over alternates between two threads.)
     _, dest = pair.serve(Recorder())
-    names = [pair.call(dest, "where") for _ in range(40)]
-    assert len(set(names[5:])) == 1, names
+    names = [pair.call(dest, "where") for _ in range(40)][5:]
+    # (on a loaded machine a quick call may be descheduled for longer than the
+    # watchman's 2 ms, which then hands the loop over: now and then, not half
+    # the time as without lending)
+    most = collections.Counter(names).most_common(1)[0][1]
+    assert most >= 0.8 * len(names), names
 
 
 def test_a_lent_request_that_blocks_after_all_is_handed_the_loop(pair: Pair) -> None:

@@ -1,4 +1,4 @@
-"""The driver's use of its matchmaker (DESIGN section 5).
+"""The driver's use of its matchmaker (the interface: :class:`rpccore.MatchMaker`).
 
 Servers' (topic, host) pairs are registered when they start, again every
 ``zmq_heartbeat_interval`` from a background thread (so TTL-based
