@@ -2,7 +2,7 @@
 
 A driver's I/O thread owns its sockets or its broker connection; other
 threads (callers, servers replying) hand it work through a
-:class:`Mailbox`. The consumer sleeps in one of two ways:
+:class:`Mailbox`. The consumer sleeps in one of three ways:
 
 - **on the mailbox alone** (a delivery thread, a reader of replies):
   :meth:`Mailbox.get` blocks until an item comes;
@@ -11,7 +11,11 @@ threads (callers, servers replying) hand it work through a
   with :meth:`Mailbox.sleeping` and :meth:`Mailbox.woken`; or, with
   ``select``, simply calls :meth:`Mailbox.wait`. An item put while the
   consumer sleeps makes that descriptor readable (one byte through a pipe).
-  While the consumer is awake, :meth:`Mailbox.put` costs no system call.
+  While the consumer is awake, :meth:`Mailbox.put` costs no system call;
+- **in a library's event loop** that the driver does not control (a proton
+  reactor, say): give the mailbox that loop's own wake-up
+  (``Mailbox(wake=injector_trigger)``). The first put after the consumer
+  last took its items calls it, once for a whole burst of puts.
 
 Example, an I/O thread that waits for its socket and for work::
 
@@ -32,7 +36,7 @@ import os
 import queue
 import select
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 __all__ = ["Empty", "Mailbox"]
@@ -54,8 +58,13 @@ class Mailbox(Generic[T]):
     only from the consumer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, wake: Callable[[], None] | None = None) -> None:
+        """``wake``: the wake-up of an event loop the consumer runs in (see
+        the module docstring); then :meth:`fileno` and its kin are unused."""
         self._items: queue.SimpleQueue[T] = queue.SimpleQueue()
+        self._external_wake = wake
+        #: (with ``wake``) it was called since the consumer last took items
+        self._signalled = False
         #: the consumer is (about to be) asleep on fileno(): a put must wake it
         self._sleeping = False
         self._pipe: tuple[int, int] | None = None
@@ -71,6 +80,9 @@ class Mailbox(Generic[T]):
         self._items.put(item)
         if self._sleeping:
             self._ring()
+        elif self._external_wake is not None and not self._signalled:
+            self._signalled = True
+            self._external_wake()
 
     def get(self, timeout: float | None = None) -> T:
         """(Consumer sleeping on the mailbox alone) the next item, waiting
@@ -84,6 +96,8 @@ class Mailbox(Generic[T]):
         """The items waiting now, oldest first, at most ``limit`` of them
         (0: all); never waits."""
         items = self._items
+        # before taking: a put from now on calls an external wake-up again
+        self._signalled = False
         taken: list[T] = []
         while not items.empty():
             taken.append(items.get_nowait())

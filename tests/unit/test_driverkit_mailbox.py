@@ -124,3 +124,38 @@ def test_puts_after_close_queue_without_waking() -> None:
     box.put(1)
     box.wake()
     assert box.take() == [1]
+
+
+def test_an_event_loop_of_its_own_is_woken_once_per_burst() -> None:
+    wakes: list[int] = []
+    box: Mailbox[int] = Mailbox(wake=lambda: wakes.append(1))
+    for i in range(50):
+        box.put(i)
+    assert len(wakes) == 1          # one wake-up for the burst
+    assert box.take() == list(range(50))
+    box.put(50)
+    assert len(wakes) == 2          # taken since: the next put wakes again
+    box.put(51)
+    assert len(wakes) == 2
+    assert box.take() == [50, 51]
+
+
+def test_an_external_wake_up_is_never_lost_under_racing_puts() -> None:
+    woken = threading.Semaphore(0)
+    box: Mailbox[int] = Mailbox(wake=woken.release)
+    total = 4 * 1000
+
+    def produce(base: int) -> None:
+        for i in range(1000):
+            box.put(base + i)
+
+    threads = [threading.Thread(target=produce, args=(k * 10000,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    got: list[int] = []
+    while len(got) < total:
+        assert woken.acquire(timeout=5), f"no wake-up with {total - len(got)} items left"
+        got.extend(box.take())
+    for thread in threads:
+        thread.join(5)
+    assert len(got) == total
