@@ -88,8 +88,14 @@ class Endpoint:
             self.cond.notify_all()
 
     def wait_count(self, ctx: dict[str, Any], n: int) -> int:
+        """The count once it reaches ``n``, or once it has stopped growing
+        for 2 s (casts lost: a client's send queue overflowed)."""
         with self.cond:
-            self.cond.wait_for(lambda: self.count >= n, timeout=60)
+            while self.count < n:
+                before = self.count
+                if not self.cond.wait_for(lambda: self.count >= n, timeout=2.0) \
+                        and self.count == before:
+                    break
             return self.count
 
     def cpu(self, ctx: dict[str, Any]) -> dict[str, float]:
@@ -177,7 +183,8 @@ class Rpc:
         self.rpc = zmq_rpc(port, cell="bench", static_hosts={TOPIC: ["127.0.0.1"],
                                                                INLINE_TOPIC: ["127.0.0.1"]},
                            **options)
-        self.sent_casts = 0
+        #: casts the server has counted so far
+        self.counted = 0
         self.call(0)  # connect
 
     def call(self, i: int, topic: str = TOPIC) -> Any:
@@ -194,14 +201,18 @@ class Rpc:
         return timed_calls(self.inline_call, n, 1)
 
     def casts(self, n: int) -> tuple[float, list[float]]:
+        """Casts/s counted at the server (a cast lost because the send queue
+        overflowed is not counted, and said)."""
         start = time.perf_counter()
         for i in range(n):
             self.rpc.cast({}, TOPIC, {"method": "note", "args": {"i": i, "payload": PAYLOAD}})
-        self.sent_casts += n
-        got = self.rpc.call({}, TOPIC, {"method": "wait_count", "args": {"n": self.sent_casts}},
+        got = self.rpc.call({}, TOPIC, {"method": "wait_count", "args": {"n": self.counted + n}},
                             timeout=60)
-        assert got >= self.sent_casts, (got, self.sent_casts)
-        return n / (time.perf_counter() - start), []
+        delivered, self.counted = got - self.counted, got
+        if delivered < n:
+            print(f"  ({n - delivered} of {n} casts lost: the send queue overflowed)",
+                  flush=True)
+        return delivered / (time.perf_counter() - start), []
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
