@@ -38,9 +38,13 @@ class Completion(Generic[T]):
     The first :meth:`set_result`, :meth:`set_error` or :meth:`abandon`
     wins; later ones return False and change nothing. So a waiter that gives
     up can settle it first, and the worker's late result is then ignored.
+
+    :ivar value: the result (``None`` until completed, or when completed
+        with an error); read it once :meth:`wait` returned True
+    :ivar error: the error it was completed with, if any
     """
 
-    __slots__ = ("_gate", "_unclaimed", "_value", "_error", "_done")
+    __slots__ = ("_gate", "_unclaimed", "value", "error", "_done")
 
     def __init__(self) -> None:
         gate = threading.Lock()
@@ -50,8 +54,8 @@ class Completion(Generic[T]):
         self._gate = gate
         #: popped by whoever completes it (list.pop is atomic)
         self._unclaimed: list[bool] = [True]
-        self._value: T | None = None
-        self._error: BaseException | None = None
+        self.value: T | None = None
+        self.error: BaseException | None = None
         #: set once the outcome is stored (a claim alone is not enough)
         self._done = False
 
@@ -62,7 +66,7 @@ class Completion(Generic[T]):
             self._unclaimed.pop()
         except IndexError:
             return False
-        self._value = value
+        self.value = value
         self._done = True
         self._gate.release()
         return True
@@ -74,7 +78,7 @@ class Completion(Generic[T]):
             self._unclaimed.pop()
         except IndexError:
             return False
-        self._error = error
+        self.error = error
         self._done = True
         self._gate.release()
         return True
@@ -96,17 +100,6 @@ class Completion(Generic[T]):
     def done(self) -> bool:
         """Whether it was completed (a result or an error was set)."""
         return self._done
-
-    @property
-    def value(self) -> T | None:
-        """The result; ``None`` while not completed or when completed with
-        an error."""
-        return self._value
-
-    @property
-    def error(self) -> BaseException | None:
-        """The error it was completed with, if any."""
-        return self._error
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until completed, at most ``timeout`` seconds (``None``: no
@@ -133,6 +126,6 @@ class Completion(Generic[T]):
         """
         if not self.wait(timeout):
             raise TimeoutError("not completed in time")
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]

@@ -108,6 +108,10 @@ class Mailbox(Generic[T]):
     def __len__(self) -> int:
         return self._items.qsize()
 
+    def empty(self) -> bool:
+        """Whether no item waits (a cheap check before :meth:`take`)."""
+        return self._items.empty()
+
     def fileno(self) -> int:
         """The descriptor that becomes readable when an item is put while
         the consumer sleeps (see :meth:`sleeping`)."""
@@ -124,7 +128,8 @@ class Mailbox(Generic[T]):
         """(Consumer, just before it waits on :meth:`fileno`) from now on a
         put wakes it. False when items are already waiting: it must not
         sleep (call :meth:`woken` all the same)."""
-        self.fileno()
+        if self._pipe is None:
+            self.fileno()
         self._sleeping = True
         if self._kicked or not self._items.empty():
             self._sleeping = False

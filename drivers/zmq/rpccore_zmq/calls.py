@@ -71,22 +71,24 @@ class CallPath:
         :raises TransportError: no host took it, or the one that did stopped
             answering, or the driver was closed.
         """
-        first = self.peers.next_host(out)
-        if first is not None and self.casts.in_flight(first):
-            self._call_in_order(out, on_reply)
-            return
         if not fail_over(out, self.peers, functools.partial(self._try_host, out, on_reply)):
             raise failure(out)
 
     def _try_host(self, out: Outgoing, on_reply: ReplyHandler, host: str,
                   endpoint: str) -> None:
+        if len(out.tried) == 1 and self.casts.in_flight(endpoint):
+            # it must follow casts to its first host: handed to the cast
+            # sender untried, which sends it on their connection
+            out.tried.clear()
+            self._call_in_order(out, on_reply)
+            return
         try:
             sock = self.pool.take(endpoint)
         except zmq.ZMQError as exc:  # out of file descriptors, say
             raise TransportError(f"cannot open a connection to {host}: {exc}") from None
         reusable = False
         try:
-            _Attempt(self, sock, endpoint, host, out).run(on_reply)
+            self._exchange(sock, endpoint, host, out, on_reply)
             # (a connection left after an error may hold queued requests to a
             # peer that stopped answering: it is closed)
             reusable = True
@@ -106,135 +108,118 @@ class CallPath:
         if reply is not None:
             on_reply(reply)
 
-    def close(self) -> None:
-        """Close the idle connections; those in use close when given back."""
-        self.pool.close()
+    def _exchange(self, sock: zmq.Socket[Any], endpoint: str, host: str, out: Outgoing,
+                  on_reply: ReplyHandler) -> None:
+        """One try of a call on ``sock``: send, then read what comes back
+        until ``on_reply`` wants no more or the deadline passes.
 
-
-class _Attempt:
-    """One try of a call on a connection of its own: send, then read what
-    comes back until ``on_reply`` wants no more or the deadline passes.
-
-    :raises NextHost: (from :meth:`run`) refused, unsendable, or nothing
-        heard from the host in ``zmq_receipt_timeout`` (the host is then
-        marked dead).
-    """
-
-    __slots__ = ("path", "sock", "endpoint", "host", "out", "seq", "sent_at", "taken",
-                 "timeout_ms")
-
-    def __init__(self, path: CallPath, sock: zmq.Socket[Any], endpoint: str, host: str,
-                 out: Outgoing) -> None:
-        self.path = path
-        self.sock = sock
-        self.endpoint = endpoint
-        self.host = host
-        self.out = out
-        self.seq = next(path.peers.seq)
-        self.sent_at = 0.0
-        #: the host acknowledged the call (a receipt, or a first reply)
-        self.taken = False
-        #: the connection's receive timeout now
-        self.timeout_ms = path.receipt_ms
-
-    def run(self, on_reply: ReplyHandler) -> None:
-        out = self.out
+        :raises NextHost: refused, unsendable, or nothing heard from the
+            host in ``zmq_receipt_timeout`` (the host is then marked dead).
+        :raises TransportError: see :meth:`_receive_failed`.
+        """
+        seq = next(self.peers.seq)
         try:
-            send_frame(self.sock, protocol.request(out.kind, self.seq, out.topic, out.host,
-                                                   out.body))
+            send_frame(sock, protocol.request(out.kind, seq, out.topic, out.host, out.body))
         except zmq.ZMQError as exc:
-            raise NextHost(f"sending to {self.host} failed: {exc}") from None
-        self.sent_at = time.monotonic()
+            raise NextHost(f"sending to {host} failed: {exc}") from None
+        sent_at = time.monotonic()
+        heard = self.peers.heard
+        taken = False  # the host acknowledged it (a receipt, or a first reply)
+        timeout_ms = self.receipt_ms  # the connection's receive timeout now
         # The first wait, when the deadline is further off than a receipt
         # (nearly always), is the connection's usual timeout as it is.
-        first = out.deadline - self.sent_at >= self.path.receipt_timeout
+        first = out.deadline - sent_at >= self.receipt_timeout
         try:
-            while first or self._set_timeout():
+            while True:
+                if not first:
+                    wanted = self._next_wait(endpoint, host, out, sent_at, taken)
+                    if wanted is None:
+                        return  # the deadline passed
+                    if wanted != timeout_ms:
+                        sock.setsockopt(zmq.RCVTIMEO, wanted)
+                        timeout_ms = wanted
                 first = False
-                frames = self._receive()
-                if frames is not None and not self._handle(frames, on_reply):
-                    return
-        finally:
-            if self.timeout_ms != self.path.receipt_ms:
                 try:
-                    self.sock.setsockopt(zmq.RCVTIMEO, self.path.receipt_ms)
+                    frames = recv_frames(sock, 0)
+                except zmq.ZMQError as exc:
+                    self._receive_failed(exc, host, taken)
+                    continue
+                heard[endpoint] = time.monotonic()
+                try:
+                    kind, got, envelope = protocol.parse_reply(frames)
+                except protocol.Malformed as exc:
+                    self.peers.malformed(endpoint, str(exc))
+                    continue
+                if got != seq:
+                    continue  # for an earlier call on this connection that gave up
+                if kind != protocol.REPLY:
+                    taken = self._not_a_reply(kind, endpoint, host, out) or taken
+                elif not on_reply(envelope):
+                    return
+                else:
+                    taken = True  # more to come (keepalives, stream items)
+        finally:
+            if timeout_ms != self.receipt_ms:
+                try:
+                    sock.setsockopt(zmq.RCVTIMEO, self.receipt_ms)
                 except zmq.ZMQError:
                     pass
 
-    def _set_timeout(self) -> bool:
-        """Set the receive timeout of the next wait; False once the deadline
-        has passed.
+    def _next_wait(self, endpoint: str, host: str, out: Outgoing, sent_at: float,
+                   taken: bool) -> int | None:
+        """Milliseconds the next receive may wait (``None``: the deadline
+        has passed): until the deadline, but no longer than the host may
+        stay silent (not taken yet) or than :data:`IN_FLIGHT_CHECK` (taken).
 
         :raises NextHost: nothing at all came from the host for the whole
             receipt timeout (it is marked dead).
         """
-        path = self.path
         now = time.monotonic()
-        deadline = self.out.deadline
-        if now >= deadline:
-            return False
-        if self.taken:
-            until = min(deadline, now + IN_FLIGHT_CHECK)
+        if now >= out.deadline:
+            return None
+        if taken:
+            until = min(out.deadline, now + IN_FLIGHT_CHECK)
         else:
-            heard = max(self.sent_at, path.peers.heard.get(self.endpoint, 0.0))
-            until = min(deadline, heard + path.receipt_timeout)
-        if until <= now:  # nothing at all from the host for the whole timeout
-            why = (f"no receipt from {self.host} within {path.receipt_timeout:g} s, "
+            last = max(sent_at, self.peers.heard.get(endpoint, 0.0))
+            until = min(out.deadline, last + self.receipt_timeout)
+        if until <= now:
+            why = (f"no receipt from {host} within {self.receipt_timeout:g} s, "
                    f"nothing else heard from it")
-            path.casts.mark_silent(self.host, why)
+            self.casts.mark_silent(host, why)
             raise NextHost(why)
         # A blocking receive (the GIL is released while it waits), with the
         # connection's usual timeout unless this wait is shorter.
         wait_ms = max(1, int((until - now) * 1000.0))
-        wanted = path.receipt_ms if wait_ms >= path.receipt_ms - 50 else wait_ms
-        if wanted != self.timeout_ms:
-            self.sock.setsockopt(zmq.RCVTIMEO, wanted)
-            self.timeout_ms = wanted
-        return True
+        return self.receipt_ms if wait_ms >= self.receipt_ms - 50 else wait_ms
 
-    def _receive(self) -> list[bytes] | None:
-        """The next message, or None when the wait timed out.
+    def _receive_failed(self, exc: zmq.ZMQError, host: str, taken: bool) -> None:
+        """A receive ended without a message: returns for a plain timeout.
 
         :raises TransportError: the driver was closed, the connection
             failed, or the host was marked dead after taking the call.
         """
-        try:
-            return recv_frames(self.sock, 0)
-        except zmq.ZMQError as exc:
-            path = self.path
-            if path.pool.closed:
-                raise TransportError(f"cell {path.peers.cell.name}: the zmq driver was "
-                                     f"closed") from None
-            if not isinstance(exc, zmq.Again):
-                raise TransportError(f"the call to {self.host} failed: {exc}") from None
-            if self.taken and path.peers.is_dead(self.host):
-                raise TransportError(f"{self.host} stopped answering while the call was "
-                                     f"in flight") from None
-            return None
+        if self.pool.closed:
+            raise TransportError(f"cell {self.peers.cell.name}: the zmq driver was "
+                                 f"closed") from None
+        if not isinstance(exc, zmq.Again):
+            raise TransportError(f"the call to {host} failed: {exc}") from None
+        if taken and self.peers.is_dead(host):
+            raise TransportError(f"{host} stopped answering while the call was in "
+                                 f"flight") from None
 
-    def _handle(self, frames: list[bytes], on_reply: ReplyHandler) -> bool:
-        """Take one message from the host; False once nothing more is wanted.
+    def _not_a_reply(self, kind: bytes, endpoint: str, host: str, out: Outgoing) -> bool:
+        """A message of the call's that is not a reply; True for a receipt.
 
         :raises NextHost: the host refused the call.
         """
-        peers = self.path.peers
-        peers.heard[self.endpoint] = time.monotonic()
-        try:
-            kind, seq, envelope = protocol.parse_reply(frames)
-        except protocol.Malformed as exc:
-            peers.malformed(self.endpoint, str(exc))
+        if kind == protocol.RECEIPT:
             return True
-        if seq != self.seq:
-            return True  # for an earlier call on this connection that gave up
-        if kind == protocol.REPLY:
-            if not on_reply(envelope):
-                return False
-            self.taken = True  # more to come (keepalives, stream items)
-        elif kind == protocol.RECEIPT:
-            self.taken = True
-        elif kind == protocol.REFUSED:
-            self.out.refusals += 1
-            raise NextHost(f"nobody consumes it on {self.host}")
-        else:
-            peers.malformed(self.endpoint, f"unknown kind {kind[:8]!r}")
-        return True
+        if kind == protocol.REFUSED:
+            out.refusals += 1
+            raise NextHost(f"nobody consumes it on {host}")
+        self.peers.malformed(endpoint, f"unknown kind {kind[:8]!r}")
+        return False
+
+    def close(self) -> None:
+        """Close the idle connections; those in use close when given back."""
+        self.pool.close()

@@ -82,16 +82,13 @@ class CastSender:
                 self.queued += 1
             self.loop.submit(lambda: self._dispatch_queued(out))
 
-    def in_flight(self, host: str) -> bool:
-        """Whether requests sent to ``host`` on its shared connection (or
+    def in_flight(self, endpoint: str) -> bool:
+        """Whether requests sent to ``endpoint`` on its shared connection (or
         queued for the loop) are not yet acknowledged: a call sent on another
         connection could overtake them."""
         if self.queued:
             return True
-        try:
-            conn = self.connections.get(self.peers.endpoint_of(host))
-        except ValueError:
-            return False
+        conn = self.connections.get(endpoint)
         return conn is not None and bool(conn.unacked)
 
     def mark_silent(self, host: str, why: str) -> None:

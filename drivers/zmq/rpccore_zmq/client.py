@@ -5,6 +5,7 @@ the calling threads)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -41,19 +42,15 @@ class Client:
                                 cell.pending_calls.on_reply, self._peer_failed)
         self.calls = CallPath(self.peers, self.casts, self.new_socket)
         self.losses = self.casts.losses
+        #: send a cast, a confirmed cast or a gather's copy (never blocks)
+        self.send: Callable[[Outgoing], None] = self.casts.send
+        #: run a call on the calling thread (see CallPath.call)
+        self.call: Callable[[Outgoing, ReplyHandler], None] = self.calls.call
         self.loop.start_thread()
 
     def new_socket(self, endpoint: str) -> zmq.Socket[Any]:
         """(Any thread) a DEALER connecting to ``endpoint``."""
         return client_socket(self.context, endpoint, *self._socket_options)
-
-    def send(self, out: Outgoing) -> None:
-        """Send a cast, a confirmed cast or a gather's copy (never blocks)."""
-        self.casts.send(out)
-
-    def call(self, out: Outgoing, on_reply: ReplyHandler) -> None:
-        """Run a call on the calling thread (see :meth:`CallPath.call`)."""
-        self.calls.call(out, on_reply)
 
     @property
     def alive(self) -> bool:

@@ -82,10 +82,8 @@ class Connections:
         self._reader = reader
         self._busy = busy
         self._by_endpoint: dict[str, Connection] = {}
-
-    def get(self, endpoint: str) -> Connection | None:
-        """(Any thread) the connection to ``endpoint``, if there is one."""
-        return self._by_endpoint.get(endpoint)
+        #: (any thread) the connection to an endpoint, if there is one
+        self.get: Callable[[str], Connection | None] = self._by_endpoint.get
 
     def __iter__(self) -> Iterator[Connection]:
         return iter(list(self._by_endpoint.values()))

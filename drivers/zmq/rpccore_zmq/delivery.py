@@ -52,20 +52,22 @@ class Delivery:
     """The requests a listener read, on their way to their servers.
 
     :param policy: the listener's leader/follower threads.
-    :param socket_quiet: (the leader) whether no input waits on the
-        listener's socket (if some does, it has the socket read again).
     """
 
-    def __init__(self, policy: LeaderFollower, socket_quiet: Callable[[], bool]) -> None:
+    def __init__(self, policy: LeaderFollower) -> None:
         self.policy = policy
         self.loop = policy.loop
-        self._socket_quiet = socket_quiet
+        #: (the leader) whether no input waits on the listener's socket (if
+        #: some does, it has the socket read again): the router's, set by
+        #: the listener
+        self.socket_quiet: Callable[[], bool] = lambda: True
         #: requests read and not yet handed to their servers
         self._pending: Deliveries = collections.deque()
         #: batches being delivered, by the thread delivering them
         self._batches: dict[threading.Thread, _Batch] = {}
-        #: the last read found the socket empty after its batch
-        self._dry = False
+        #: (the leader, the router) the last read emptied the socket (then a
+        #: request read alone need not look at the socket again to be lent)
+        self.read_dry = False
         policy.add_check(self.adopt_stuck)
 
     def deliver_later(self, sub: ZmqSubscription, incoming: ZmqIncoming) -> None:
@@ -73,11 +75,6 @@ class Delivery:
         if not self._pending:
             self.policy.defer(self._deliver)
         self._pending.append((sub, incoming))
-
-    def read_was_dry(self, dry: bool) -> None:
-        """(The leader) whether its last read emptied the socket (then a
-        request read alone need not look at the socket again to be lent)."""
-        self._dry = dry
 
     def release_thread(self, expected: float | None) -> bool:
         """(A server, delivered a request on the listener's thread) let the
@@ -102,7 +99,7 @@ class Delivery:
             if batch.dry:  # read alone, and the read found nothing after it
                 batch.dry = False
                 return True
-        return self._socket_quiet()
+        return self.socket_quiet()
 
     def _deliver(self) -> None:
         """(Deferred work) hand the requests read in this round to their
@@ -110,8 +107,8 @@ class Delivery:
         (:meth:`release_thread`); the rest of the batch follows on this
         thread, unless the watchman gives it to the loop meanwhile."""
         requests, self._pending = self._pending, collections.deque()
-        batch = _Batch(requests, self._dry and len(requests) == 1)
-        self._dry = False
+        batch = _Batch(requests, self.read_dry and len(requests) == 1)
+        self.read_dry = False
         me = threading.current_thread()
         self._batches[me] = batch
         try:
@@ -152,7 +149,7 @@ class Delivery:
 
     def _adopt(self, requests: Deliveries) -> None:
         """(The leader) take over what is left of another thread's batch."""
-        self._dry = False
+        self.read_dry = False
         while True:
             try:
                 sub, incoming = requests.popleft()

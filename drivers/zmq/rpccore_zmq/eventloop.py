@@ -197,16 +197,18 @@ class EventLoop:
         """Wait for input (or the next timer), then handle the sockets that
         have some, queued commands and timers."""
         ready = self._poll()
-        for handler in dict.fromkeys(ready):
+        for handler in dict.fromkeys(ready) if len(ready) > 1 else ready:
             try:
                 if handler():
                     self._hot.append(handler)
             except Exception:
                 LOG.exception("%s: handling a socket failed", self.name)
         # bounded, so that sockets are read between long bursts
-        if self._run_commands(_COMMANDS_PER_ROUND):
+        if not self._commands.empty() and self._run_commands(_COMMANDS_PER_ROUND):
             self._hot.append(_nothing)
-        self._run_timers(time.monotonic())
+        now = time.monotonic()
+        if now >= self._next_tick or now >= self.wake_at:
+            self._run_timers(now)
 
     def finish(self) -> None:
         """(The last owner) run what is left, :attr:`on_stop`, close the

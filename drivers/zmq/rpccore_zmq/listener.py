@@ -75,9 +75,10 @@ class Listener:
         self.loop = EventLoop(f"rpccore-zmq-server-{endpoint}", on_tick=self._on_tick,
                               on_wake=self._on_wake, on_stop=self._on_stop)
         self.policy = LeaderFollower(self.loop)
-        self.router = Router(cell, endpoint, self.loop,
-                             Delivery(self.policy, self._socket_quiet),
-                             settings.max_size, self._on_idle)
+        delivery = Delivery(self.policy)
+        self.router = Router(cell, endpoint, self.loop, delivery, settings.max_size,
+                             self._on_idle)
+        delivery.socket_quiet = self.router.quiet
         self._drain_limit: float = cell.options.rpc_response_timeout
         self._idle_since: float | None = None
         self._authenticator: Any = None
@@ -145,9 +146,6 @@ class Listener:
         self.loop.watch(self._monitor_fd, self._on_monitor)
         self.loop.mark_hot(self._on_monitor)
         LOG.info("cell %s: listening on %s", self.cell.name, self.endpoint)
-
-    def _socket_quiet(self) -> bool:
-        return self.router.quiet()
 
     def _on_idle(self) -> None:
         """(Any thread) the last request delivered was acknowledged."""

@@ -61,6 +61,8 @@ class Router:
         self.endpoint = endpoint
         self.loop = loop
         self.delivery = delivery
+        #: (RequestSource) the delivery's, as is: a request asks it directly
+        self.release_thread: Callable[[float | None], bool] = delivery.release_thread
         self.max_size = max_size
         self._on_idle = on_idle
         #: the bound socket (set and cleared by the listener)
@@ -114,9 +116,6 @@ class Router:
         that safe), over the connection the request came in on."""
         self._unanswered.pop((identity, seq), None)
         self.send([identity, protocol.reply(seq, body)])
-
-    def release_thread(self, expected: float | None) -> bool:
-        return self.delivery.release_thread(expected)
 
     def done(self) -> None:
         with self._outstanding_lock:
@@ -174,7 +173,7 @@ class Router:
         with conn.lock:
             batch = conn.receive(BATCH) if self.conn is conn else []
         # fewer than asked for: ZMQ_EVENTS showed no more input
-        self.delivery.read_was_dry(len(batch) < BATCH)
+        self.delivery.read_dry = len(batch) < BATCH
         receipts: dict[bytes, int] = {}
         for frames in batch:
             try:
