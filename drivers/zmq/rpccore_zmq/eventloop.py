@@ -90,9 +90,6 @@ class EventLoop:
         self._next_tick = 0.0
         #: the thread that runs the loop now
         self.owner: threading.Thread | None = None
-        #: the owner runs a request instead of rounds (a leader/follower
-        #: policy lent it the loop): it may lose the loop at any time
-        self.lent = False
         self.stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -103,7 +100,7 @@ class EventLoop:
     def in_loop(self) -> bool:
         """Whether the calling thread runs the loop now (and may touch its
         sockets without a lock of the loop's)."""
-        return threading.current_thread() is self.owner and not self.lent
+        return threading.current_thread() is self.owner
 
     def submit(self, command: Callable[[], None]) -> None:
         """Run ``command`` on the loop soon. Never blocks."""
@@ -111,14 +108,10 @@ class EventLoop:
 
     def poke(self, handler: SocketHandler) -> None:
         """Run ``handler`` on the loop soon: input is waiting."""
-        me = threading.current_thread()
-        if me is self.owner:  # in the loop, or lent it: before it next sleeps
+        if threading.current_thread() is self.owner:  # before it next sleeps
             self._hot.append(handler)
-            if me is self.owner:
-                return
-        # (if the loop was taken from this thread meanwhile, its new owner
-        # may be asleep already: wake it)
-        self.submit(lambda: self.mark_hot(handler))
+        else:
+            self.submit(lambda: self.mark_hot(handler))
 
     def run_sync(self, command: Callable[[], T], timeout: float) -> T:
         """Run ``command`` on the loop and return its result.

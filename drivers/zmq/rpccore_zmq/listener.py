@@ -75,10 +75,8 @@ class Listener:
         self.loop = EventLoop(f"rpccore-zmq-server-{endpoint}", on_tick=self._on_tick,
                               on_wake=self._on_wake, on_stop=self._on_stop)
         self.policy = LeaderFollower(self.loop)
-        delivery = Delivery(self.policy)
-        self.router = Router(cell, endpoint, self.loop, delivery, settings.max_size,
-                             self._on_idle)
-        delivery.socket_quiet = self.router.quiet
+        self.router = Router(cell, endpoint, self.loop, Delivery(self.policy),
+                             settings.max_size, self._on_idle)
         self._drain_limit: float = cell.options.rpc_response_timeout
         self._idle_since: float | None = None
         self._authenticator: Any = None

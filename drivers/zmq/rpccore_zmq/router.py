@@ -151,19 +151,6 @@ class Router:
 
     # -- the leader: reading ---------------------------------------------------
 
-    def quiet(self) -> bool:
-        """Whether no input waits on the socket; if some does, the socket is
-        read again before the loop sleeps (the check may have taken the
-        descriptor's signal)."""
-        conn = self.conn
-        if conn is None:
-            return True
-        with conn.lock:
-            if not conn.readable():
-                return True
-        self.loop.mark_hot(self.on_readable)
-        return False
-
     def on_readable(self) -> bool:
         """Read a batch of requests and route them; True when more input is
         waiting."""
@@ -172,8 +159,6 @@ class Router:
             return False
         with conn.lock:
             batch = conn.receive(BATCH) if self.conn is conn else []
-        # fewer than asked for: ZMQ_EVENTS showed no more input
-        self.delivery.read_dry = len(batch) < BATCH
         receipts: dict[bytes, int] = {}
         for frames in batch:
             try:
