@@ -129,10 +129,10 @@ class Incoming(abc.ABC):
         with :attr:`Driver.leader_follower` set.
 
         :param expected: seconds the endpoint method took in its recent runs
-            (``None``: not known yet). For a request expected to be quick, a
-            driver may keep its I/O waiting on this thread rather than pay
-            for waking another, provided it hands the I/O over should the
-            request take longer after all (the zmq driver: after about 2 ms).
+            (``None``: not known yet). A driver may use it to decide what
+            else waits for this thread: the zmq driver keeps the requests
+            read with this one on its thread only when it is expected to be
+            quick, and hands them to another thread otherwise.
         :returns: True when the caller may now block (the driver's I/O goes
             on without this thread, or will once the request takes long);
             False when it must return at once (the server then queues the
