@@ -188,7 +188,7 @@ class ZmqDriver(Driver):
             hosts = self._registry.lookup(dest.topic)
             if not hosts:
                 return self._nobody(dest, True)
-            # nobody waits on it: its caller runs it (Caller.call)
+            # nobody waits on it: its caller runs it (CallPath.call)
             out = Outgoing(protocol.CALL, topic, b"", body, self._in_turn(hosts), False, False,
                            deadline)
         try:

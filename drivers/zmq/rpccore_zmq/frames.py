@@ -4,7 +4,7 @@ ZMQ sockets must not be used by two threads at once. A :class:`LockedSocket`
 lets other threads *send* on a socket without waking its I/O loop (a thread
 hand-off costs more than the send): every use of the socket holds its lock,
 and the loop waits on the socket's ``ZMQ_FD`` only, never inside the socket
-(see :mod:`rpccore_zmq.loop`).
+(see :mod:`rpccore_zmq.eventloop`).
 """
 
 from __future__ import annotations

@@ -30,7 +30,9 @@ _RATELOG = RateLimitedLog(LOG)
 class PeerTable:
     """Endpoints, liveness and sequence numbers of one client.
 
-    Read from any thread; marked dead or alive on the client's loop.
+    Read from any thread. Endpoints are marked dead on the client's loop,
+    and alive by whichever thread reads a receipt or a pong (a set's add and
+    discard need no lock of ours).
     """
 
     def __init__(self, cell: Cell) -> None:
@@ -88,7 +90,7 @@ class PeerTable:
         self.stats.incr("zmq_peer_failures")
 
     def mark_alive(self, endpoint: str) -> None:
-        """(Loop) ``endpoint`` answered."""
+        """(Any thread) ``endpoint`` answered."""
         if self.dead and endpoint in self.dead:
             self.dead.discard(endpoint)
             LOG.info("cell %s: %s answers again", self.cell.name, endpoint)

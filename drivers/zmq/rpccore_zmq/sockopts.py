@@ -6,7 +6,7 @@ a heartbeat timer fires on a connection whose peer reset it while the
 socket's receive queue was full, which any client can bring about against a
 busy server. Dead TCP connections are found by kernel keepalives instead;
 dead *hosts* by the driver's own receipts and pings (see
-:mod:`rpccore_zmq.client`).
+:mod:`rpccore_zmq.casts`).
 """
 
 from __future__ import annotations
