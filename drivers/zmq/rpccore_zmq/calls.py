@@ -80,7 +80,7 @@ class CallPath:
             # it must follow casts to its first host: handed to the cast
             # sender untried, which sends it on their connection
             out.tried.clear()
-            self._call_in_order(out, on_reply)
+            self._call_in_order(out)
             return
         try:
             sock = self.pool.take(endpoint)
@@ -95,18 +95,16 @@ class CallPath:
         finally:
             self.pool.give(endpoint, sock, reusable)
 
-    def _call_in_order(self, out: Outgoing, on_reply: ReplyHandler) -> None:
+    def _call_in_order(self, out: Outgoing) -> None:
         """A call that follows casts to its host still in flight: sent on the
-        same connection as they were, so that it arrives after them; the
-        client's loop reads its first reply (later ones, of the same
-        sequence number, go to the cell's handler)."""
+        same connection as they were, so that it arrives after them. The
+        client's loop reads its replies and hands every one to the cell's
+        handler (the ``on_reply`` of every call); this thread waits for the
+        first, or for the call to fail."""
         done = out.wait_for_it()
         self.casts.send(out)
-        if not done.wait_until(out.deadline):
-            return
-        reply = done.result(0)
-        if reply is not None:
-            on_reply(reply)
+        if done.wait_until(out.deadline):
+            done.result(0)  # raises what failed it
 
     def _exchange(self, sock: zmq.Socket[Any], endpoint: str, host: str, out: Outgoing,
                   on_reply: ReplyHandler) -> None:

@@ -48,8 +48,8 @@ class CastSender:
     """Sends requests on the shared connections and watches their receipts.
 
     :param loop: the client's loop, which reads the connections.
-    :param on_reply: where replies go that nobody on this side waits for
-        (the cell's reply handler: gathers, late replies).
+    :param on_reply: where every reply read here goes (the cell's reply
+        handler: calls sent behind casts, gathers, late replies).
     :param on_peer_failed: told of an endpoint that stopped answering.
     """
 
@@ -61,7 +61,7 @@ class CastSender:
         self.loop = loop
         self.receipt_timeout = peers.receipt_timeout
         self.queue_size: int = self.cell.options.zmq_send_queue
-        self._on_reply_elsewhere = on_reply
+        self._on_replies = on_reply
         self._on_peer_failed = on_peer_failed
         self.connections = Connections(peers, loop, new_socket, self._read, self._calling)
         #: host-directed casts given up, reported by the next cast there
@@ -275,14 +275,15 @@ class CastSender:
         # the server reads a connection in order: whatever went before the
         # call on it was taken, even if its receipt is still held back
         self._acknowledged(conn, seq - 1)
-        if out is not None and out.waited_for:
-            # the caller decodes it: this thread goes back to the sockets sooner
-            out.settle(None, body)
-            return
+        # Every reply this loop reads goes to the cell's handler from here,
+        # a call's first one too: handed to its caller's thread, it could be
+        # overtaken by the later ones (keepalives, stream items).
         try:
-            self._on_reply_elsewhere(body)
+            self._on_replies(body)
         except Exception:
             LOG.exception("cell %s: the reply handler failed", self.cell.name)
+        if out is not None and out.waited_for:
+            out.settle(None)  # its caller stops waiting
 
     def _calling(self) -> set[str]:
         """The endpoints of calls waiting for their replies."""

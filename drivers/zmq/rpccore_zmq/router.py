@@ -14,6 +14,7 @@ Hostile input never stops the listener: frames that do not parse are counted
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
@@ -28,7 +29,7 @@ from rpccore_zmq import protocol
 from rpccore_zmq.delivery import Delivery
 from rpccore_zmq.eventloop import EventLoop
 from rpccore_zmq.frames import LockedSocket
-from rpccore_zmq.subscription import ZmqIncoming, ZmqSubscription
+from rpccore_zmq.subscription import HandedToLoop, ZmqIncoming, ZmqSubscription
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -111,11 +112,21 @@ class Router:
 
     # -- any thread: what requests need (RequestSource) ------------------------
 
-    def send_reply(self, identity: bytes, seq: int, body: bytes) -> None:
+    def send_reply(self, identity: bytes, seq: int, body: bytes,
+                   after: HandedToLoop | None = None) -> HandedToLoop | None:
         """Send a reply now, from the calling thread (the socket's lock makes
-        that safe), over the connection the request came in on."""
+        that safe), over the connection the request came in on.
+
+        :param after: an earlier reply of the same request that was handed
+            to the loop: while the loop has not sent it, this one follows it
+            there, so that it cannot overtake it.
+        :returns: this reply, when it was handed to the loop.
+        """
         self._unanswered.pop((identity, seq), None)
-        self.send([identity, protocol.reply(seq, body)])
+        frames = [identity, protocol.reply(seq, body)]
+        if after is not None and not after.sent:
+            return self._hand_to_loop(frames)
+        return self.send(frames)
 
     def done(self) -> None:
         with self._outstanding_lock:
@@ -124,11 +135,12 @@ class Router:
         if last and not self._by_topic:
             self._on_idle()
 
-    def send(self, frames: list[bytes]) -> None:
+    def send(self, frames: list[bytes]) -> HandedToLoop | None:
         """Send on the bound socket; dropped (and counted) when it is closed
         or the peer's queue is full. A thread that finds the socket busy
         hands the send to the loop rather than queue up on the lock (a
-        convoy of workers costs more than one hand-off)."""
+        convoy of workers costs more than one hand-off); returns what it
+        handed over, if it did."""
         conn = self.conn
         try:
             if conn is None:
@@ -141,13 +153,22 @@ class Router:
             elif self.loop.in_loop:
                 readable = conn.send(frames)
             else:
-                self.loop.submit(lambda: self.send(frames))
-                return
+                return self._hand_to_loop(frames)
         except zmq.ZMQError:
             self.cell.stats.incr("zmq_replies_dropped")
-            return
+            return None
         if readable:  # our send may have consumed the descriptor's signal
             self.loop.poke(self.on_readable)
+        return None
+
+    def _hand_to_loop(self, frames: list[bytes]) -> HandedToLoop:
+        handed = HandedToLoop()
+        self.loop.submit(functools.partial(self._send_in_loop, frames, handed))
+        return handed
+
+    def _send_in_loop(self, frames: list[bytes], handed: HandedToLoop) -> None:
+        self.send(frames)
+        handed.sent = True
 
     # -- the leader: reading ---------------------------------------------------
 

@@ -12,13 +12,26 @@ if TYPE_CHECKING:
     from rpccore.destination import Destination
 
 
+class HandedToLoop:
+    """A reply that found the socket busy and was handed to the listener's
+    loop to send; ``sent`` once the loop did."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self) -> None:
+        self.sent = False
+
+
 class RequestSource(Protocol):
     """Where a request came from: the listener's router
     (:class:`rpccore_zmq.router.Router`), which sends its replies and is
     told when it is done with."""
 
-    def send_reply(self, identity: bytes, seq: int, body: bytes) -> None:
-        """Send a reply over the connection the request came in on."""
+    def send_reply(self, identity: bytes, seq: int, body: bytes,
+                   after: HandedToLoop | None = None) -> HandedToLoop | None:
+        """Send a reply over the connection the request came in on; while
+        ``after`` (an earlier reply of the request) waits in the loop, this
+        one follows it there. Returns this reply if the loop is to send it."""
 
     def release_thread(self, expected: float | None) -> bool:
         """See :meth:`rpccore.driver.Incoming.release_thread`."""
@@ -30,7 +43,7 @@ class RequestSource(Protocol):
 class ZmqIncoming(Incoming):
     """A request delivered to one subscription."""
 
-    __slots__ = ("body", "_identity", "_seq", "_source", "_call", "_acked")
+    __slots__ = ("body", "_identity", "_seq", "_source", "_call", "_acked", "_in_loop")
 
     def __init__(self, body: bytes, identity: bytes, seq: int, source: RequestSource,
                  call: bool) -> None:
@@ -40,8 +53,8 @@ class ZmqIncoming(Incoming):
         self._source = source
         self._call = call
         self._acked = False
-        #: the last reply of this request handed to the server's loop: until
-        #: it is sent, later ones (stream items, the final reply) follow it
+        #: the last reply of this request handed to the loop: until it is
+        #: sent, later ones (stream items, the final reply) follow it
         self._in_loop: HandedToLoop | None = None
 
     @property
@@ -52,12 +65,13 @@ class ZmqIncoming(Incoming):
         """Queue the reply on the connection the request came in on; a caller
         that has gone away is ignored (libzmq drops it)."""
         if self._call:
-            self._source.send_reply(self._identity, self._seq, body)
+            handed = self._source.send_reply(self._identity, self._seq, body, self._in_loop)
+            if handed is not None:
+                self._in_loop = handed
 
     def release_thread(self, expected: float | None = None) -> bool:
         """Hand the listener's loop to another thread (leader/follower), so
-        that this one can run the request; or, for a request expected to be
-        quick, lend it the loop (see :mod:`rpccore_zmq.delivery`)."""
+        that this one can run the request (see :mod:`rpccore_zmq.delivery`)."""
         return self._source.release_thread(expected)
 
     def ack(self) -> None:
