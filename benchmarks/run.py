@@ -97,26 +97,45 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     raise_fd_limit()
-    from benchmarks.suite import scenarios
-
     available = installed_drivers()
     wanted = [d.strip() for d in args.drivers.split(",") if d.strip()]
     drivers = [d for d in wanted if d in available]
-    missing_drivers = [d for d in wanted if d not in available]
+    started = time.monotonic()
+    lines: list[str] = []
+    rows, scale_figures, errors = measure(args, drivers, [d for d in wanted if d not in available],
+                                          lines)
+    verdicts = guard.judge(rows, drivers=drivers)
+    elapsed = time.monotonic() - started
+    print_report(rows, scale_figures, verdicts, errors)
+    write_results(args, rows, scale_figures, verdicts, {
+        "mode": "quick" if args.quick else "full", "repeats": args.repeats,
+        "drivers": drivers, "seconds": round(elapsed, 1), "cpus": os.cpu_count(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "versions": versions(),
+        "log": lines, "errors": errors})
+    print(f"ran in {elapsed:.0f} s; results in {args.out}")
+    print(guard.summary(verdicts) + (f"; {len(errors)} scenario errors" if errors else ""),
+          flush=True)
+    return 1 if guard.failed(verdicts) or errors else 0
+
+
+def measure(args: argparse.Namespace, drivers: list[str], missing: list[str],
+            lines: list[str]) -> tuple[list[Row], list[ScaleFigure], list[str]]:
+    """Run every selected scenario of ``drivers`` (and the scale steps of a
+    full run); the log's lines go to ``lines``."""
+    from benchmarks.suite import scenarios
+
     do_scale = not args.quick and not args.no_scale
     total = sum(len(scenarios.selected(d, args.quick)) for d in drivers)
     if do_scale:
         from benchmarks.suite import scale
         total += scale.steps(drivers)
     progress = Progress(total)
-    started = time.monotonic()
-    lines: list[str] = []
 
     def log(line: str) -> None:
         lines.append(line)
         progress.note(line)
 
-    for name in missing_drivers:
+    for name in missing:
         log(f"{name}: driver not installed, not measured")
     rows: list[Row] = []
     errors: list[str] = []
@@ -130,9 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         scale_figures, scale_errors = scale.run(drivers, progress, log)
         errors += scale_errors
     progress.close()
+    return rows, scale_figures, errors
 
-    verdicts = guard.judge(rows, drivers=drivers)
-    elapsed = time.monotonic() - started
+
+def print_report(rows: list[Row], scale_figures: list[ScaleFigure], verdicts: list[Any],
+                 errors: list[str]) -> None:
     print(output.table(rows))
     if scale_figures:
         print()
@@ -144,15 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         print(verdict.line())
     for error in errors:
         print(f"error: {error}")
-    write_results(args, rows, scale_figures, verdicts, {
-        "mode": "quick" if args.quick else "full", "repeats": args.repeats,
-        "drivers": drivers, "seconds": round(elapsed, 1), "cpus": os.cpu_count(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "versions": versions(),
-        "log": lines, "errors": errors})
-    print(f"ran in {elapsed:.0f} s; results in {args.out}")
-    print(guard.summary(verdicts) + (f"; {len(errors)} scenario errors" if errors else ""),
-          flush=True)
-    return 1 if guard.failed(verdicts) or errors else 0
 
 
 def chart_title(meta: dict[str, Any]) -> str:

@@ -104,21 +104,8 @@ def check_cell(rpc: RPC, name: str, timeout: float, round_trip: bool = True) -> 
     except (RPCError, cfg.Error) as exc:
         _report_failure("load", exc)
         return False
-    matchmaker = getattr(cell.options, "matchmaker", None) if "matchmaker" in cell.options \
-        else None
-    if matchmaker:
-        print(f"  matchmaker: {matchmaker} ({_dist(plugins.MATCHMAKER_NAMESPACE, matchmaker)})")
-        try:
-            built = cell.load_matchmaker(matchmaker)
-            try:
-                # a real look-up: an unreachable registry fails here
-                hosts = built.lookup("rpccore-check")
-            finally:
-                built.close()
-        except Exception as exc:  # reported, not raised
-            _report_failure("matchmaker look-up", exc)
-            return False
-        print(f"  matchmaker look-up: OK ({len(hosts)} hosts for the probe topic)")
+    if not _check_matchmaker(cell):
+        return False
     unknown = unknown_options(cell)
     if unknown:
         print(f"  WARNING: options in [{cell.group}] that nothing uses (typos?): "
@@ -130,13 +117,36 @@ def check_cell(rpc: RPC, name: str, timeout: float, round_trip: bool = True) -> 
         _report_failure("connect", exc)
         return False
     print(f"  connect: OK ({(time.monotonic() - start) * 1000:.0f} ms)")
-    if not round_trip:
+    return _check_round_trip(rpc, name, driver.local_host(), timeout) if round_trip else True
+
+
+def _check_matchmaker(cell: Cell) -> bool:
+    """Look the probe topic up in the cell's matchmaker, if it has one."""
+    matchmaker = getattr(cell.options, "matchmaker", None) if "matchmaker" in cell.options \
+        else None
+    if not matchmaker:
         return True
+    print(f"  matchmaker: {matchmaker} ({_dist(plugins.MATCHMAKER_NAMESPACE, matchmaker)})")
+    try:
+        built = cell.load_matchmaker(matchmaker)
+        try:
+            # a real look-up: an unreachable registry fails here
+            hosts = built.lookup("rpccore-check")
+        finally:
+            built.close()
+    except Exception as exc:  # reported, not raised
+        _report_failure("matchmaker look-up", exc)
+        return False
+    print(f"  matchmaker look-up: OK ({len(hosts)} hosts for the probe topic)")
+    return True
+
+
+def _check_round_trip(rpc: RPC, name: str, local_host: str | None, timeout: float) -> bool:
+    """Serve a probe, call it and ping it."""
     # A fixed topic, so that brokers with durable queues keep one probe queue
     # rather than one per check; host-directed, so that the round trip needs
     # no matchmaker entry.
-    topic = "rpccore-check"
-    dest = rpc.make_destination(topic, host=driver.local_host() or "rpccore-check", cell=name)
+    dest = rpc.make_destination("rpccore-check", host=local_host or "rpccore-check", cell=name)
     server = None
     try:
         server = rpc.serve(dest, [_Ping()]).start()
