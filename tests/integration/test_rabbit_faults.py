@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 from private_rabbit import PrivateRabbit
-from rabbit_traffic import Sink
+from rabbit_traffic import Casts, Sink
 
 from rpccore import RPC
 from rpccore.errors import Timeout, TransportError
-from rpccore.testing import wait_until
+from rpccore.testing import single_cell_rpc, wait_until
 
 SENDERS = 4
 CASTS = 5000
@@ -38,71 +37,61 @@ def node() -> Iterator[PrivateRabbit]:
 
 
 def _rpc(node: PrivateRabbit, exchange: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, node.url("rabbit"), control_exchange=exchange,
-                 **options)
-    return rpc
+    return single_cell_rpc(node.url("rabbit"), control_exchange=exchange, **options)
+
+
+def _call_in_flight(caller: RPC, topic: str, outcome: dict[str, Any]) -> threading.Thread:
+    """A call that is running when the broker dies: it must end (either
+    way) by its deadline; ``outcome`` gets its result and how long it took."""
+    def run() -> None:
+        start = time.monotonic()
+        try:
+            outcome["result"] = caller.call(
+                {}, topic, {"method": "slow", "args": {"seconds": 0.5}}, timeout=3)
+        except (Timeout, TransportError) as exc:
+            outcome["result"] = exc
+        outcome["elapsed"] = time.monotonic() - start
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _resume_delay(node: PrivateRabbit, sink: Sink, killed_at: float) -> float:
+    """Restart the broker; seconds from its accepting connections to the
+    server's first delivery after the crash."""
+    node.restart()
+    while not node.accepts_connections():
+        time.sleep(0.01)
+    accepting_at = time.monotonic()
+    assert accepting_at - killed_at < 60
+    assert wait_until(lambda: sink.first_after(killed_at) is not None, 10, 0.01), \
+        "the server never received anything after the restart"
+    resumed = sink.first_after(killed_at)
+    assert resumed is not None
+    return resumed - accepting_at
 
 
 def test_confirmed_casts_survive_a_broker_crash(node: PrivateRabbit) -> None:
     exchange = f"faults-{os.urandom(4).hex()}"
     topic = "faults.crash"
     sink = Sink()
-    server_rpc = _rpc(node, exchange, amqp_durable_queues=True)
-    client = _rpc(node, exchange, amqp_durable_queues=True)
-    caller = _rpc(node, exchange, amqp_durable_queues=True)
+    server_rpc, client, caller = (_rpc(node, exchange, amqp_durable_queues=True)
+                                  for _ in range(3))
     try:
         server_rpc.serve(server_rpc.make_destination(topic, host="h1"), [sink]).start()
         assert caller.call({}, topic, {"method": "add", "args": {"a": 1, "b": 2}},
                            timeout=5) == 3
-
-        confirmed: set[str] = set()
-        failed: list[BaseException] = []
-        lock = threading.Lock()
-        enough = threading.Event()
-
-        def send(sender: int) -> None:
-            for i in range(CASTS // SENDERS):
-                value = f"{sender}-{i}"
-                try:
-                    client.cast({}, topic, {"method": "note", "args": {"value": value}},
-                                confirm=True)
-                except (TransportError, Timeout) as exc:
-                    with lock:
-                        failed.append(exc)
-                    continue
-                with lock:
-                    confirmed.add(value)
-                    if len(confirmed) >= 2000:
-                        enough.set()
-
-        senders = [threading.Thread(target=send, args=(k,)) for k in range(SENDERS)]
-        for thread in senders:
-            thread.start()
-        assert enough.wait(60), "2,000 confirmed casts did not happen in 60 s"
-
-        # A call in flight when the broker dies ends (either way) by its deadline.
+        casts = Casts(client, topic, CASTS, SENDERS).start()
+        assert wait_until(lambda: casts.count() >= 2000, 60), \
+            "2,000 confirmed casts did not happen in 60 s"
         in_flight: dict[str, Any] = {}
-
-        def call_in_flight() -> None:
-            start = time.monotonic()
-            try:
-                in_flight["result"] = caller.call(
-                    {}, topic, {"method": "slow", "args": {"seconds": 0.5}}, timeout=3)
-            except (Timeout, TransportError) as exc:
-                in_flight["result"] = exc
-            in_flight["elapsed"] = time.monotonic() - start
-
-        flying = threading.Thread(target=call_in_flight)
-        flying.start()
+        flying = _call_in_flight(caller, topic, in_flight)
         time.sleep(0.1)
         node.kill()
         killed_at = time.monotonic()
-        with lock:
-            at_kill = len(confirmed)
-        print(f"broker killed after {at_kill} confirmed casts")
-        assert at_kill < CASTS - 500, "the crash must come in the middle of the stream"
+        print(f"broker killed after {casts.count()} confirmed casts")
+        assert casts.count() < CASTS - 500, "the crash must come in the middle of the stream"
 
         # A call during the outage fails no later than 0.5 s after its timeout.
         start = time.monotonic()
@@ -110,41 +99,24 @@ def test_confirmed_casts_survive_a_broker_crash(node: PrivateRabbit) -> None:
             caller.call({}, topic, {"method": "add", "args": {"a": 1, "b": 1}}, timeout=1.5)
         late = time.monotonic() - start - 1.5
         assert late <= 0.5, f"the call returned {late:.2f} s after its timeout"
-
         flying.join(10)
         assert "elapsed" in in_flight, "the call in flight hung"
         assert in_flight["elapsed"] <= 3.5, in_flight
         print(f"call in flight during the crash: {in_flight}")
 
-        node.restart()
-        while not node.accepts_connections():
-            time.sleep(0.01)
-        accepting_at = time.monotonic()
-        assert accepting_at - killed_at < 60
-
         # The server consumes again within 2 s of the broker accepting connections.
-        end = accepting_at + 10
-        resumed = sink.first_after(killed_at)
-        while resumed is None and time.monotonic() < end:
-            time.sleep(0.01)
-            resumed = sink.first_after(killed_at)
-        assert resumed is not None, "the server never received anything after the restart"
-        resume_delay = resumed - accepting_at
+        resume_delay = _resume_delay(node, sink, killed_at)
         print(f"server resumed {resume_delay:.3f} s after the broker accepted connections")
         assert resume_delay < 2.0
 
-        for thread in senders:
-            thread.join(120)
-        assert not any(thread.is_alive() for thread in senders)
-        missing = sink.wait_for(confirmed, 60)
-        with sink.lock:
-            received = len(sink.values)
-            duplicates = received - len(set(sink.values))
-        print(f"confirmed {len(confirmed)}, failed {len(failed)}, received {received} "
-              f"({duplicates} duplicates), missing {len(missing)}")
+        assert casts.join(120)
+        missing = sink.wait_for(casts.confirmed, 60)
+        print(f"confirmed {len(casts.confirmed)}, failed {len(casts.failed)}, "
+              f"received {len(sink.values)} ({sink.duplicates()} duplicates), "
+              f"missing {len(missing)}")
         assert not missing, f"{len(missing)} confirmed casts lost, e.g. {sorted(missing)[:5]}"
-        assert len(confirmed) + len(failed) == CASTS
-        assert len(confirmed) >= 4000, "too few casts were confirmed to prove anything"
+        assert len(casts.confirmed) + len(casts.failed) == CASTS
+        assert len(casts.confirmed) >= 4000, "too few casts were confirmed to prove anything"
 
         # Everything works again, and the clients counted their reconnections.
         assert caller.call({}, topic, {"method": "add", "args": {"a": 2, "b": 2}},
