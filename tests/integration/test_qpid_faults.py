@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 
 from qpid_suites import delete_idle_queues
 from private_rabbit import PrivateRabbit
 from rpccore import RPC
 from rpccore.errors import RPCError, Undeliverable
+from rpccore.testing import single_cell_rpc, wait_until
 
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 
@@ -40,12 +40,9 @@ def _ctl(node: PrivateRabbit, *args: str) -> str:
 
 
 def _rpc(node: PrivateRabbit, namespace: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
     # the default reconnect options: they must bring a server back within 2 s
     options.setdefault("heartbeat_interval", 5)
-    rpc.add_cell(rpc.default_cell, node.url("qpid"), control_exchange=namespace, **options)
-    return rpc
+    return single_cell_rpc(node.url("qpid"), control_exchange=namespace, **options)
 
 
 def _eventually(attempt: Any, within: float = 10.0) -> bool:
@@ -74,6 +71,66 @@ class Counter:
             self.notes.add(value)
 
 
+class KeepCalling:
+    """Calls ``add`` in a loop; records (when it started, when it ended, how)
+    of every call: a call that was in flight when the broker died may still
+    have got its reply."""
+
+    def __init__(self, client: RPC, topic: str) -> None:
+        self.client = client
+        self.topic = topic
+        self.outcomes: list[tuple[float, float, str]] = []
+        self.slow: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def start(self) -> KeepCalling:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            start = time.monotonic()
+            try:
+                ok = self.client.call({}, self.topic, {"method": "add", "args": {"a": i, "b": 1}},
+                                      timeout=2) == i + 1
+                self.outcomes.append((start, time.monotonic(), "ok" if ok else "wrong"))
+            except RPCError as exc:
+                took = time.monotonic() - start
+                self.outcomes.append((start, time.monotonic(), type(exc).__name__))
+                if took > 4.5:  # timeout 2 s, plus slack for a loaded machine
+                    self.slow.append(f"{type(exc).__name__} after {took:.1f} s")
+                time.sleep(0.05)
+
+    def answered_after(self, moment: float) -> bool:
+        return any(t > moment and what == "ok" for _, t, what in self.outcomes)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def _every_route_works(client: RPC, counter: Counter, topic: str) -> None:
+    """Direct calls and fanout casts reach the server again (it re-attaches
+    its links one by one: allow it a moment)."""
+    direct = client.make_destination(topic, host="h1")
+    assert _eventually(lambda: client.call({}, direct, {"method": "add",
+                                                        "args": {"a": 3, "b": 4}},
+                                           timeout=2) == 7)
+    fanout = client.make_destination(topic, fanout=True)
+
+    def fanout_arrives() -> bool:
+        client.cast({}, fanout, {"method": "note", "args": {"value": -1}})
+        end = time.monotonic() + 1
+        while -1 not in counter.notes and time.monotonic() < end:
+            time.sleep(0.02)
+        return -1 in counter.notes
+
+    assert _eventually(fanout_arrives)
+
+
 def test_server_and_client_survive_a_broker_crash(node: PrivateRabbit) -> None:
     namespace = f"faults-{os.urandom(4).hex()}"
     server_rpc = _rpc(node, namespace)
@@ -83,30 +140,7 @@ def test_server_and_client_survive_a_broker_crash(node: PrivateRabbit) -> None:
         server_rpc.serve(server_rpc.make_destination("crash", host="h1"), [counter]).start()
         assert client.call({}, "crash", {"method": "add", "args": {"a": 1, "b": 1}},
                            timeout=5) == 2
-        # (when the call started, when it ended, how): a call that was in
-        # flight when the broker died may still have got its reply
-        outcomes: list[tuple[float, float, str]] = []
-        slow: list[str] = []
-        stop = threading.Event()
-
-        def keep_calling() -> None:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                start = time.monotonic()
-                try:
-                    ok = client.call({}, "crash", {"method": "add", "args": {"a": i, "b": 1}},
-                                     timeout=2) == i + 1
-                    outcomes.append((start, time.monotonic(), "ok" if ok else "wrong"))
-                except RPCError as exc:
-                    took = time.monotonic() - start
-                    outcomes.append((start, time.monotonic(), type(exc).__name__))
-                    if took > 4.5:  # timeout 2 s, plus slack for a loaded machine
-                        slow.append(f"{type(exc).__name__} after {took:.1f} s")
-                    time.sleep(0.05)
-
-        caller = threading.Thread(target=keep_calling)
-        caller.start()
+        calls = KeepCalling(client, "crash").start()
         time.sleep(0.5)
         node.kill()
         killed = time.monotonic()
@@ -115,18 +149,14 @@ def test_server_and_client_survive_a_broker_crash(node: PrivateRabbit) -> None:
         node.restart()
         ready = node.wait_ready(40)
         # calls work again soon after the broker is back, on the same objects
-        end = ready + 20
-        while time.monotonic() < end and not any(
-                t > ready and what == "ok" for _, t, what in outcomes):
-            time.sleep(0.1)
-        stop.set()
-        caller.join(10)
-        after = [what for _, t, what in outcomes if t > ready]
-        assert "ok" in after, outcomes[-20:]
+        wait_until(lambda: calls.answered_after(ready), 20, 0.1)
+        calls.stop()
+        outcomes = calls.outcomes
+        assert calls.answered_after(ready), outcomes[-20:]
         resumed = min(t for _, t, what in outcomes if t > ready and what == "ok") - ready
         print(f"calls answered again {resumed:.2f} s after the broker was back")
         assert resumed < 2.0, "the default reconnect options must resume within 2 s"
-        assert not slow, slow
+        assert not calls.slow, calls.slow
         assert "wrong" not in (what for _, _, what in outcomes)
         # calls made while the broker was down (started after the kill,
         # ended before the restart: a call may reconnect and succeed between
@@ -136,22 +166,7 @@ def test_server_and_client_survive_a_broker_crash(node: PrivateRabbit) -> None:
         assert during <= {"TransportError", "Timeout", "Undeliverable"}, during
         assert server_rpc.cell().stats.get("reconnects") >= 1
         assert client.cell().stats.get("reconnects") >= 1
-        # every route of the server works again: direct and fanout too (the
-        # server re-attaches its links one by one: allow it a moment)
-        direct = client.make_destination("crash", host="h1")
-        assert _eventually(lambda: client.call({}, direct, {"method": "add",
-                                                            "args": {"a": 3, "b": 4}},
-                                               timeout=2) == 7)
-        fanout = client.make_destination("crash", fanout=True)
-
-        def fanout_arrives() -> bool:
-            client.cast({}, fanout, {"method": "note", "args": {"value": -1}})
-            end = time.monotonic() + 1
-            while -1 not in counter.notes and time.monotonic() < end:
-                time.sleep(0.02)
-            return -1 in counter.notes
-
-        assert _eventually(fanout_arrives)
+        _every_route_works(client, counter, "crash")
     finally:
         client.close()
         server_rpc.close()
@@ -208,10 +223,7 @@ def test_virtual_hosts_separate_cells(node: PrivateRabbit) -> None:
     namespace = f"vhost-{os.urandom(4).hex()}"
 
     def in_vhost(name: str) -> RPC:
-        rpc = RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
-        rpc.add_cell(rpc.default_cell, node.url("qpid", vhost=name), control_exchange=namespace)
-        return rpc
+        return single_cell_rpc(node.url("qpid", vhost=name), control_exchange=namespace)
 
     server, client, stranger = in_vhost(vhost), in_vhost(vhost), in_vhost("")
     try:
@@ -262,13 +274,8 @@ def test_failover_to_the_next_host_when_the_first_dies(node: PrivateRabbit) -> N
     serve there. The private node is restarted afterwards."""
     namespace = f"failover-{os.urandom(4).hex()}"
     url = f"qpid://guest:guest@127.0.0.1:{node.port},guest:guest@127.0.0.1:5672/"
-    rpcs = []
-    for _ in range(2):
-        rpc = RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
-        rpc.add_cell(rpc.default_cell, url, control_exchange=namespace, reconnect_interval=0.1)
-        rpcs.append(rpc)
-    server_rpc, client = rpcs
+    server_rpc, client = (single_cell_rpc(url, control_exchange=namespace,
+                                          reconnect_interval=0.1) for _ in range(2))
     try:
         server_rpc.serve("failover", [Counter()]).start()
         assert client.call({}, "failover", {"method": "add", "args": {"a": 1, "b": 2}},
