@@ -20,6 +20,11 @@ Layout (``NS`` = the cell's ``control_exchange``):
   each fanout receiver gets a queue of its own: ``rpccore-qpid.q.NS.TOPIC.UUID``
   (RabbitMQ 4), or a server-named ``amq.gen-*`` one (RabbitMQ 3.x)
 - reply queue of one driver instance: ``reply_<32 hex digits>``
+- notifications of a topic, routing key on ``amq.direct``:
+  ``rpccore-qpid.n.NS.TOPIC``; the queue of each listener pool, bound with
+  that key: ``rpccore-qpid.p.NS.TOPIC`` for ``pool=None``,
+  ``rpccore-qpid.p.NS.TOPIC.POOL`` for a named pool (one part more, so no
+  named pool, not even ``""``, shares the name of ``None``'s)
 """
 
 from __future__ import annotations
@@ -78,3 +83,17 @@ def fanout_queue(namespace: str, topic: str) -> str:
 def new_reply_queue() -> str:
     """A fresh reply queue name (matches the expiry policy ``^reply_``)."""
     return f"reply_{uuid.uuid4().hex}"
+
+
+def notification_key(namespace: str, topic: str) -> str:
+    """Routing key, on ``amq.direct``, of the notifications of ``topic``
+    (kind ``n``: apart from every RPC topic's key)."""
+    return _name("n", namespace, topic)
+
+
+def pool_queue(namespace: str, topic: str, pool: str | None) -> str:
+    """Name of the queue of listener pool ``pool`` of notification ``topic``:
+    stable, so a pool finds its backlog again after its listeners were down."""
+    if pool is None:
+        return _name("p", namespace, topic)
+    return _name("p", namespace, topic, pool)

@@ -60,6 +60,12 @@ class QpidIncoming(Incoming):
         """Give the message back to the broker for another consumer."""
         self._settle(Delivery.RELEASED)
 
+    def requeue(self) -> bool:
+        """Give a notification back to its pool's queue, to be delivered
+        again (the ``released`` outcome: RabbitMQ puts it back where it was)."""
+        self._settle(Delivery.RELEASED)
+        return True
+
     def _settle(self, outcome: Any) -> None:
         if self._settled:
             return

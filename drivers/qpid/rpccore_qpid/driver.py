@@ -18,6 +18,12 @@ Guarantees:
 - messages unacknowledged by the broker when the connection drops are sent
   again after reconnecting (at-least-once); requests delivered to a server
   but not yet acknowledged by it are redelivered by the broker.
+
+Notifications (``notify``/``listen``) need RabbitMQ 4 (v2 addresses): one
+durable, bounded queue per listener pool, bound on ``amq.direct``; durable
+messages, at least once to every pool that has listened
+(:mod:`rpccore_qpid.notifications`). With v1 addresses (RabbitMQ 3.x) they
+raise :class:`~rpccore.ConfigError`.
 """
 
 from __future__ import annotations
@@ -36,13 +42,13 @@ from proton import Delivery, Message
 
 from rpccore.destination import Destination
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
-from rpccore.errors import RPCError, TransportError
+from rpccore.errors import ConfigError, RPCError, TransportError
 from rpccore.ratelog import RateLimitedLog
 
-from rpccore_qpid import addressing
+from rpccore_qpid import addressing, management, notifications
 from rpccore_qpid.connection import IoLoop
 from rpccore_qpid.consumer import QpidSubscription
-from rpccore_qpid.layout import Layout
+from rpccore_qpid.layout import Layout, deletion
 from rpccore_qpid.receiver import IncomingLink
 from rpccore_qpid.sender import Outgoing, OutgoingLink
 from rpccore_qpid.options import list_opts
@@ -62,10 +68,16 @@ def _nothing() -> None:
     pass
 
 
+def _no_reply_address(address: object) -> bool:
+    return False  # listeners never reply
+
+
 class QpidDriver(Driver):
     """AMQP 1.0 transport; see the module docstring for what it guarantees."""
 
     detects_undeliverable = True
+    #: on RabbitMQ 4 (v2 addresses); with v1 notifications raise ConfigError
+    stores_notifications = True
 
     def __init__(self, cell: Cell) -> None:
         super().__init__(cell)
@@ -80,6 +92,8 @@ class QpidDriver(Driver):
         # addresses whose sender is open: written by the I/O thread only
         self._ready: set[str] = set()
         self._addresses: dict[Destination, str] = {}
+        self._notify_addresses: dict[str, str] = {}
+        self._outcomes = notifications.Outcomes(cell)
         # I/O thread only
         self._senders: dict[str, OutgoingLink] = {}
         self._reply_senders: collections.OrderedDict[str, OutgoingLink] = \
@@ -125,21 +139,30 @@ class QpidDriver(Driver):
         # A call waits for its message to be written only while its sender
         # is not known to be open: that is when the broker may refuse it.
         wait = confirm or (on_reply is not None and address not in self._ready)
-        if not self._window.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise TransportError(f"cell {self.cell.name}: {self.cell.options.max_unsettled} "
-                                 "messages still unacknowledged by the broker at the deadline")
+        self._acquire(deadline)
         future: Future[None] | None = Future() if wait else None
         # a request nobody took before its caller gave up expires in the queue
         reply_to = _layout(loop).reply_to(self._reply_queue) if on_reply else None
         item = Outgoing(bytes(body), deadline, future, confirm, self._window.release,
                         self._returned, reply_to=reply_to, expires=on_reply is not None)
+        self._submit(loop, address, item, str(dest))
+
+    def _acquire(self, deadline: float) -> None:
+        """A place among the messages the broker has not acknowledged yet."""
+        if not self._window.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise TransportError(f"cell {self.cell.name}: {self.cell.options.max_unsettled} "
+                                 "messages still unacknowledged by the broker at the deadline")
+
+    def _submit(self, loop: IoLoop, address: str, item: Outgoing, what: str) -> None:
+        """Hand ``item`` to the I/O thread; wait for its future, if any."""
         loop.submit(lambda: self._io_send(loop, address, item))
-        if future is None:
+        future, deadline = item.future, item.deadline
+        if future is None or deadline is None:
             return
         try:
             future.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
-            raise TransportError(f"cell {self.cell.name}: {dest} could not be sent "
+            raise TransportError(f"cell {self.cell.name}: {what} could not be sent "
                                  "before the deadline") from None
 
     def _address_of(self, dest: Destination, layout: Layout) -> str:
@@ -250,6 +273,11 @@ class QpidDriver(Driver):
             sub.add(lambda: direct, credit)
         key = addressing.fanout_key(ns, topic)
         sub.add(lambda: layout.fanout(key, addressing.fanout_queue(ns, topic)), credit)
+        return self._started(loop, sub, deadline)
+
+    def _started(self, loop: IoLoop, sub: QpidSubscription,
+                 deadline: float) -> QpidSubscription:
+        """Attach every link of ``sub``; returns once all are consuming."""
         for link in sub.links:
             loop.submit(link.io_start)
         try:
@@ -263,6 +291,83 @@ class QpidDriver(Driver):
             sub.close()
             raise
         return sub
+
+    # -- notifications ---------------------------------------------------------
+
+    def _notification_layout(self, deadline: float) -> tuple[IoLoop, Layout]:
+        """The connection and its layout, once connected.
+
+        :raises ConfigError: v1 addresses (RabbitMQ 3.x), at once when
+            configured so, else as soon as the broker said which it is.
+        """
+        if self.cell.options.amqp_addresses == "v1":
+            raise notifications.unsupported(self.cell.name, "v1")
+        loop = self._io()
+        loop.wait_connected(deadline)
+        layout = _layout(loop)
+        if not layout.carries_notifications:
+            raise notifications.unsupported(self.cell.name, layout.name)
+        return loop, layout
+
+    def notify(self, topic: str, body: bytes, *, confirm: bool = False,
+               deadline: float | None = None) -> None:
+        """Send a durable notification to every pool queue of ``topic``
+        (through ``amq.direct``); see :meth:`rpccore.Driver.notify` and
+        :mod:`rpccore_qpid.notifications` for what the broker's answer means.
+
+        :raises ConfigError: v1 addresses (RabbitMQ 3.x): no pools there.
+        """
+        deadline = self._deadline(deadline)
+        loop, layout = self._notification_layout(deadline)
+        address = self._notify_addresses.get(topic)
+        if address is None:
+            address = layout.notification_target(
+                addressing.notification_key(self._namespace, topic))
+            if len(self._notify_addresses) >= _ADDRESS_CACHE:
+                self._notify_addresses.clear()
+            self._notify_addresses[topic] = address
+        self._acquire(deadline)
+        future: Future[None] | None = Future() if confirm else None
+        item = Outgoing(bytes(body), deadline, future, confirm, self._window.release,
+                        self._returned, durable=True, refused=self._outcomes.refused)
+        self._submit(loop, address, item, f"a notification of {topic!r}")
+
+    def listen(self, topic: str, pool: str | None,
+               on_message: Callable[[Incoming], None]) -> Subscription:
+        """Consume pool ``pool``'s queue of ``topic``, declared (bounded by
+        the cell's retention options) and bound first; see
+        :meth:`rpccore.Driver.listen`. Up to ``server_queue_size``
+        notifications are delivered unacknowledged.
+
+        :raises ConfigError: v1 addresses (RabbitMQ 3.x), or the queue
+            exists with another ``x-overflow``.
+        """
+        deadline = time.monotonic() + self.cell.options.rpc_response_timeout
+        loop, layout = self._notification_layout(deadline)
+        ns = self._namespace
+        node = layout.pool(addressing.pool_queue(ns, topic, pool),
+                           addressing.notification_key(ns, topic),
+                           notifications.pool_arguments(self.cell.options))
+        sub = QpidSubscription(loop, on_message, self._send_reply, _no_reply_address)
+        sub.add(lambda: node, max(1, self.cell.options.server_queue_size))
+        return self._started(loop, sub, deadline)
+
+    def delete_pool(self, topic: str, pool: str | None) -> None:
+        """Delete the pool's queue and what it holds; see
+        :meth:`rpccore.Driver.delete_pool`. Never raises (logs)."""
+        queue = addressing.pool_queue(self._namespace, topic, pool)
+        deadline = time.monotonic() + min(10.0, self.cell.options.rpc_response_timeout)
+        try:
+            loop, _ = self._notification_layout(deadline)
+            status, answer = management.ask(loop, deletion(queue), deadline)
+        except ConfigError:
+            return  # v1 addresses: no pool can exist
+        except Exception as exc:
+            status, answer = 0, exc
+        if status not in (200, 204):
+            LOG.warning("cell %s: could not delete notification pool %r of topic %r (queue "
+                        "%r): %s", self.cell.name, pool, topic, queue,
+                        answer if status == 0 else f"{status} {answer}")
 
     def close(self) -> None:
         with self._lock:

@@ -15,6 +15,10 @@ fanout  exclusive, a new name on every    durable, server-named ``amq.gen-*``
         ``amq.direct``                    broker policy only
 reply   exclusive, ``reply_<uuid>``       durable ``reply_<uuid>``; expiry by
                                           a broker policy only
+pool    durable, bounded (``x-max-        none: notifications need v2 (below)
+        length``, ``x-overflow``,
+        ``x-message-ttl``, ``x-expires``),
+        bound to ``amq.direct``
 ======  ================================  ====================================
 
 RabbitMQ 3.x's plugin cannot declare an exclusive queue, nor give a queue
@@ -23,6 +27,11 @@ is durable queues, which the operator bounds with a policy (see the README;
 ``.ci/prepare-backends`` sets it on the test broker). RabbitMQ 4 has a
 management node (HTTP over AMQP, ``/management``) that declares queues with
 any settings and binds them: :mod:`rpccore_qpid.management`.
+
+A notification listener pool needs a named queue with arguments, bound to
+an exchange, so that notifiers reach every pool through one routing key:
+RabbitMQ 3.x's plugin can give none of that (see the README), so v1
+addresses carry no notifications (:attr:`Layout.carries_notifications`).
 """
 
 from __future__ import annotations
@@ -35,8 +44,10 @@ from urllib.parse import quote
 
 from rpccore.errors import ConfigError
 
-#: The exchange fanout keys are bound on: it exists on every RabbitMQ vhost
-#: and matches keys exactly (the 3.x plugin cannot declare exchanges).
+#: The exchange fanout and notification keys are bound on: it exists on
+#: every RabbitMQ vhost, is durable (bindings of durable queues survive a
+#: broker restart) and matches keys exactly (the 3.x plugin cannot declare
+#: exchanges).
 FANOUT_EXCHANGE = "amq.direct"
 _REPLY_NAME = r"reply_[0-9a-f]{32}"
 
@@ -48,6 +59,9 @@ class Request:
     method: str
     path: str
     body: Any = None
+    #: queue arguments that may differ from an existing queue's (``409
+    #: inequivalent arg``): the queue is then used as it is, with a warning
+    tolerated: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,8 @@ class Layout(abc.ABC):
 
     #: ``v1`` or ``v2``
     name: str
+    #: whether listener pools can exist (:meth:`pool`, :meth:`notification_target`)
+    carries_notifications: bool = False
 
     @abc.abstractmethod
     def durable(self, queue: str) -> Node:
@@ -99,6 +115,17 @@ class Layout(abc.ABC):
         """Whether ``address`` is a reply address this driver hands out:
         servers reply to nothing else, so a forged ``reply_to`` cannot make
         them write into arbitrary queues."""
+
+    def pool(self, queue: str, key: str, arguments: dict[str, Any]) -> Node:
+        """A notification pool's queue ``queue``: durable, with ``arguments``,
+        bound with ``key`` on ``amq.direct``. Only where
+        :attr:`carries_notifications`."""
+        raise NotImplementedError(f"no notification pools with {self.name} addresses")
+
+    def notification_target(self, key: str) -> str:
+        """Where notifiers send the notifications routed by ``key``. Only
+        where :attr:`carries_notifications`."""
+        raise NotImplementedError(f"no notification pools with {self.name} addresses")
 
 
 class V1Layout(Layout):
@@ -135,6 +162,7 @@ class V2Layout(Layout):
     """
 
     name = "v2"
+    carries_notifications = True
     _reply = re.compile(rf"^/queues/{_REPLY_NAME}$")
 
     def __init__(self, expiry: int) -> None:
@@ -157,6 +185,20 @@ class V2Layout(Layout):
         return Node(f"/queues/{_path(queue)}", queue,
                     (Request("PUT", _queue(queue), _EXCLUSIVE),))
 
+    def pool(self, queue: str, key: str, arguments: dict[str, Any]) -> Node:
+        body = {"durable": True, "exclusive": False, "auto_delete": False,
+                "arguments": arguments}
+        binding = {"source": FANOUT_EXCHANGE, "binding_key": key,
+                   "destination_queue": queue, "arguments": {}}
+        # other retention bounds than the queue's (an operator changing them,
+        # one process at a time) are no reason to stop listening
+        return Node(f"/queues/{_path(queue)}", queue,
+                    (Request("PUT", _queue(queue), body, POOL_TOLERATED),
+                     Request("POST", "/bindings", binding)))
+
+    def notification_target(self, key: str) -> str:
+        return self.fanout_target(key)
+
     def queue_target(self, queue: str) -> str:
         return f"/queues/{_path(queue)}"
 
@@ -168,6 +210,8 @@ class V2Layout(Layout):
 
 
 _EXCLUSIVE = {"durable": False, "exclusive": True, "auto_delete": True, "arguments": {}}
+#: pool queue arguments another process of the cell may have set otherwise
+POOL_TOLERATED = frozenset({"x-max-length", "x-message-ttl", "x-expires"})
 
 
 def _path(segment: str) -> str:
@@ -176,6 +220,11 @@ def _path(segment: str) -> str:
 
 def _queue(queue: str) -> str:
     return f"/queues/{_path(queue)}"
+
+
+def deletion(queue: str) -> Request:
+    """The management request that deletes ``queue`` and what it holds (v2)."""
+    return Request("DELETE", _queue(queue))
 
 
 def choose(option: str, remote_properties: dict[Any, Any] | None, expiry: int) -> Layout:
@@ -202,7 +251,8 @@ def refusal(cell: str, queue: str, text: str) -> ConfigError | None:
     why = ("it was made by an rpccore older than this layout (non-durable): stop every "
            "server using it" if older else
            "another process of the cell declares it otherwise (queue_expiry?): use the "
-           "same settings everywhere, or stop every server using it")
+           "same settings everywhere, or stop every server (or notification listener) "
+           "using it")
     return ConfigError(
         f"cell {cell}: queue {queue!r} exists with other settings: {text}. Way out: {why}, "
         f"delete it (rabbitmqctl delete_queue {queue!r}; what it holds is lost) and start "

@@ -43,6 +43,13 @@ QPID_OPTS: list[cfg.Opt] = [
                help="v2 addresses: seconds a work or host queue stays on the broker after "
                     "its last server went away (x-expires); 0: forever. Every process of "
                     "a cell must agree."),
+    cfg.IntOpt("notification_pool_expiry", default=604800, min=0,
+               help="RabbitMQ 4 (v2 addresses): seconds a notification listener pool's "
+                    "queue stays on the broker after its last listener went away, with "
+                    "the notifications kept for it (x-expires); then the broker deletes "
+                    "it, so pools that never come back stop collecting notifications. "
+                    "Longer than notification_ttl, so a pool back within it finds its "
+                    "backlog. 0: never. Default: a week."),
     cfg.IntOpt("max_unsettled", default=2000, min=1,
                help="Messages sent but not yet acknowledged by the broker; senders "
                     "block (up to their deadline) beyond it."),

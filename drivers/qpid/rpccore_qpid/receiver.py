@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,25 @@ LOG = logging.getLogger(__name__)
 Deliver = Callable[["IncomingLink", Delivery, Message], None]
 #: statuses of the management node that mean done
 _OK = (200, 201, 204)
+#: ``inequivalent arg 'x-max-length' for queue 'NAME' ...: received '3' but current is '2'``
+_INEQUIVALENT = re.compile(r"inequivalent arg '(?P<arg>[^']+)'")
+#: queues already warned about (one warning per queue and process)
+_WARNED: set[str] = set()
+
+
+def _tolerated(request: Request, status: int, body: object) -> bool:
+    """Whether a refused declaration only differs in arguments the request
+    tolerates (then the queue is used as it is, with one warning)."""
+    found = _INEQUIVALENT.search(str(body)) if status == 409 else None
+    if found is None or found["arg"] not in request.tolerated:
+        return False
+    if request.path not in _WARNED:
+        _WARNED.add(request.path)
+        LOG.warning("qpid: %s; this process asks for other values: the queue is used as it "
+                    "is. To change them, delete the queue at a quiet moment (rabbitmqctl "
+                    "delete_queue; what it holds is lost) or use one setting everywhere",
+                    body)
+    return True
 
 
 class IncomingLink(LinkOwner):
@@ -112,7 +132,7 @@ class IncomingLink(LinkOwner):
             if conn != self.loop.conn or self.closing:
                 self.declaring = False
                 return
-            if status in _OK:
+            if status in _OK or _tolerated(request, status, body):
                 self._declare(conn, node, requests[1:])
                 return
             self.declaring = False

@@ -26,6 +26,8 @@ _RATELOG = RateLimitedLog(LOG)
 NOT_FOUND = "amqp:not-found"
 #: Senders to these addresses first check that the queue exists.
 PROBED_PREFIX = "/amq/queue/"
+#: ``refused(outcome, address)``: see :class:`Outgoing`
+Refused = Callable[[str, str], "RPCError | None"]
 
 
 class Outgoing:
@@ -34,18 +36,27 @@ class Outgoing:
     ``future`` (if any) completes when the message is written (``settle``
     False) or when the broker accepted it (``settle`` True); with the error
     otherwise. ``release`` is called exactly once when the message is done.
+
+    ``refused(outcome, address)`` (I/O thread) says what the broker's
+    ``rejected`` or ``released`` outcome means: the error to finish with, or
+    None when that outcome is final and no error (notifications); unset, it
+    is :class:`Undeliverable`. ``durable`` sets the AMQP ``durable`` header
+    (the broker writes the message to disk in a durable queue).
     """
 
-    __slots__ = ("body", "reply_to", "expires", "deadline", "future", "settle", "release",
-                 "returned", "done")
+    __slots__ = ("body", "reply_to", "expires", "durable", "deadline", "future", "settle",
+                 "release", "returned", "refused", "done")
 
     def __init__(self, body: bytes, deadline: float | None, future: Future[None] | None,
                  settle: bool, release: Callable[[], None],
                  returned: Callable[[str], None], *, reply_to: str | None = None,
-                 expires: bool = False) -> None:
+                 expires: bool = False, durable: bool = False,
+                 refused: Refused | None = None) -> None:
         self.body = body
         self.reply_to = reply_to
         self.expires = expires      # the broker may drop it once the deadline passed
+        self.durable = durable
+        self.refused = refused
         self.deadline = deadline
         self.future = future
         self.settle = settle
@@ -191,6 +202,8 @@ class OutgoingLink(LinkOwner):
                 message.reply_to = item.reply_to
             if item.expires and item.deadline is not None:
                 message.ttl = max(0.001, item.deadline - now)
+            if item.durable:
+                message.durable = True
             dlv = link.send(message)
             dlv.rpccore_item = item
             self.unsettled[id(item)] = item
@@ -202,6 +215,8 @@ class OutgoingLink(LinkOwner):
             return
         if accepted:
             item.finish()
+        elif item.refused is not None:
+            item.finish(item.refused(why, self.address))
         else:
             item.finish(Undeliverable(f"the broker {why} the message to {self.address}"))
 
