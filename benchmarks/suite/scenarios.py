@@ -20,6 +20,7 @@ from benchmarks.suite import child, otel
 from benchmarks.suite.aio_workload import ACALLS
 from benchmarks.suite.cells import CellFactory
 from benchmarks.suite.model import Figures, Row
+from benchmarks.suite.notifications import NotCarriedHere
 from benchmarks.suite.peers import (
     CALLS,
     CASTS,
@@ -188,6 +189,9 @@ class DriverRun:
                     # the instrumented calls alternate with plain ones, here and now
                     self.rows.append(self._measure(scenario, target, peers,
                                                    local if scenario.otel else None))
+                except NotCarriedHere as exc:  # qpid on RabbitMQ 3.x: no row, no error
+                    self.log(f"{self.driver}: {scenario.label}: not measured on this "
+                             f"broker: {exc}")
                 except Exception as exc:
                     self._fail(f"{self.driver}: {scenario.label} failed", exc)
                 self.progress.step(f"{self.driver}: {scenario.label} done")
