@@ -4,6 +4,14 @@ addresses), tests/integration/test_rabbitmq4.py on a private RabbitMQ 4 node
 (v2 addresses). Also the guard of the qpid queue layout, and the clean-up
 of a run's queues.
 
+Notifications: :class:`QpidConformance` does not include the kit's
+notification mixins, because whether a qpid cell carries them depends on
+its broker, not on the driver class (``stores_notifications`` is a class
+attribute, True): RabbitMQ 3.x (v1 addresses) cannot hold listener pools
+and raises ``ConfigError``
+(tests/integration/test_qpid_notifications.py checks that), while the
+RabbitMQ 4 suite adds ``BrokerNotificationConformance`` itself.
+
 Subclass :class:`QpidConformance` (the name does not start with ``Test``, so
 importing it collects nothing) and set ``url``."""
 
@@ -19,7 +27,7 @@ from queue_listing import BrokerAdmin, Queue, transient_shared
 
 from process_peers import ServerProcess
 from rpccore import RPC
-from rpccore.testing import BrokerDriverConformance
+from rpccore.testing import BrokerDriverConformance, NotificationRecorder
 from rpccore.testing.server_peers import NAPPER
 from rpccore_qpid import addressing
 
@@ -68,11 +76,13 @@ def delete_idle_queues(namespaces: set[str], ctl: tuple[str, ...] = ("rabbitmqct
     return len(names)
 
 
-def check_qpid_layout(url: str, admin: BrokerAdmin) -> list[Queue]:
+def check_qpid_layout(url: str, admin: BrokerAdmin, pools: bool = False) -> list[Queue]:
     """The guard of the qpid queue layout: with a server (work, host and fanout
-    queues) and a caller (reply queue) running, lists the queues of this run
-    (by name, reply queues by their drivers, server-named fanout queues by
-    their binding) and fails on any non-durable non-exclusive one.
+    queues) and a caller (reply queue) running, and with ``pools`` a
+    notification listener (its pool queue: v2 addresses only), lists the
+    queues of this run (by name, reply queues by their drivers, server-named
+    fanout queues by their binding) and fails on any non-durable
+    non-exclusive one.
 
     :returns: the queues it checked.
     """
@@ -87,6 +97,8 @@ def check_qpid_layout(url: str, admin: BrokerAdmin) -> list[Queue]:
             rpcs.append(rpc)
         server, caller = rpcs
         server.serve(server.make_destination("layout", host="h1"), [_Echo()]).start()
+        if pools:
+            server.listener(["layout"], [NotificationRecorder()], pool="layout").start()
         assert caller.call({}, "layout", {"method": "echo", "args": {"v": 1}}, timeout=10) == 1
         replies = {rpc.cell().driver()._reply_queue for rpc in rpcs}  # type: ignore
         fanout_key = addressing.fanout_key(namespace, "layout")
@@ -103,7 +115,8 @@ def check_qpid_layout(url: str, admin: BrokerAdmin) -> list[Queue]:
             rpc.close()
     kinds = {q.name.split(".")[1] if q.name.startswith(addressing.PREFIX) else "other"
              for q in mine}
-    assert {"w", "d"} <= kinds and len(fanout) == 1 and len(replies & {q.name for q in mine}) \
+    expected = {"w", "d", "p"} if pools else {"w", "d"}
+    assert expected <= kinds and len(fanout) == 1 and len(replies & {q.name for q in mine}) \
         >= 1, mine
     assert not [q for q in mine if transient_shared(q)], mine
     return mine
