@@ -7,6 +7,11 @@ same broker) never see each other's messages. Work and direct queues are
 meant to outlive their servers, so the module deletes the ones its tests
 made (over AMQP 0-9-1, test-side only: AMQP 1.0 on RabbitMQ 3.10 cannot
 delete queues) when it ends. The last test is the guard of the queue layout.
+
+No notification tests here: RabbitMQ 3.10's AMQP 1.0 plugin cannot hold
+listener pools, so a qpid cell on it raises ``ConfigError`` for them
+(tests/integration/test_qpid_notifications.py); the kit's notification
+tests run on RabbitMQ 4 (tests/integration/test_rabbitmq4.py).
 """
 
 from __future__ import annotations
