@@ -188,8 +188,8 @@ class PyzmqPeer(Peer):
         from benchmarks import bench_zmq
         self.mod = bench_zmq
         self.port = free_port()
-        self.proc = bench_zmq.start_server("raw", self.port)
-        self.raw = bench_zmq.Raw(self.port)
+        self.proc, (pull_port,) = bench_zmq.start_server("raw", self.port)
+        self.raw = bench_zmq.Raw(self.port, int(pull_port))
         self._fan: Any = None
 
     def _body(self, size: int) -> bytes:
