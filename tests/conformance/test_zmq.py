@@ -1,9 +1,14 @@
 """The driver conformance suite on the zmq driver, over real sockets.
 
 Hosts are the loopback addresses 127.0.0.2-4 on one free port; each server
-gets its own ``RPC`` bound to its host's address. Topics are resolved with
-the redis matchmaker on the machine's Redis (127.0.0.1:6379), each test in a
+gets its own ``RPC`` bound to its host's address, and what serves without a
+host (notification listeners) binds 127.0.0.5. Topics are resolved with the
+redis matchmaker on the machine's Redis (127.0.0.1:6379), each test in a
 cell of its own name so that tests never see each other's registrations.
+
+Notifications: the kit's NotificationConformance (zmq stores none). A
+requeued notification is redelivered to a listener of its pool on the same
+host, so ``requeues_notifications`` stays True.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import redis
 
 from rpccore import RPC
 from process_peers import ServerProcess
-from rpccore.testing import DriverConformance
+from rpccore.testing import DriverConformance, NotificationConformance
 from rpccore.testing.server_peers import NAPPER
 from rpccore_zmq.testing import free_port, zmq_rpc
 
@@ -30,7 +35,11 @@ def _redis_is_up() -> None:
     redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
 
 
-class TestZmqConformance(DriverConformance):
+#: where what serves as no host in particular binds (a listener, say)
+ANY_HOST = "127.0.0.5"
+
+
+class TestZmqConformance(DriverConformance, NotificationConformance):
     hosts = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
     detects_undeliverable = True   # the matchmaker knows nobody serves the topic
 
@@ -39,8 +48,7 @@ class TestZmqConformance(DriverConformance):
         self._cell = "zmq-conf-" + os.urandom(4).hex()
 
     def make_rpc(self, host: str | None = None, **options: Any) -> RPC:
-        if host is not None:
-            options.setdefault("zmq_bind_address", host)
+        options.setdefault("zmq_bind_address", host if host is not None else ANY_HOST)
         return zmq_rpc(PORT, cell=self._cell, matchmaker="redis", matchmaker_url=REDIS_URL,
                        **options)
 

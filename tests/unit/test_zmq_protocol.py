@@ -94,3 +94,39 @@ def test_bind_endpoints() -> None:
     assert protocol.bind_endpoint("*", 1) == "tcp://*:1"
     assert protocol.bind_endpoint("::", 2) == "tcp://[::]:2"
     assert protocol.bind_endpoint("127.0.0.2", 3) == "tcp://127.0.0.2:3"
+
+
+def test_pool_codes_are_injective_and_none_is_a_pool_of_its_own() -> None:
+    pools = [None, "-", "+", "billing", "+billing", "search.#*/ é", " ", "None"]
+    codes = [protocol.pool_code(p) for p in pools]
+    assert len(set(codes)) == len(pools)
+    assert [protocol.pool_name(c) for c in codes] == pools
+    with pytest.raises(protocol.InvalidDestination):
+        protocol.pool_code("\ud800")  # cannot travel as UTF-8
+
+
+def test_notifications_and_pool_questions_travel_like_requests() -> None:
+    code = protocol.pool_code("billing").encode()
+    req = parse_request(request(protocol.NOTIFY, topic=b"notifications", host=code), 1024)
+    assert (req.kind, req.topic, req.host) == (protocol.NOTIFY, "notifications", "+billing")
+    req = parse_request(request(protocol.POOLS, topic=b"n", body=protocol.POOLS_QUERY), 1024)
+    assert (req.kind, req.topic, req.body) == (protocol.POOLS, "n", b"?")
+
+
+def test_pools_answers_parse_back_and_junk_is_refused() -> None:
+    codes = ["-", "+billing", "+é/#"]
+    assert protocol.decode_pools(protocol.encode_pools(codes)) == codes
+    assert protocol.decode_pools(protocol.encode_pools([])) == []
+    for junk in (b"", b"{}", b'["billing"]', b"[1]", b"\xff"):
+        with pytest.raises(Malformed):
+            protocol.decode_pools(junk)
+
+
+def test_notification_keys_are_no_rpc_topic() -> None:
+    key = protocol.notification_key("notifications")
+    assert key != "notifications" and key.startswith(protocol.NOTIFICATION_KEY_PREFIX)
+    assert protocol.notification_key("a") != protocol.notification_key("b")
+    protocol.check_topic("notifications")  # an ordinary RPC topic
+    protocol.check_topic("rpccore.notify")
+    with pytest.raises(protocol.InvalidDestination, match="reserved"):
+        protocol.check_topic(key)

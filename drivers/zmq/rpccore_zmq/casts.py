@@ -219,8 +219,14 @@ class CastSender:
         if out.waited_for:
             out.settle(error)
             return
-        self.cell.stats.incr("returned" if isinstance(error, Undeliverable)
-                             else "zmq_lost_casts")
+        refused = isinstance(error, Undeliverable)
+        if out.kind == protocol.NOTIFY:  # for one pool, whose hosts stopped listening
+            self.cell.stats.incr("returned" if refused else "zmq_lost_notifications")
+            _RATELOG.warning("lost-notification:" + (", ".join(out.tried) or "no host"),
+                             "cell %s: notification for pool %r dropped: %s", self.cell.name,
+                             protocol.pool_name(out.host.decode("utf-8")), error)
+            return
+        self.cell.stats.incr("returned" if refused else "zmq_lost_casts")
         _RATELOG.warning("lost:" + (", ".join(out.tried) or "no host"),
                          "cell %s: cast dropped: %s", self.cell.name, error)
         if out.directed and out.kind == protocol.CAST:

@@ -2,8 +2,9 @@
 
 The driver turns destinations into requests (``Outgoing``) for the client
 side (:mod:`rpccore_zmq.client`) and subscriptions for the process's
-listener (:mod:`rpccore_zmq.listener`); the README of the distribution maps
-every module.
+listener (:mod:`rpccore_zmq.listener`); notifications go through
+:mod:`rpccore_zmq.notifications` to the pools of :mod:`rpccore_zmq.pools`.
+The README of the distribution maps every module.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rpccore_zmq import protocol
 from rpccore_zmq.client import Client
 from rpccore_zmq.eventloop import LoopStopped
 from rpccore_zmq.listener import BindError, Listener, listener_for
+from rpccore_zmq.notifications import NotificationSender
 from rpccore_zmq.options import OPTIONS
 from rpccore_zmq.outgoing import Outgoing
 from rpccore_zmq.registry import Registry
@@ -68,12 +70,15 @@ class ZmqDriver(Driver):
     """
 
     counters = ("zmq_rerouted", "zmq_replies_dropped", "zmq_refused", "zmq_peer_failures",
-                "zmq_lost_casts", "zmq_bad_handshakes")
+                "zmq_lost_casts", "zmq_lost_notifications", "zmq_bad_handshakes")
 
     #: A call or confirmed cast raises Undeliverable when the matchmaker knows
     #: no host of the topic, or every host it names refuses the message.
     detects_undeliverable: ClassVar[bool] = True
     leader_follower: ClassVar[bool] = True
+    #: Notifications reach the listeners running when they are sent; a pool
+    #: with none running gets nothing (there is no broker to keep them).
+    stores_notifications: ClassVar[bool] = False
 
     def __init__(self, cell: Cell) -> None:
         super().__init__(cell)
@@ -85,6 +90,7 @@ class ZmqDriver(Driver):
         self._turn = itertools.count()
         self._closed = False
         self._host_name: str | None = None
+        self._notifications = NotificationSender(cell, self._registry, self._client_side)
 
     @classmethod
     def options(cls) -> list[cfg.Opt]:
@@ -139,6 +145,7 @@ class ZmqDriver(Driver):
         client = self._client_side()
         if deadline is None:
             deadline = time.monotonic() + self.cell.options.rpc_response_timeout
+        protocol.check_topic(dest.topic)
         topic = dest.topic.encode("utf-8")
         if on_reply is not None:
             self._call(client, dest, topic, body, on_reply, deadline)
@@ -197,6 +204,21 @@ class ZmqDriver(Driver):
             if dest.host is None:
                 self._registry.forget(dest.topic)
             raise
+
+    def notify(self, topic: str, body: bytes, *, confirm: bool = False,
+               deadline: float | None = None) -> None:
+        """One copy to every pool listening on ``topic`` now (see
+        :mod:`rpccore_zmq.notifications`); nothing is kept for pools with no
+        running listener.
+
+        :raises TransportError: (``confirm``) no host of a pool acknowledged
+            its copy before ``deadline``; the driver is closed.
+        """
+        self._check_open()
+        if deadline is None:
+            deadline = time.monotonic() + self.cell.options.rpc_response_timeout
+        self._registry.matchmaker()
+        self._notifications.notify(topic, body, confirm, deadline)
 
     def _in_turn(self, hosts: list[str]) -> list[str]:
         """The hosts of a topic, starting with the next one in turn (round
@@ -263,14 +285,31 @@ class ZmqDriver(Driver):
             with other CURVE keys or another ``max_message_size``.
         """
         self._check_open()
+        protocol.check_topic(dest.topic)
         host = dest.host if dest.host is not None else self.local_host()
+        return self._start(ZmqSubscription(self.cell, dest, host, on_message))
+
+    def listen(self, topic: str, pool: str | None,
+               on_message: Callable[[Incoming], None]) -> Subscription:
+        """Listen as pool ``pool`` on this process's listener (binding it
+        first if no server or listener of the process has), and register
+        this host under the topic's notification key with the matchmaker.
+
+        :raises TransportError: as :meth:`subscribe`.
+        :raises InvalidDestination: a pool name that is not UTF-8.
+        """
+        self._check_open()
+        code = protocol.pool_code(pool)
+        return self._start(ZmqSubscription(self.cell, Destination(topic), self.local_host(),
+                                           on_message, pool=code))
+
+    def _start(self, sub: ZmqSubscription) -> Subscription:
         self._registry.matchmaker()
-        sub = ZmqSubscription(self.cell, dest, host, on_message)
         listener = self._listen(sub)
         with self._lock:
             self._subs[sub] = listener
-        self._warn_if_unreachable(host)
-        self._registry.register(dest.topic, host)
+        self._warn_if_unreachable(sub.host)
+        self._registry.register(sub.key, sub.host)
         return _Subscription(self, sub)
 
     def _listen(self, sub: ZmqSubscription) -> Listener:
@@ -319,7 +358,7 @@ class ZmqDriver(Driver):
             sub.closed = True
             LOG.warning("cell %s: the server I/O thread is busy; %s closes late",
                         self.cell.name, sub.dest)
-        self._registry.unregister(sub.topic, sub.host)
+        self._registry.unregister(sub.key, sub.host)
 
     # -- closing --------------------------------------------------------------
 
@@ -333,6 +372,7 @@ class ZmqDriver(Driver):
             client, context = self._client, self._context
         for sub in subs:
             self._unsubscribe(sub)
+        self._notifications.close()
         self._registry.close()
         if client is not None:
             client.stop()

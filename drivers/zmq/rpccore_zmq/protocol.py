@@ -10,25 +10,36 @@ increasing per connection)::
     client -> server   MAGIC kind seq topic-length(4) host-length(4) topic host envelope
                            kind: CALL, CAST or FANOUT; host empty when any
                            server of the topic may take it
+                       MAGIC NOTIFY seq topic-length pool-length topic pool envelope
+                           a notification for one pool (see pool_code)
+                       MAGIC POOLS seq topic-length 0 topic "?"
+                           which pools of this notification topic listen here?
                        MAGIC PING seq
     server -> client   MAGIC RECEIPT seq   every request up to seq was taken
                        MAGIC REFUSED seq   nobody here consumes request seq
-                       MAGIC REPLY seq envelope   the reply to call seq
+                       MAGIC REPLY seq envelope   the reply to call seq (to POOLS
+                           seq: the pools, see encode_pools)
                        MAGIC PONG seq
 
-Topic and host are UTF-8. One frame per message because pyzmq releases the
-GIL around every frame it sends or receives, and with several threads
-calling at once every release may hand the GIL to another thread and cost
-two thread switches to get it back. (Version 1, ``RPCZ1``, sent the header
+Topic and host are UTF-8. Notification topics travel in the topic field
+too, but a NOTIFY or POOLS request is routed among notification listeners
+only, so they never meet an RPC topic of the same name.
+
+One frame per message because pyzmq releases the GIL around every frame it
+sends or receives, and with several threads calling at once every release
+may hand the GIL to another thread and cost two thread switches to get it
+back. (Version 1, ``RPCZ1``, sent the header
 and the envelope as two frames.)
 """
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import NamedTuple
 
 from rpccore.driverkit import parse_host_port
+from rpccore.errors import InvalidDestination
 
 MAGIC = b"RPCZ2"
 
@@ -40,8 +51,17 @@ RECEIPT = b"k"
 REFUSED = b"u"
 REPLY = b"r"
 PONG = b"o"
+NOTIFY = b"n"
+POOLS = b"q"
 
-REQUEST_KINDS = (CALL, CAST, FANOUT)
+REQUEST_KINDS = (CALL, CAST, FANOUT, NOTIFY, POOLS)
+#: the body of a POOLS request (a request's envelope is never empty)
+POOLS_QUERY = b"?"
+
+#: What notification listeners register with the matchmaker under, ahead of
+#: the topic. RPC topics that start with it are refused (``check_topic``),
+#: so a notification key is never an RPC topic's, and the reverse.
+NOTIFICATION_KEY_PREFIX = "rpccore.notify/"
 
 _HEAD = struct.Struct(">5scQ")
 _REQUEST_HEAD = struct.Struct(">5scQII")
@@ -159,6 +179,63 @@ def parse_request(frames: list[bytes], max_size: int) -> Request:
     except UnicodeDecodeError:
         raise Malformed("topic or host is not UTF-8") from None
     return Request(frames[0], kind, seq, topic, host, message[host_end:])
+
+
+def check_topic(topic: str) -> None:
+    """Refuse an RPC topic that reads as a notification key.
+
+    :raises InvalidDestination: it starts with :data:`NOTIFICATION_KEY_PREFIX`.
+    """
+    if topic.startswith(NOTIFICATION_KEY_PREFIX):
+        raise InvalidDestination(f"topic {topic!r}: on zmq, topics starting with "
+                                 f"{NOTIFICATION_KEY_PREFIX!r} are reserved for notifications")
+
+
+def notification_key(topic: str) -> str:
+    """The matchmaker key of the hosts listening to notification ``topic``."""
+    return NOTIFICATION_KEY_PREFIX + topic
+
+
+def pool_code(pool: str | None) -> str:
+    """What a notification for ``pool`` carries in its header's host field:
+    ``-`` for ``None``, ``+`` and the name for a named pool (injective, and
+    ``None`` differs from every name).
+
+    :raises InvalidDestination: the name cannot be written as UTF-8 (a lone
+        surrogate).
+    """
+    if pool is None:
+        return "-"
+    try:
+        pool.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidDestination(f"pool {pool!r} cannot be written as UTF-8") from None
+    return "+" + pool
+
+
+def pool_name(code: str) -> str | None:
+    """The inverse of :func:`pool_code` (for log lines)."""
+    return None if code == "-" else code[1:]
+
+
+def encode_pools(codes: list[str]) -> bytes:
+    """The answer to a POOLS request: the pool codes listening here."""
+    return json.dumps(codes).encode("utf-8")
+
+
+def decode_pools(body: bytes) -> list[str]:
+    """The pool codes of a POOLS answer.
+
+    :raises Malformed: not a JSON list of pool codes.
+    """
+    try:
+        codes = json.loads(body)
+    except ValueError:
+        raise Malformed("a pools answer that is not JSON") from None
+    if not isinstance(codes, list) or not all(
+            isinstance(c, str) and (c == "-" or c.startswith("+")) for c in codes):
+        raise Malformed("a pools answer that is not a list of pools")
+    return codes
 
 
 def endpoint(host: str, default_port: int) -> str:

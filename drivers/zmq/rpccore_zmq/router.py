@@ -1,6 +1,8 @@
 """A listener's traffic: requests read off the bound socket and routed by
-(topic, host) to the subscriptions of this process's servers; receipts,
-refusals and pongs; replies back over the connection a request came in on.
+(topic, host) to the subscriptions of this process's servers, notifications
+by (topic, pool) to its notification listeners (:mod:`rpccore_zmq.pools`);
+receipts, refusals and pongs; replies back over the connection a request
+came in on.
 
 Receipts are cheap for both sides: a cast's is held back so that a client
 gets at most one every :data:`RECEIPT_INTERVAL` (receipts are cumulative),
@@ -29,6 +31,7 @@ from rpccore_zmq import protocol
 from rpccore_zmq.delivery import Delivery
 from rpccore_zmq.eventloop import EventLoop
 from rpccore_zmq.frames import LockedSocket
+from rpccore_zmq.pools import PoolTable
 from rpccore_zmq.subscription import HandedToLoop, ZmqIncoming, ZmqSubscription
 
 if TYPE_CHECKING:
@@ -74,6 +77,8 @@ class Router:
         #: requests delivered and not yet acknowledged
         self.outstanding = 0
         self._outstanding_lock = threading.Lock()
+        #: notification listeners, apart from the servers
+        self.pools = PoolTable(loop, delivery, self._delivered)
         #: calls received and not yet answered, with when: their receipt is
         #: sent only if the reply is slow (the reply is the receipt)
         self._unanswered: dict[tuple[bytes, int], float] = {}
@@ -84,11 +89,17 @@ class Router:
     # -- subscriptions (the leader) -------------------------------------------
 
     def add(self, sub: ZmqSubscription) -> None:
+        if sub.pool is not None:
+            self.pools.add(sub)
+            return
         self._by_topic.setdefault(sub.topic, []).append(sub)
         self._by_host.setdefault((sub.topic, sub.host), []).append(sub)
 
     def remove(self, sub: ZmqSubscription) -> None:
         sub.closed = True
+        if sub.pool is not None:
+            self.pools.remove(sub)
+            return
         _discard(self._by_topic, sub.topic, sub)
         _discard(self._by_host, (sub.topic, sub.host), sub)
 
@@ -98,16 +109,18 @@ class Router:
                 sub.closed = True
         self._by_topic.clear()
         self._by_host.clear()
+        self.pools.close_all()
 
     @property
     def serving(self) -> bool:
         """Whether any subscription is left."""
-        return bool(self._by_topic)
+        return bool(self._by_topic) or bool(self.pools)
 
     def cells(self) -> list[Cell]:
         """Every cell with a subscription here (they share the counts of
         what nobody can attribute to one of them)."""
-        cells = {id(sub.cell): sub.cell for subs in self._by_topic.values() for sub in subs}
+        subs = [sub for subs in self._by_topic.values() for sub in subs]
+        cells = {id(sub.cell): sub.cell for sub in subs + self.pools.subscriptions()}
         return list(cells.values()) or [self.cell]
 
     # -- any thread: what requests need (RequestSource) ------------------------
@@ -132,8 +145,12 @@ class Router:
         with self._outstanding_lock:
             self.outstanding -= 1
             last = self.outstanding == 0
-        if last and not self._by_topic:
+        if last and not self.serving:
             self._on_idle()
+
+    def _delivered(self) -> None:
+        with self._outstanding_lock:
+            self.outstanding += 1
 
     def send(self, frames: list[bytes]) -> HandedToLoop | None:
         """Send on the bound socket; dropped (and counted) when it is closed
@@ -189,7 +206,10 @@ class Router:
                 continue
             if req.kind == protocol.PING:
                 self.send([req.identity, protocol.header(protocol.PONG, req.seq)])
-            elif not self._take(req):
+            elif req.kind == protocol.POOLS:
+                self.send([req.identity, protocol.reply(req.seq, self.pools.answer(req.topic))])
+            elif not (self.pools.take(req, self) if req.kind == protocol.NOTIFY
+                      else self._take(req)):
                 self.cell.stats.incr("zmq_refused")
                 self.send([req.identity, protocol.header(protocol.REFUSED, req.seq)])
             elif req.kind != protocol.CALL:
@@ -212,8 +232,7 @@ class Router:
         for sub in targets:
             if sub.closed:
                 continue
-            with self._outstanding_lock:
-                self.outstanding += 1
+            self._delivered()
             self.delivery.deliver_later(
                 sub, ZmqIncoming(req.body, req.identity, req.seq, self, call))
         return True

@@ -1,4 +1,5 @@
-"""What a server's subscription is, and the requests it receives."""
+"""What a server's (or a notification listener's) subscription is, and the
+requests it receives."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from rpccore.driver import Incoming
+from rpccore_zmq.protocol import notification_key
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -81,13 +83,20 @@ class ZmqIncoming(Incoming):
 
 
 class ZmqSubscription:
-    """One server's consumers: its topic, its (topic, host) and fanout."""
+    """One server's consumers: its topic, its (topic, host) and fanout; or,
+    with ``pool`` (a :func:`~rpccore_zmq.protocol.pool_code`), one
+    notification listener's: its pool of notification topic ``dest.topic``.
+
+    :ivar key: what it is registered under with the matchmaker
+    """
 
     def __init__(self, cell: Cell, dest: Destination, host: str,
-                 on_message: Callable[[Incoming], None]) -> None:
+                 on_message: Callable[[Incoming], None], pool: str | None = None) -> None:
         self.cell = cell
         self.dest = dest
         self.topic = dest.topic
         self.host = host
         self.on_message = on_message
+        self.pool = pool
+        self.key = dest.topic if pool is None else notification_key(dest.topic)
         self.closed = False
