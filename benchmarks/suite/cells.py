@@ -30,6 +30,7 @@ ZMQ_HOSTS: dict[str, list[str]] = {
     "xproc-inline": ["127.0.0.6"],
     "bench-otel": ["127.0.0.7"],
 }
+ZMQ_ANY_HOST = "127.0.0.9"
 
 
 def free_port() -> int:
@@ -68,10 +69,12 @@ class CellFactory:
         if self.driver == "nats":
             return NATS_URL, {"control_exchange": self.name}
         if self.driver == "zmq":
+            # what serves as no host in particular (a notification listener)
+            # binds ZMQ_ANY_HOST, where every other topic is looked up too
             options: dict[str, Any] = {"zmq_port": self.port, "matchmaker": "static",
-                                       "static_hosts": ZMQ_HOSTS}
-            if host is not None:
-                options["zmq_bind_address"] = host
+                                       "static_hosts": ZMQ_HOSTS,
+                                       "default_hosts": [ZMQ_ANY_HOST],
+                                       "zmq_bind_address": host or ZMQ_ANY_HOST}
             return "zmq://", options
         raise ValueError(f"unknown driver {self.driver!r}")
 

@@ -14,12 +14,17 @@ So each pool gets each notification once, however many hosts its listeners
 run on.
 
 A plan is reused for ``zmq_lookup_cache_ttl`` seconds and then rebuilt in
-the background while the old one stays in use, so a notifier never waits
-for a look-up once it knows a topic. A topic's first notifications wait,
+the background while the old one stays in use, so a notifier that keeps
+notifying never waits for a look-up. A topic's first notifications wait,
 in order, in this process until its first plan is built (by a thread of
 this sender, never the notifier's: a plain notification returns at once;
-``confirm=True`` waits for the plan, then for the receipts). A topic that
-no host listens to has no plan kept: the next notification looks again.
+``confirm=True`` waits for the plan, then for the receipts), and so do the
+notifications that find a plan older than twice ``zmq_lookup_cache_ttl``
+(a notifier that notifies rarely never sends on an old plan). A pool that
+starts listening therefore gets every notification sent more than twice
+``zmq_lookup_cache_ttl`` later, and the time its hosts take to answer (a
+rebuild that waits for a silent host keeps the old plan in use meanwhile). A topic that no host
+listens to has no plan kept: the next notification looks again.
 """
 
 from __future__ import annotations
@@ -79,8 +84,8 @@ class Plan:
         self.routes: list[Route] = []
         self.expires = 0.0
         self.refreshing = True
-        #: notifications sent before the first plan was built, in order;
-        #: None once it is built
+        #: notifications sent while the plan is (re)built and may not be
+        #: used, in order; None while it may
         self.waiting: list[bytes] | None = []
         self.ready = threading.Event()
 
@@ -110,21 +115,33 @@ class NotificationSender:
             come before ``deadline``, or no host of a pool acknowledged it.
         """
         plan = self._plans.get(topic)
+        if plan is not None and plan.expires <= time.monotonic() and not plan.refreshing:
+            self._expired(topic, plan)
         if plan is None or plan.waiting is not None:
             plan = self._queue_or_wait(topic, body, confirm, deadline)
             if plan is None:
-                return  # queued for the first plan
-        elif plan.expires <= time.monotonic() and not plan.refreshing:
-            plan.refreshing = True
-            self._build_later(topic)
+                return  # queued for the plan
         outs = self._send(topic, plan.routes, body, confirm, deadline)
         if confirm:
             _confirmed(topic, outs, deadline)
 
+    def _expired(self, topic: str, plan: Plan) -> None:
+        """Rebuild ``plan``: in the background while it is younger than
+        twice the TTL; older, what is notified waits for the new one. (While
+        a rebuild runs, the old plan stays in use however long it takes.)"""
+        with self._lock:
+            if plan.waiting is not None or plan.refreshing:
+                return
+            if time.monotonic() - plan.expires > self._ttl:
+                plan.waiting = []
+                plan.ready.clear()
+            plan.refreshing = True
+            self._build_later(topic)
+
     def _queue_or_wait(self, topic: str, body: bytes, confirm: bool,
                        deadline: float) -> Plan | None:
-        """Queue a plain notification until the topic's first plan is
-        built (None); a confirmed one waits for it (the plan)."""
+        """Queue a plain notification until the topic's plan is built
+        (None); a confirmed one waits for it (the plan)."""
         with self._lock:
             plan = self._plans.get(topic)
             if plan is None:
