@@ -28,6 +28,17 @@ final reply. The core owns what they mean; a driver only carries bytes:
   (:data:`ReplyHandler`), for drivers that read each call's replies on a
   connection of its own.
 
+A caller that waits elsewhere (asyncio): the core sends the requests of
+asyncio code from threads that must not wait for their replies (the task
+awaits them on its event loop). While such a ``send`` runs,
+:data:`caller_elsewhere` holds where its failures go. A driver that reads a
+call's replies in ``send`` (zmq) then returns as soon as the request is on
+its way, hands the replies to ``on_reply`` from its own threads like any
+other, and reports a failure it finds after returning (no host took the
+request, the host died before answering) by calling that handler once,
+instead of raising. Drivers whose ``send`` returns once the request is on
+its way anyway have nothing to do.
+
 What goes back from the caller to the server (stream credit, cancelling a
 stream) travels as ordinary casts to the server's own destination, which the
 server names in its replies, so a driver needs nothing more than
@@ -73,12 +84,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, ClassVar
 
 from oslo_config import cfg
 
 from rpccore.destination import Destination
-from rpccore.errors import ConfigError
+from rpccore.errors import ConfigError, RPCError
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -90,6 +102,20 @@ if TYPE_CHECKING:
 #: reply channel per cell may ignore the result; a driver that reads a call's
 #: replies on a connection of its own (zmq) reads it while this says True.
 ReplyHandler = Callable[[bytes], bool]
+
+#: Set by the core while :meth:`Driver.send` runs for a caller that waits
+#: for the replies elsewhere (an asyncio task), ``None`` otherwise: the
+#: handler of a failure the driver finds after ``send`` returned (an
+#: :class:`~rpccore.RPCError`, at most once per request). A driver that
+#: would read the call's replies on the sending thread may then return once
+#: the request is on its way (see "A caller that waits elsewhere" above)::
+#:
+#:     late = caller_elsewhere.get()
+#:     if late is not None:
+#:         self.io.submit(lambda: self._send_watched(request, on_failure=late))
+#:         return
+caller_elsewhere: ContextVar[Callable[[RPCError], None] | None] = ContextVar(
+    "rpccore_caller_elsewhere", default=None)
 
 
 class Incoming(abc.ABC):
@@ -259,9 +285,9 @@ class Driver(abc.ABC):
             its way, or, on a driver that reads each call's replies on a
             connection of its own (zmq), once it has handed on the replies
             up to the last one (``on_reply`` returned False) or the deadline
-            passed. The core sends the requests that it must watch while they
-            run (heartbeat calls, streams) from a thread of its own, so both
-            are correct.
+            passed, unless :data:`caller_elsewhere` is set. The core sends
+            the requests that it must watch while they run (heartbeat calls,
+            streams) from a thread of its own, so both are correct.
         :param confirm: return only once the backend has taken responsibility
             for the message (publisher confirm); a driver without such a notion
             returns once the message is handed over.

@@ -3,7 +3,10 @@
 The envelope is built by the threaded core (``RPC._outgoing``, with the
 interceptors' ``before_send``) on the loop, in the calling task's context;
 the driver's ``send`` runs on :class:`SendThreads`
-(:func:`rpccore.waiting.send_call`, as for threaded calls); replies come
+(:func:`rpccore.waiting.send_call`, as for threaded calls), telling the
+driver that the caller waits elsewhere (:data:`rpccore.driver.caller_elsewhere`:
+a driver that would read the replies on that thread returns at once
+instead, and reports a later failure to the waiter); replies come
 through the cell's one reply handler (``cell.pending_calls``) into an
 awaitable waiter; :func:`intercepted` ends the interception. The loop only
 builds, registers and waits.
@@ -12,12 +15,14 @@ builds, registers and waits.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpccore.aio.waiters import AsyncReplyQueue, AsyncReplySlot
+from rpccore.driver import caller_elsewhere
 from rpccore.errors import RPCError, Timeout, TransportError, Undeliverable
 from rpccore.replies import ReplySlot
 from rpccore.waiting import gathered, reply_result, send_call, timeout_text
@@ -43,6 +48,7 @@ def send_request(cell: Cell, dest: Destination, body: bytes, end: float,
         return
     if time.monotonic() >= end:
         return  # its caller is timing out now: the backend would only expire it
+    elsewhere = caller_elsewhere.set(functools.partial(_failed_later, cell, waiter))
     try:
         send_call(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end)
         if isinstance(waiter, ReplySlot) and not waiter.done:
@@ -54,6 +60,15 @@ def send_request(cell: Cell, dest: Destination, body: bytes, end: float,
     except Exception as exc:  # a driver bug: the caller must still hear of it
         LOG.exception("cell %s: sending a request failed", cell.name)
         waiter.fail(TransportError(f"sending to {dest} failed: {exc}"))
+    finally:
+        caller_elsewhere.reset(elsewhere)
+
+
+def _failed_later(cell: Cell, waiter: ReplySlot | ReplyQueue, error: RPCError) -> None:
+    """(A driver's thread) what failed a request after its ``send``
+    returned: counted and handed to the waiter, as if ``send`` had raised."""
+    cell.stats.incr("failed")
+    waiter.fail(error)
 
 
 async def await_reply(threads: SendThreads, inbox: LoopInbox, cell: Cell, dest: Destination,

@@ -49,8 +49,8 @@ class RPC:
         object sends and what its servers dispatch, asyncio or not.
     :param send_threads: most threads that run one cell's driver sends at
         once (see :mod:`rpccore.aio.threads`: at most eight of them on sends
-        that are quick, the others on sends that take long); on zmq, where a
-        call's send lasts until its reply, it bounds the calls in flight.
+        that are quick, the others on sends that take long, such as those
+        that wait for a broker coming back).
 
     Every method takes the same arguments and raises the same errors as
     :class:`rpccore.RPC`'s. Nothing connects until a cell is first used;
@@ -82,9 +82,8 @@ class RPC:
         #: each cell's send threads: a broker restarting in one cell never
         #: holds up sends to another
         self._pools: dict[str, SendThreads] = {}
-        #: what must never wait behind requests that a busy server or a
-        #: stream holds up (on zmq a call's send lasts until its reply, a
-        #: stream's until its end): stream credit and cancels, and the
+        #: what must never wait behind sends that a busy backend holds up:
+        #: stream credit and cancels, and the
         #: replies and acknowledgements of async methods (which make the
         #: room those requests wait for)
         self._quick_threads = SendThreads(QUICK_THREADS, name="rpccore-aio-quick")

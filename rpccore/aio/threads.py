@@ -1,20 +1,20 @@
 """Threads that are not the event loop's, for everything that may block.
 
 A driver's ``send`` may block: on rabbit a call waits for the broker's
-publisher confirm, on zmq for the call's whole reply, on every driver for a
-connection after a broker restart. None of it may run on the event loop's
-thread, so :class:`SendThreads` runs it. Each job runs in a copy of the
-submitting task's context variables, so what an application or a tracer
-keeps there (the current span) follows the request.
+publisher confirm, on every driver for a connection after a broker restart
+(a driver that would wait for a call's reply, zmq, is told that the caller
+waits elsewhere: :data:`rpccore.driver.caller_elsewhere`). None of it may
+run on the event loop's thread, so :class:`SendThreads` runs it. Each job
+runs in a copy of the submitting task's context variables, so what an
+application or a tracer keeps there (the current span) follows the request.
 
 How many threads: as few as keep up. A few threads carry any number of
-quick sends (memory, qpid, rabbit's confirms); more only contend for the
-GIL with the event loop, and on zmq, where a call's send is the whole round
-trip, past eight calls at once to a peer each one opens a connection. So
-the pool runs at most ``busy`` threads on sends that are quick. A send that
-has taken over :data:`STUCK_AFTER` seconds (a call to a slow method on zmq,
-a broker being restarted) no longer counts: another thread takes the next
-job, so slow calls never hold up the others, up to ``limit`` threads.
+quick sends (memory, qpid, zmq, rabbit's confirms); more only contend for
+the GIL with the event loop. So the pool runs at most ``busy`` threads on
+sends that are quick. A send that has taken over :data:`STUCK_AFTER`
+seconds (a broker being restarted) no longer counts: another thread takes
+the next job, so slow sends never hold up the others, up to ``limit``
+threads.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ import zmq
 from oslo_config import cfg
 
 from rpccore.destination import Destination
-from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
-from rpccore.errors import InvalidDestination, TransportError, Undeliverable
+from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription, caller_elsewhere
+from rpccore.errors import InvalidDestination, RPCError, TransportError, Undeliverable
 from rpccore_zmq import protocol
 from rpccore_zmq.client import Client
 from rpccore_zmq.eventloop import LoopStopped
@@ -178,9 +178,9 @@ class ZmqDriver(Driver):
     def _call(self, client: Client, dest: Destination, topic: bytes, body: bytes,
               on_reply: ReplyHandler, deadline: float) -> None:
         """A call, sent and answered on the calling thread (see
-        :mod:`rpccore_zmq.calls`); a fanout call (a gather) goes to every
-        host of the topic on the shared connections, whose loop hands each
-        reply to the cell's handler."""
+        :mod:`rpccore_zmq.calls`), unless its caller waits elsewhere; a
+        fanout call (a gather) goes to every host of the topic on the shared
+        connections, whose loop hands each reply to the cell's handler."""
         if dest.fanout:
             hosts = self._registry.lookup(dest.topic)
             if not hosts:
@@ -198,6 +198,10 @@ class ZmqDriver(Driver):
             # nobody waits on it: its caller runs it (CallPath.call)
             out = Outgoing(protocol.CALL, topic, b"", body, self._in_turn(hosts), False, False,
                            deadline)
+        late = caller_elsewhere.get()
+        if late is not None:
+            self._hand_off(client, dest, out, late)
+            return
         try:
             client.call(out, on_reply)
         except Undeliverable:
@@ -219,6 +223,23 @@ class ZmqDriver(Driver):
             deadline = time.monotonic() + self.cell.options.rpc_response_timeout
         self._registry.matchmaker()
         self._notifications.notify(topic, body, confirm, deadline)
+
+    def _hand_off(self, client: Client, dest: Destination, out: Outgoing,
+                  late: Callable[[RPCError], None]) -> None:
+        """A call whose caller waits elsewhere (asyncio: see
+        :data:`rpccore.driver.caller_elsewhere`): sent on the shared
+        connections, so that this thread is free at once; the client's loop
+        hands its replies to the cell's handler, and a failure to ``late``."""
+        topic = dest.topic if dest.host is None else None
+
+        def failed(error: RPCError) -> None:
+            if topic is not None and isinstance(error, Undeliverable):
+                self._registry.forget(topic)
+            late(error)
+
+        out.wait_for_it()
+        out.on_failure = failed
+        client.send(out)
 
     def _in_turn(self, hosts: list[str]) -> list[str]:
         """The hosts of a topic, starting with the next one in turn (round

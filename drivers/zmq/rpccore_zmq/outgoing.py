@@ -3,7 +3,10 @@ and the outcome its sender waits for."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rpccore.driverkit import Completion
+from rpccore.errors import RPCError, TransportError
 
 
 class Outgoing:
@@ -17,7 +20,7 @@ class Outgoing:
     """
 
     __slots__ = ("kind", "topic", "host", "body", "candidates", "directed", "tried",
-                 "refusals", "why", "sent_at", "deadline", "endpoint", "done")
+                 "refusals", "why", "sent_at", "deadline", "endpoint", "done", "on_failure")
 
     def __init__(self, kind: bytes, topic: bytes, host: bytes, body: bytes,
                  candidates: list[str], directed: bool, wait: bool,
@@ -39,6 +42,9 @@ class Outgoing:
         #: its outcome, for whoever waits: a call's reply (the caller passes
         #: it to the core), ``None`` for a receipt, or the error
         self.done: Completion[bytes | None] | None = Completion() if wait else None
+        #: told of its failure, when its sender waits elsewhere (a call of
+        #: asyncio code: see rpccore.driver.caller_elsewhere)
+        self.on_failure: Callable[[RPCError], None] | None = None
 
     def wait_for_it(self) -> Completion[bytes | None]:
         """From now on, somebody waits for it (call before the loop may
@@ -59,5 +65,6 @@ class Outgoing:
         if done is not None:
             if error is None:
                 done.set_result(reply)
-            else:
-                done.set_error(error)
+            elif done.set_error(error) and self.on_failure is not None:
+                self.on_failure(error if isinstance(error, RPCError)
+                                else TransportError(str(error)))
