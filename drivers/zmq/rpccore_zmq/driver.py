@@ -145,7 +145,8 @@ class ZmqDriver(Driver):
         client = self._client_side()
         if deadline is None:
             deadline = time.monotonic() + self.cell.options.rpc_response_timeout
-        protocol.check_topic(dest.topic)
+        if dest.topic.startswith(protocol.NOTIFICATION_KEY_PREFIX):
+            protocol.check_topic(dest.topic)  # raises
         topic = dest.topic.encode("utf-8")
         if on_reply is not None:
             self._call(client, dest, topic, body, on_reply, deadline)

@@ -232,7 +232,8 @@ class Router:
         for sub in targets:
             if sub.closed:
                 continue
-            self._delivered()
+            with self._outstanding_lock:  # (inline: the hot path)
+                self.outstanding += 1
             self.delivery.deliver_later(
                 sub, ZmqIncoming(req.body, req.identity, req.seq, self, call))
         return True
