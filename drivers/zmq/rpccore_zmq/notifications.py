@@ -13,30 +13,28 @@ it makes the copy move on to the next host of the pool, as a cast does.
 So each pool gets each notification once, however many hosts its listeners
 run on.
 
-A plan is reused for ``zmq_lookup_cache_ttl`` seconds and then rebuilt in
-the background while the old one stays in use, so a notifier that keeps
-notifying never waits for a look-up. A topic's first notifications wait,
-in order, in this process until its first plan is built (by a thread of
-this sender, never the notifier's: a plain notification returns at once;
-``confirm=True`` waits for the plan, then for the receipts), and so do the
-notifications that find a plan older than twice ``zmq_lookup_cache_ttl``
-(a notifier that notifies rarely never sends on an old plan). A pool that
-starts listening therefore gets every notification sent more than twice
-``zmq_lookup_cache_ttl`` later, and the time its hosts take to answer (a
-rebuild that waits for a silent host keeps the old plan in use meanwhile). A topic that no host
-listens to has no plan kept: the next notification looks again.
+The first notification of a topic builds its plan on the notifying thread
+(one look-up and one round trip to the hosts, at once; other threads
+notifying the topic meanwhile wait for the same plan). From then on a
+thread of this sender rebuilds the plan every ``zmq_lookup_cache_ttl``
+while the topic is in use, and notifiers never wait for it; a plan unused
+for :data:`IDLE_PLAN` seconds is forgotten. So a pool that starts listening
+gets every notification sent twice ``zmq_lookup_cache_ttl`` (and the time
+its hosts take to answer) after it started. A host that does not answer is
+taken as silent (marked dead, and pinged until it answers), so that the
+next plans do not wait for it.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rpccore.driverkit import Completion
 from rpccore.errors import RPCError, TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 from rpccore_zmq import protocol
@@ -50,6 +48,10 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 _RATELOG = RateLimitedLog(LOG)
+
+#: Seconds a plan nobody used is kept (and rebuilt) before it is forgotten.
+IDLE_PLAN = 30.0
+
 
 class Route:
     """One pool of a plan: its code as sent, its hosts, whose turn is next."""
@@ -76,18 +78,15 @@ MAX_PLANS = 10000
 
 
 class Plan:
-    """The pools of one notification topic and their hosts."""
+    """The pools of one notification topic, their hosts, and when it was
+    built and last used."""
 
-    __slots__ = ("routes", "expires", "refreshing", "waiting", "ready")
+    __slots__ = ("routes", "expires", "used")
 
-    def __init__(self) -> None:
-        self.routes: list[Route] = []
-        self.expires = 0.0
-        self.refreshing = True
-        #: notifications sent while the plan is (re)built and may not be
-        #: used, in order; None while it may
-        self.waiting: list[bytes] | None = []
-        self.ready = threading.Event()
+    def __init__(self, routes: list[Route], expires: float) -> None:
+        self.routes = routes
+        self.expires = expires
+        self.used = time.monotonic()
 
 
 class NotificationSender:
@@ -101,151 +100,127 @@ class NotificationSender:
         self._registry = registry
         self._client = client
         self._ttl: float = cell.options.zmq_lookup_cache_ttl
-        self._max_waiting: int = cell.options.zmq_send_queue
         self._plans: dict[str, Plan] = {}
+        #: first plans being built, by topic (other notifiers wait for them)
+        self._building: dict[str, Completion[Plan]] = {}
         self._lock = threading.Lock()
-        self._todo: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._thread_lock = threading.Lock()
 
     def notify(self, topic: str, body: bytes, confirm: bool, deadline: float) -> None:
         """Send ``body`` to every pool of ``topic``.
 
-        :raises TransportError: (``confirm``) the plan or a receipt did not
-            come before ``deadline``, or no host of a pool acknowledged it.
+        :raises TransportError: the matchmaker failed and knows nothing of
+            the topic; (``confirm``) no host of a pool acknowledged its copy
+            before ``deadline``.
         """
         plan = self._plans.get(topic)
-        if plan is not None and plan.expires <= time.monotonic() and not plan.refreshing:
-            self._expired(topic, plan)
-        if plan is None or plan.waiting is not None:
-            plan = self._queue_or_wait(topic, body, confirm, deadline)
-            if plan is None:
-                return  # queued for the plan
-        outs = self._send(topic, plan.routes, body, confirm, deadline)
-        if confirm:
-            _confirmed(topic, outs, deadline)
-
-    def _expired(self, topic: str, plan: Plan) -> None:
-        """Rebuild ``plan``: in the background while it is younger than
-        twice the TTL; older, what is notified waits for the new one. (While
-        a rebuild runs, the old plan stays in use however long it takes.)"""
-        with self._lock:
-            if plan.waiting is not None or plan.refreshing:
-                return
-            if time.monotonic() - plan.expires > self._ttl:
-                plan.waiting = []
-                plan.ready.clear()
-            plan.refreshing = True
-            self._build_later(topic)
-
-    def _queue_or_wait(self, topic: str, body: bytes, confirm: bool,
-                       deadline: float) -> Plan | None:
-        """Queue a plain notification until the topic's plan is built
-        (None); a confirmed one waits for it (the plan)."""
-        with self._lock:
-            plan = self._plans.get(topic)
-            if plan is None:
-                if len(self._plans) >= MAX_PLANS:
-                    self._plans = {t: p for t, p in self._plans.items() if p.waiting is not None}
-                plan = self._plans[topic] = Plan()
-                self._build_later(topic)
-            waiting = plan.waiting
-            if waiting is not None and not confirm:
-                if len(waiting) < self._max_waiting:
-                    waiting.append(body)
-                else:
-                    self._lost(topic, 1, f"{len(waiting)} wait already for the hosts "
-                                         f"listening to it to answer (zmq_send_queue)")
-                return None
-        if not plan.ready.wait(max(0.0, deadline - time.monotonic())):
-            raise TransportError(f"the hosts listening to notifications of {topic!r} did not "
-                                 f"say which pools listen there in time")
-        return plan
-
-    def _send(self, topic: str, routes: list[Route], body: bytes, confirm: bool,
-              deadline: float) -> list[Outgoing]:
+        if plan is None:
+            plan = self._first_plan(topic, deadline)
+        else:
+            plan.used = time.monotonic()
         client = self._client()
         name = topic.encode("utf-8")
         outs = []
-        for route in routes:
+        for route in plan.routes:
             out = Outgoing(protocol.NOTIFY, name, route.code, body, route.in_turn(), False,
                            confirm, deadline)
             client.send(out)
             outs.append(out)
-        return outs
+        if confirm:
+            _confirmed(topic, outs, deadline)
 
-    def _lost(self, topic: str, count: int, why: object) -> None:
-        self.cell.stats.incr("zmq_lost_notifications", count)
-        _RATELOG.warning(f"notify:{topic}", "cell %s: %d notification(s) of %r dropped: %s",
-                         self.cell.name, count, topic, why)
+    def _first_plan(self, topic: str, deadline: float) -> Plan:
+        """Build the plan of ``topic`` on this thread, or wait for the one
+        another thread is building."""
+        with self._lock:
+            building = self._building.get(topic)
+            mine = building is None
+            if building is None:
+                building = self._building[topic] = Completion()
+        if not mine:
+            if not building.wait_until(deadline):
+                raise TransportError(f"the hosts listening to notifications of {topic!r} did "
+                                     f"not say in time which pools listen there")
+            return building.result(0)
+        try:
+            plan = self._build(topic, min(deadline - time.monotonic(),
+                                          self._client().peers.receipt_timeout))
+            if self._ttl > 0:
+                self._plans[topic] = plan
+                self._start_refreshing()
+            building.set_result(plan)
+            return plan
+        except BaseException as exc:
+            building.set_error(exc)
+            raise
+        finally:
+            with self._lock:
+                del self._building[topic]
 
-    # -- building plans (the sender's own thread) --------------------------------
+    def _build(self, topic: str, timeout: float) -> Plan:
+        """A new plan of ``topic``: the hosts under its key (asked afresh),
+        and the pools each of them says listen there.
 
-    def _build_later(self, topic: str) -> None:
+        :raises TransportError: the matchmaker knows nothing and cannot
+            reach its backend.
+        """
+        key = protocol.notification_key(topic)
+        self._registry.forget(key)
+        hosts = self._registry.lookup(key)
+        routes: list[Route] = []
+        if hosts:
+            client = self._client()
+            answers, silent = ask_pools(client.peers, client.calls.pool, hosts, topic,
+                                        max(timeout, 0.0))
+            for host in silent:  # so that the next plans do not wait for it
+                client.casts.mark_silent(host, f"no answer from {host} about the pools "
+                                               f"of {topic!r} within {timeout:g} s")
+            by_pool: dict[str, list[str]] = {}
+            for host in hosts:  # in the matchmaker's order
+                for code in answers.get(host, ()):
+                    by_pool.setdefault(code, []).append(host)
+            routes = [Route(code.encode("utf-8"), pool_hosts)
+                      for code, pool_hosts in by_pool.items()]
+        return Plan(routes, time.monotonic() + self._ttl)
+
+    # -- keeping plans fresh (the sender's own thread) ----------------------------
+
+    def _start_refreshing(self) -> None:
         if self._thread is None:
-            with self._thread_lock:
-                if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._stop.is_set():
                     self._thread = threading.Thread(
-                        target=self._run, daemon=True,
+                        target=self._refresh, daemon=True,
                         name=f"rpccore-zmq-notify-{self.cell.name}")
                     self._thread.start()
-        self._todo.put(topic)
 
-    def _run(self) -> None:
-        while (topic := self._todo.get()) is not None:
-            try:
-                self._build(topic)
-            except Exception:
-                LOG.exception("cell %s: finding the pools of %r failed", self.cell.name, topic)
-
-    def _build(self, topic: str) -> None:
-        plan = self._plans.get(topic)
-        if plan is None:
-            return
-        failed: RPCError | None = None
-        try:
-            hosts = self._registry.lookup(protocol.notification_key(topic))
-        except RPCError as exc:
-            hosts, failed = [], exc
-        routes = self._routes(topic, hosts) if hosts else []
-        plan.routes, plan.expires, plan.refreshing = routes, time.monotonic() + self._ttl, False
-        if not hosts:  # not kept: a listener that registers is seen at once
-            with self._lock:
-                if self._plans.get(topic) is plan:
+    def _refresh(self) -> None:
+        """Rebuild the plans in use once they expire; forget idle ones."""
+        while not self._stop.wait(self._ttl / 2):
+            now = time.monotonic()
+            for topic, plan in list(self._plans.items()):
+                if now - plan.used > IDLE_PLAN:
                     del self._plans[topic]
-        self._flush(topic, plan, failed)
+                elif plan.expires <= now and not self._stop.is_set():
+                    self._rebuild(topic, plan)
 
-    def _routes(self, topic: str, hosts: list[str]) -> list[Route]:
-        client = self._client()
-        answers = ask_pools(client.peers, client.calls.pool, hosts, topic,
-                            client.peers.receipt_timeout)
-        by_pool: dict[str, list[str]] = {}
-        for host in hosts:  # in the matchmaker's order
-            for code in answers.get(host, ()):
-                by_pool.setdefault(code, []).append(host)
-        return [Route(code.encode("utf-8"), pool_hosts) for code, pool_hosts in by_pool.items()]
-
-    def _flush(self, topic: str, plan: Plan, failed: RPCError | None) -> None:
-        """Send what waited for the plan, in order, then let notifiers send
-        directly (a notification queued meanwhile goes out first)."""
-        deadline = time.monotonic() + self.cell.rpc_response_timeout
-        while True:
-            with self._lock:
-                batch = plan.waiting
-                if not batch:
-                    plan.waiting = None
-                    break
-                plan.waiting = []
-            if failed is not None:
-                self._lost(topic, len(batch), f"the matchmaker failed: {failed}")
-                continue
-            for body in batch:
-                self._send(topic, plan.routes, body, False, deadline)
-        plan.ready.set()
+    def _rebuild(self, topic: str, plan: Plan) -> None:
+        try:
+            fresh = self._build(topic, self._client().peers.receipt_timeout)
+        except RPCError as exc:  # the old plan stays in use; the next round retries
+            _RATELOG.warning(f"plan:{topic}", "cell %s: could not find the pools listening "
+                             "to notifications of %r: %s", self.cell.name, topic, exc)
+            return
+        except Exception:
+            LOG.exception("cell %s: finding the pools of %r failed", self.cell.name, topic)
+            return
+        fresh.used = plan.used
+        self._plans[topic] = fresh
 
     def close(self) -> None:
-        """Stop the thread that builds plans."""
-        self._todo.put(None)
+        """Stop the thread that keeps plans fresh."""
+        self._stop.set()
 
 
 def _confirmed(topic: str, outs: list[Outgoing], deadline: float) -> None:

@@ -5,7 +5,7 @@ interface has no room for pools); each of those hosts knows its own pools.
 :func:`ask_pools` sends every host a POOLS request at once, on connections
 of the call pool, and gathers the answers until all came or the time is up.
 A host that does not answer in time, or is known dead, has no pools for
-this look-up.
+this look-up; the caller learns which hosts were silent.
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ class _Question:
 
 
 def ask_pools(peers: PeerTable, pool: CallPool, hosts: list[str], topic: str,
-              timeout: float) -> PoolsByHost:
+              timeout: float) -> tuple[PoolsByHost, list[str]]:
     """The pools of ``topic`` on each of ``hosts`` that answered within
-    ``timeout`` seconds (hosts with none are left out)."""
+    ``timeout`` seconds (hosts with none are left out), and the hosts asked
+    that did not answer."""
     poller = zmq.Poller()
     waiting: dict[zmq.Socket[Any], _Question] = {}
     request_topic = topic.encode("utf-8")
@@ -66,10 +67,11 @@ def ask_pools(peers: PeerTable, pool: CallPool, hosts: list[str], topic: str,
     finally:
         for question in waiting.values():  # its answer may still come: not reused
             pool.give(question.endpoint, question.socket, False)
-    if waiting:
+    silent = [question.host for question in waiting.values()]
+    if silent:
         LOG.debug("no answer about the pools of %r from %s within %g s", topic,
-                  ", ".join(q.host for q in waiting.values()), timeout)
-    return found
+                  ", ".join(silent), timeout)
+    return found, silent
 
 
 def _ask(peers: PeerTable, pool: CallPool, host: str, topic: bytes) -> _Question | None:
