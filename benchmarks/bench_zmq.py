@@ -6,10 +6,14 @@ clients here. Scenarios, interleaved, median of 3 repeats:
 - raw REQ/REP round trips, and raw PUSH/PULL messages/s (counted at the receiver);
 - rpccore sequential calls (to a server with worker threads, the default,
   and to one with ``workers=0``), casts/s (counted at the server), calls
-  from 8 threads.
+  from 8 threads;
+- rpccore notifications/s (one pool, listening in the server process,
+  counted there) and asyncio calls/s (``rpccore.aio``, 64 in flight, on an
+  event loop in a thread of this process).
 
 Targets (issue 4): sequential calls >= 40% of raw REQ/REP; casts >= 20,000/s;
-8-thread calls >= 2x sequential calls.
+8-thread calls >= 2x sequential calls. Issue 20: notifications >= 0.8x
+casts. Issue 21: asyncio calls >= 1x calls from 8 threads.
 
     python benchmarks/bench_zmq.py [--quick] [--profile]
 """
@@ -17,6 +21,7 @@ Targets (issue 4): sequential calls >= 40% of raw REQ/REP; casts >= 20,000/s;
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import subprocess
@@ -33,12 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.measure import Result, interleave, report, timed_calls  # noqa: E402
 from benchmarks.suite.child import stop  # noqa: E402
+from rpccore_zmq.protocol import notification_key  # noqa: E402
 from rpccore_zmq.testing import free_port, zmq_rpc  # noqa: E402
 
 PAYLOAD = "x" * 100
 RAW_BODY = b'{"v":1,"kind":"call","method":"work","args":{"i":1,"payload":"' + b"x" * 100 + b'"}}'
 TOPIC = "bench"
 INLINE_TOPIC = "bench-inline"
+NOTIFY_TOPIC = "bench-notify"
 
 
 # -- servers (run in a child process) ------------------------------------------
@@ -87,6 +94,11 @@ class Endpoint:
             self.count += 1
             self.cond.notify_all()
 
+    def info(self, ctx: dict[str, Any], publisher_id: str, event_type: str, payload: Any,
+             metadata: dict[str, str]) -> None:
+        """A notification, counted with the casts."""
+        self.note(ctx, 0, "")
+
     def wait_count(self, ctx: dict[str, Any], n: int) -> int:
         """The count once it reaches ``n``, or once it has stopped growing
         for 2 s (casts lost: a client's send queue overflowed)."""
@@ -123,7 +135,9 @@ def thread_cpu() -> dict[str, float]:
 def serve_rpccore(port: int) -> None:
     rpc = zmq_rpc(port, cell="bench", zmq_bind_address="127.0.0.1",
                   static_hosts={TOPIC: ["127.0.0.1"]})
-    rpc.serve(rpc.make_destination(TOPIC, host="127.0.0.1"), [Endpoint()]).start()
+    endpoint = Endpoint()
+    rpc.serve(rpc.make_destination(TOPIC, host="127.0.0.1"), [endpoint]).start()
+    rpc.listener([NOTIFY_TOPIC], [endpoint], pool="bench").start()
     # the same endpoint without worker threads, for quick methods only
     rpc.serve(rpc.make_destination(INLINE_TOPIC, host="127.0.0.1"), [Endpoint()],
               workers=0).start()
@@ -180,9 +194,11 @@ class Raw:
 
 class Rpc:
     def __init__(self, port: int, **options: Any) -> None:
-        self.rpc = zmq_rpc(port, cell="bench", static_hosts={TOPIC: ["127.0.0.1"],
-                                                               INLINE_TOPIC: ["127.0.0.1"]},
-                           **options)
+        self.rpc = zmq_rpc(port, cell="bench", static_hosts={
+            TOPIC: ["127.0.0.1"], INLINE_TOPIC: ["127.0.0.1"],
+            notification_key(NOTIFY_TOPIC): ["127.0.0.1"]}, **options)
+        self.notifier = self.rpc.notifier("bench", topics=[NOTIFY_TOPIC])
+        self._aio: Any = None
         #: casts the server has counted so far
         self.counted = 0
         self.call(0)  # connect
@@ -205,14 +221,81 @@ class Rpc:
         overflowed is not counted, and said)."""
         start = time.perf_counter()
         for i in range(n):
-            self.rpc.cast({}, TOPIC, {"method": "note", "args": {"i": i, "payload": PAYLOAD}})
+            self.rpc.cast({}, TOPIC, {"method": "note", "args": {"i": i, "payload": PAYLOAD}},
+                          confirm=i == n - 1)
+        return self._counted(n, "casts", start)
+
+    def notifications(self, n: int) -> tuple[float, list[float]]:
+        """Notifications/s of one topic with one pool, counted at the server."""
+        start = time.perf_counter()
+        info = self.notifier.info
+        for i in range(n):
+            info({}, "bench.event", {"i": i, "payload": PAYLOAD}, confirm=i == n - 1)
+        return self._counted(n, "notifications", start)
+
+    def _counted(self, n: int, what: str, start: float) -> tuple[float, list[float]]:
+        """The rate of ``n`` messages counted at the server. The last one
+        was sent with ``confirm=True``: once the server has read them all,
+        the count is asked for on another connection (which could otherwise
+        overtake them, and wait_count, known to be quick, would hold up
+        those read with it on its thread until it gives up)."""
         got = self.rpc.call({}, TOPIC, {"method": "wait_count", "args": {"n": self.counted + n}},
                             timeout=60)
         delivered, self.counted = got - self.counted, got
         if delivered < n:
-            print(f"  ({n - delivered} of {n} casts lost: the send queue overflowed)",
+            print(f"  ({n - delivered} of {n} {what} lost: the send queue overflowed)",
                   flush=True)
         return delivered / (time.perf_counter() - start), []
+
+    def aio_calls(self, n: int, concurrency: int = 64) -> tuple[float, list[float]]:
+        """``n`` asyncio calls, ``concurrency`` in flight (rpccore.aio over
+        this client, on an event loop in a thread of its own)."""
+        if self._aio is None:
+            self._aio = AioClient(self.rpc)
+        return self._aio.calls(n, concurrency)
+
+    def close(self) -> None:
+        if self._aio is not None:
+            self._aio.close()
+        self.rpc.close()
+
+
+class AioClient:
+    """``rpccore.aio.RPC.from_rpc`` on an event loop running in a thread."""
+
+    def __init__(self, threaded: Any) -> None:
+        import rpccore.aio
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+        async def make() -> rpccore.aio.RPC:
+            return rpccore.aio.RPC.from_rpc(threaded)
+        self.rpc = self._run(make())
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(300)
+
+    def calls(self, n: int, concurrency: int) -> tuple[float, list[float]]:
+        latencies: list[float] = []
+        message = {"method": "work", "args": {"i": 1, "payload": PAYLOAD}}
+
+        async def worker(k: int) -> None:
+            for _ in range(k, n, concurrency):
+                t0 = time.perf_counter()
+                await self.rpc.call({}, TOPIC, message, timeout=30)
+                latencies.append(time.perf_counter() - t0)
+
+        async def run() -> float:
+            start = time.perf_counter()
+            await asyncio.gather(*(worker(k) for k in range(concurrency)))
+            return n / (time.perf_counter() - start)
+        return self._run(run()), latencies
+
+    def close(self) -> None:
+        self._run(self.rpc.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, object]]:
@@ -240,7 +323,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                         ("rpccore calls", lambda: rpc.calls(calls)),
                         ("rpccore calls, workers=0", lambda: rpc.inline_calls(calls)),
                         ("rpccore casts", lambda: rpc.casts(casts)),
-                        ("rpccore calls, 8 threads", lambda: rpc.calls(calls, 8))])
+                        ("rpccore calls, 8 threads", lambda: rpc.calls(calls, 8)),
+                        ("rpccore notifications", lambda: rpc.notifications(casts)),
+                        ("rpccore asyncio calls", lambda: rpc.aio_calls(calls * 2))])
         target = Result("20,000/s", rates=[20000.0])
         rows = [report("raw pyzmq REQ/REP round trips", r["raw REQ/REP"]),
                 report("raw pyzmq PUSH/PULL", r["raw PUSH/PULL"]),
@@ -249,7 +334,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                        r["rpccore calls, workers=0"], r["raw REQ/REP"], 0.40),
                 report("zmq: casts", r["rpccore casts"], target, 1.0),
                 report("zmq: calls from 8 threads", r["rpccore calls, 8 threads"],
-                       r["rpccore calls"], 2.0)]
+                       r["rpccore calls"], 2.0),
+                report("zmq: notifications", r["rpccore notifications"], r["rpccore casts"],
+                       0.8),
+                report("zmq: asyncio calls, 64 in flight", r["rpccore asyncio calls"],
+                       r["rpccore calls, 8 threads"], 1.0)]
         if args.profile:
             profile(rpc, casts, calls)
         return rows
@@ -257,7 +346,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
         raw.req.send(b"quit")
         raw.req.recv()
         raw.ctx.destroy(linger=0)
-        rpc.rpc.close()
+        rpc.close()
         for proc in servers:
             stop(proc)
 
