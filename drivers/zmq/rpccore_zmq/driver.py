@@ -33,7 +33,7 @@ from rpccore_zmq.notifications import NotificationSender
 from rpccore_zmq.options import OPTIONS
 from rpccore_zmq.outgoing import Outgoing
 from rpccore_zmq.registry import Registry
-from rpccore_zmq.subscription import ZmqSubscription
+from rpccore_zmq.subscription import ClosedOnce, ZmqSubscription
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
@@ -44,21 +44,6 @@ LOG = logging.getLogger(__name__)
 #: socket on the same address is still closing).
 BIND_PATIENCE = 5.0
 _ANY_ADDRESS = ("*", "0.0.0.0", "::", "[::]", "")
-
-
-class _Subscription(Subscription):
-    def __init__(self, driver: ZmqDriver, sub: ZmqSubscription) -> None:
-        self._driver = driver
-        self._sub = sub
-        self._closed = False
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._driver._unsubscribe(self._sub)
 
 
 class ZmqDriver(Driver):
@@ -332,7 +317,7 @@ class ZmqDriver(Driver):
             self._subs[sub] = listener
         self._warn_if_unreachable(sub.host)
         self._registry.register(sub.key, sub.host)
-        return _Subscription(self, sub)
+        return ClosedOnce(functools.partial(self._unsubscribe, sub))
 
     def _listen(self, sub: ZmqSubscription) -> Listener:
         """Add ``sub`` to the process's listener on the cell's address,

@@ -3,10 +3,11 @@ requests it receives."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from rpccore.driver import Incoming
+from rpccore.driver import Incoming, Subscription
 from rpccore_zmq.protocol import notification_key
 
 if TYPE_CHECKING:
@@ -100,3 +101,20 @@ class ZmqSubscription:
         self.pool = pool
         self.key = dest.topic if pool is None else notification_key(dest.topic)
         self.closed = False
+
+
+class ClosedOnce(Subscription):
+    """What the driver's ``subscribe`` and ``listen`` return: ``close``
+    runs ``unsubscribe`` once, however often it is called."""
+
+    def __init__(self, unsubscribe: Callable[[], None]) -> None:
+        self._unsubscribe = unsubscribe
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._unsubscribe()
