@@ -11,17 +11,46 @@ answer. ``version_cap="auto"`` finds that version by itself: see
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rpccore.destination import Destination, make_destination
 from rpccore.dispatcher import parse_version, version_compatible
 from rpccore.errors import InvalidMessage, VersionCapError
 
 if TYPE_CHECKING:
-    from rpccore.rpc import RPC, Context
+    from rpccore.message import Context
     from rpccore.stream_reader import StreamReader
+    from rpccore.version_cap import VersionCaps
 
 _UNSET: Any = object()
+
+
+class Caller(Protocol):
+    """What a client needs of its :class:`rpccore.RPC` (or any object that
+    sends the same way): the four ways to send, and the discovered caps."""
+
+    version_caps: VersionCaps
+
+    def call(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+             timeout: float | None = None, heartbeat: float | None = None) -> Any:
+        """Send a request and wait for its reply."""
+        ...
+
+    def cast(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+             confirm: bool = False) -> None:
+        """Send a message with no reply."""
+        ...
+
+    def stream(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+               timeout: float | None = None) -> StreamReader:
+        """Send a request whose replies are a stream."""
+        ...
+
+    def gather(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+               timeout: float | None = None) -> list[tuple[str, Any]]:
+        """Send a request to every server of a fanout; collect the replies."""
+        ...
 
 
 class Client:
@@ -34,7 +63,7 @@ class Client:
     __slots__ = ("_rpc", "destination", "version", "version_cap", "timeout", "namespace",
                  "heartbeat")
 
-    def __init__(self, rpc: RPC, dest: Destination, *, version: str | None = None,
+    def __init__(self, rpc: Caller, dest: Destination, *, version: str | None = None,
                  version_cap: str | None = None, timeout: float | None = None,
                  namespace: str | None = None, heartbeat: float | None = None) -> None:
         for name, value in (("version", version), ("version_cap", version_cap)):
@@ -76,8 +105,7 @@ class Client:
 
     def _cap(self) -> str | None:
         if self.version_cap == "auto":
-            from rpccore.version_cap import discovered_cap
-            return discovered_cap(self._rpc, self.destination, self.namespace)
+            return self._rpc.version_caps.cap(self.destination, self.namespace)
         return self.version_cap
 
     def can_send_version(self, version: str) -> bool:

@@ -93,7 +93,7 @@ from rpccore.destination import Destination
 from rpccore.errors import ConfigError, RPCError
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 #: ``on_reply(reply_body) -> more``: takes one reply envelope's bytes and
 #: returns True while the request still waits for more replies (a keepalive
@@ -236,7 +236,7 @@ class Driver(abc.ABC):
     #: the listeners running when they are sent, and no others.
     stores_notifications: ClassVar[bool] = False
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         self.cell = cell
 
     @classmethod

@@ -26,7 +26,7 @@ from rpccore.driverkit import Completion, Empty, Mailbox
 from rpccore.errors import InvalidMessage, TransportError
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class PendingCalls:
     :meth:`on_reply` is the handler the core gives the driver for every call.
     """
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         self._cell = cell
         self._lock = threading.Lock()
         self._futures: dict[str, Waiter] = {}

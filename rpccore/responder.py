@@ -18,7 +18,7 @@ from rpccore.errors import InvalidMessage, RPCError
 from rpccore.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
     from rpccore.driver import Incoming
 
 LOG = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Responder:
 
     __slots__ = ("_cell", "_incoming", "_env", "_origin", "_lock", "finished")
 
-    def __init__(self, cell: Cell, incoming: Incoming, env: dict[str, Any],
+    def __init__(self, cell: CellView, incoming: Incoming, env: dict[str, Any],
                  origin: dict[str, Any] | None = None) -> None:
         self._cell = cell
         self._incoming = incoming

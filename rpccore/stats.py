@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from typing import Protocol
 
 COUNTERS = (
     "sent",               # envelopes handed to the driver
@@ -26,6 +27,14 @@ COUNTERS = (
     "notifications_dropped",   # notifications the backend dropped (retention overflow)
     "notifications_requeued",  # notifications given back to the backend for later
 )
+
+
+class StatsSource(Protocol):
+    """Anything whose counters are read by cell, as :meth:`rpccore.RPC.stats`."""
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """The counters of each cell, by cell name."""
+        ...
 
 
 class CellStats:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rpccore.destination import Destination
 from rpccore.dispatcher import parse_version
@@ -27,9 +27,21 @@ from rpccore.errors import RPCError
 from rpccore.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
-    from rpccore.rpc import RPC
+    from rpccore.cell import Cell
 
 LOG = logging.getLogger(__name__)
+
+
+class Pinger(Protocol):
+    """What a discovery needs of its ``RPC`` object: its cells and ping."""
+
+    def cell(self, name: str | None = None) -> Cell:
+        """The cell ``name`` (the default cell for ``None``)."""
+        ...
+
+    def ping(self, dest: Destination | str, timeout: float | None = None) -> Any:
+        """Ping ``dest`` (a fanout destination: the list of answers)."""
+        ...
 
 #: seconds after a discovery that found no server before the next try
 #: (at most ``version_cap_cache_seconds``)
@@ -48,7 +60,7 @@ class VersionCaps:
     time after which it is discovered again in the background.
     """
 
-    def __init__(self, rpc: RPC) -> None:
+    def __init__(self, rpc: Pinger) -> None:
         self._rpc = rpc
         self._lock = threading.Lock()
         self._caps: dict[_Key, tuple[str | None, float]] = {}
@@ -130,8 +142,3 @@ def lowest(answers: list[tuple[str, Any]], namespace: str) -> str | None:
             except ValueError:
                 continue
     return min(versions)[1] if versions else None
-
-
-def discovered_cap(rpc: RPC, dest: Destination, namespace: str | None) -> str | None:
-    caps = rpc.version_caps
-    return caps.cap(dest, namespace)

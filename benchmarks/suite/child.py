@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def serve(spec: dict[str, object]) -> None:
     from benchmarks.suite.cells import CellFactory
-    from benchmarks.suite.workload import Endpoint
+    from benchmarks.suite.endpoint import Endpoint
 
     factory = CellFactory.from_spec(spec)
     rpc = factory.rpc(factory.hosts("xproc", 1)[0])

@@ -32,7 +32,7 @@ from typing import Any
 
 from benchmarks.measure import Measured
 from benchmarks.suite.cells import CellFactory
-from benchmarks.suite.workload import Counter
+from benchmarks.suite.endpoint import Counter
 from rpccore import RPC, Driver
 from rpccore.errors import ConfigError
 from rpccore.plugins import load_driver

@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.measure import Measured, timed_calls
 from benchmarks.suite.cells import CellFactory
-from benchmarks.suite.workload import Endpoint
+from benchmarks.suite.endpoint import Endpoint
 from rpccore import RPC
 from rpccore import telemetry
 

@@ -14,7 +14,8 @@ import uuid
 from typing import Any
 
 from benchmarks.measure import drain_until
-from benchmarks.suite.workload import Counter, Measured
+from benchmarks.measure import Measured
+from benchmarks.suite.endpoint import Counter
 
 BODY = {"method": "note", "args": {"payload": "x" * 100}}
 

@@ -8,17 +8,49 @@ the topic's servers the first time it is asked (off the loop).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rpccore.client import Client as CoreClient
 
 if TYPE_CHECKING:
-    from rpccore.aio.rpc import RPC
+    from rpccore.aio.stream import AsyncStreamReader
+    from rpccore.rpc import RPC as ThreadedRPC
     from rpccore.destination import Destination
     from rpccore.message import Context
 
 _UNSET: Any = object()
+
+
+class AsyncCaller(Protocol):
+    """What a client needs of its :class:`rpccore.aio.RPC`: the four ways
+    to send, the threaded core underneath, and a thread for blocking work."""
+
+    threaded: ThreadedRPC
+
+    async def call(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+                   timeout: float | None = None, heartbeat: float | None = None) -> Any:
+        """Send a request and await its reply."""
+        ...
+
+    async def cast(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+                   confirm: bool = False) -> None:
+        """Send a message with no reply."""
+        ...
+
+    def stream(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any], *,
+               timeout: float | None = None) -> AsyncStreamReader:
+        """Send a request whose replies are a stream."""
+        ...
+
+    async def gather(self, ctx: Context, dest: Destination | str, message: Mapping[str, Any],
+                     *, timeout: float | None = None) -> list[tuple[str, Any]]:
+        """Call every server of a fanout; collect the replies."""
+        ...
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on a thread of its own, awaited."""
+        ...
 
 
 class Client:
@@ -29,7 +61,7 @@ class Client:
 
     __slots__ = ("_rpc", "_core")
 
-    def __init__(self, rpc: RPC, core: CoreClient) -> None:
+    def __init__(self, rpc: AsyncCaller, core: CoreClient) -> None:
         self._rpc = rpc
         self._core = core
 
@@ -123,7 +155,7 @@ class Client:
         return f"rpccore.aio.{self._core!r}"
 
 
-def _cap_is_cached(rpc: RPC, core: CoreClient) -> bool:
+def _cap_is_cached(rpc: AsyncCaller, core: CoreClient) -> bool:
     """Whether the threaded core knows ``core``'s auto cap already, so that
     asking for it returns at once (only the first discovery of a topic's
     cap waits for the servers' answers)."""

@@ -34,7 +34,7 @@ from rpccore.drivers.memory_notify import MemoryNotifications
 from rpccore.errors import Timeout, TransportError, Undeliverable
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class MemoryDriver(MemoryNotifications):
 
     detects_undeliverable = True
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         super().__init__(cell)
         self._exchange = _exchange(cell.url.virtual_host or "")
         self._namespace: str = cell.options.control_exchange

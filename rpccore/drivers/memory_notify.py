@@ -38,7 +38,7 @@ from rpccore.errors import TransportError
 from rpccore.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
     from rpccore.stats import CellStats
 
 LOG = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class _Pool:
         self.cell_name = ""
         self._ratelog = RateLimitedLog(LOG)
 
-    def attach(self, listener: _PoolListener, cell: Cell) -> None:
+    def attach(self, listener: _PoolListener, cell: CellView) -> None:
         with self.lock:
             self.max_length = cell.options.notification_max_queue_length
             self.ttl = cell.options.notification_ttl
@@ -285,7 +285,7 @@ class MemoryNotifications(Driver):
 
     stores_notifications = True
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         super().__init__(cell)
         self._notification_pools = _pools(cell.url.virtual_host or "")
         self._notification_namespace: str = cell.options.control_exchange

@@ -26,7 +26,7 @@ from oslo_config import cfg
 
 if TYPE_CHECKING:
     from rpccore.interceptors import Interceptor
-    from rpccore.rpc import RPC
+    from rpccore.stats import StatsSource
 
 LOG = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def installed() -> bool:
     return _installed
 
 
-def default_interceptors(rpc: RPC, conf: cfg.ConfigOpts) -> list[Interceptor]:
+def default_interceptors(rpc: StatsSource, conf: cfg.ConfigOpts) -> list[Interceptor]:
     """The interceptors every ``RPC`` starts with: OpenTelemetry's, when it
     is installed and ``[rpccore] opentelemetry`` is on; else none."""
     if not conf.rpccore.opentelemetry or not installed():

@@ -31,7 +31,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, Observation
 from rpccore.stats import COUNTERS
 
 if TYPE_CHECKING:
-    from rpccore.rpc import RPC
+    from rpccore.stats import StatsSource
 
 #: histogram buckets in milliseconds: a quick call takes well under one
 BUCKETS_MS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0,
@@ -87,11 +87,11 @@ class _StatsTotals:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rpcs: weakref.WeakValueDictionary[int, RPC] = weakref.WeakValueDictionary()
+        self._rpcs: weakref.WeakValueDictionary[int, StatsSource] = weakref.WeakValueDictionary()
         self._last: dict[tuple[int, str], dict[str, int]] = {}
         self._retired: dict[str, dict[str, int]] = {}
 
-    def watch(self, rpc: RPC) -> None:
+    def watch(self, rpc: StatsSource) -> None:
         with self._lock:
             self._rpcs[id(rpc)] = rpc
 
@@ -122,7 +122,7 @@ class _StatsTotals:
 _TOTALS = _StatsTotals()
 
 
-def watch_stats(rpc: RPC) -> None:
+def watch_stats(rpc: StatsSource) -> None:
     """Report ``rpc.stats()`` through the observable counters (held weakly:
     watching keeps no ``RPC`` alive)."""
     instruments()

@@ -18,6 +18,7 @@ SOURCE_ROOTS = [
     *sorted((ROOT / "drivers").glob("*")),
     *sorted((ROOT / "matchmakers").glob("*")),
 ]
+TOP_LEVEL = {"rpccore", "benchmarks", "examples"}
 SKIP_PARTS = {".tox", "build", "_build", ".git", "__pycache__", "docs", "tests", "shared"}
 
 MAX_FUNCTION_LINES = 60
@@ -35,7 +36,9 @@ def _python_files() -> Iterator[tuple[str, Path]]:
             rel = path.relative_to(root)
             if SKIP_PARTS.intersection(rel.parts) or path in seen:
                 continue
-            if root == ROOT and rel.parts[0] in ("drivers", "matchmakers"):
+            if root == ROOT and rel.parts[0] not in TOP_LEVEL:
+                continue
+            if any(part.startswith(".") for part in rel.parts):
                 continue
             if rel.parts[0].endswith(".egg-info") or rel.name == "setup.py":
                 continue

@@ -41,7 +41,7 @@ from rpccore_nats.runtime import Runtime
 from rpccore_nats.subscription import NatsSubscription
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class NatsDriver(Driver):
     leader_follower = True
     counters = ("nats_errors",)
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         super().__init__(cell)
         self.params = connect_params(cell)
         self.subjects = Subjects(cell.options.control_exchange)

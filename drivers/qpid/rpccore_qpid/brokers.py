@@ -14,7 +14,7 @@ from proton import SSL, SSLDomain, SSLException
 from rpccore.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 
 class BrokerAddress:
@@ -27,7 +27,7 @@ class BrokerAddress:
         self.shown = shown
 
 
-def broker_addresses(cell: Cell) -> list[BrokerAddress]:
+def broker_addresses(cell: CellView) -> list[BrokerAddress]:
     """The URL's hosts in order, as proton URLs (``amqps`` with ``ssl``).
 
     :raises ConfigError: the URL names no host.
@@ -47,7 +47,7 @@ def broker_addresses(cell: Cell) -> list[BrokerAddress]:
     return out
 
 
-def ssl_domain(cell: Cell) -> SSLDomain | None:
+def ssl_domain(cell: CellView) -> SSLDomain | None:
     """The TLS settings of the cell, or None without ``ssl``.
 
     :raises ConfigError: proton was built without TLS, or a certificate or
@@ -85,7 +85,7 @@ def _domain(opts: Any) -> SSLDomain:
     return domain
 
 
-def connect_options(cell: Cell, target: BrokerAddress,
+def connect_options(cell: CellView, target: BrokerAddress,
                     ssl: SSLDomain | None) -> dict[str, Any]:
     """Keyword arguments of ``Container.connect`` for one attempt at ``target``.
 

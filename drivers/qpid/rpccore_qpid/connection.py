@@ -38,7 +38,7 @@ from rpccore_qpid.links import describe
 from rpccore_qpid.management import Management
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
     from rpccore_qpid.links import LinkOwner
 
@@ -70,7 +70,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
     :meth:`close`. Everything named ``io_*`` or ``on_*`` runs on the I/O thread.
     """
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         super().__init__(prefetch=0, auto_accept=False, auto_settle=True,
                          peer_close_is_error=True)
         # Deliveries and link credit are handled by on_delivery / on_link_flow

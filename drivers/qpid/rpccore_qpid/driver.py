@@ -54,7 +54,7 @@ from rpccore_qpid.sender import Outgoing, OutgoingLink
 from rpccore_qpid.options import list_opts
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 _RATELOG = RateLimitedLog(LOG)
@@ -79,7 +79,7 @@ class QpidDriver(Driver):
     #: on RabbitMQ 4 (v2 addresses); with v1 notifications raise ConfigError
     stores_notifications = True
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         super().__init__(cell)
         self._namespace: str = cell.options.control_exchange
         self._lock = threading.Lock()

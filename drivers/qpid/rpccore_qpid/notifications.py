@@ -36,7 +36,7 @@ from rpccore.errors import ConfigError, RPCError
 from rpccore.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 #: the outcome a full pool queue gives (``x-overflow = reject-publish``)
@@ -74,7 +74,7 @@ class Outcomes:
     """What the broker's refusal of a notification means, for one cell
     (``Outgoing.refused``; I/O thread)."""
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         self.cell = cell
         self._ratelog = RateLimitedLog(LOG)
 

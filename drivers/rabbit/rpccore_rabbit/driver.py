@@ -40,7 +40,7 @@ from rpccore_rabbit.consumer import (RabbitSubscription, ReplyQueue, Subscriptio
 from rpccore_rabbit.options import connection_params, rabbit_opts
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class RabbitDriver(Driver):
     stores_notifications = True
     counters = ("poisoned",)
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         super().__init__(cell)
         self.params = connection_params(cell)
         control_exchange: str = cell.options.control_exchange

@@ -20,7 +20,7 @@ from rpccore_zmq.peers import PeerTable
 from rpccore_zmq.sockopts import client_socket
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 
 class Client:
@@ -30,7 +30,7 @@ class Client:
     :raises ConfigError: malformed CURVE keys.
     """
 
-    def __init__(self, cell: Cell, context: zmq.Context[Any]) -> None:
+    def __init__(self, cell: CellView, context: zmq.Context[Any]) -> None:
         options = cell.options
         self.context = context
         self._socket_options = (options.zmq_send_queue, cell.max_message_size,

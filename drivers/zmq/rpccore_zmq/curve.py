@@ -24,7 +24,7 @@ from zmq.utils import z85
 from rpccore.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class CurveKeys(NamedTuple):
     allowed_clients: frozenset[bytes]
 
 
-def _key(cell: Cell, option: str, value: str) -> bytes:
+def _key(cell: CellView, option: str, value: str) -> bytes:
     """A key as Z85 bytes, from Z85 (40 characters) or hex (64 digits)."""
     text = value.strip()
     try:
@@ -55,7 +55,7 @@ def _key(cell: Cell, option: str, value: str) -> bytes:
                       f"or 64 hex digits, not {len(text)} characters")
 
 
-def curve_keys(cell: Cell) -> CurveKeys | None:
+def curve_keys(cell: CellView) -> CurveKeys | None:
     """The cell's CURVE keys, or ``None`` when CURVE is off.
 
     :raises ConfigError: a key is malformed, or the server secret key does not
@@ -103,7 +103,7 @@ class _AllowedClients:
         return key in self.allowed
 
 
-def secure_server(sock: zmq.Socket[Any], keys: CurveKeys, cell: Cell) -> Any:
+def secure_server(sock: zmq.Socket[Any], keys: CurveKeys, cell: CellView) -> Any:
     """Make ``sock`` (not yet bound) a CURVE server; returns the started ZAP
     authenticator when clients are restricted (stop it when closing), else
     ``None``.

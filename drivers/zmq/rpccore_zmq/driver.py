@@ -36,7 +36,7 @@ from rpccore_zmq.registry import Registry
 from rpccore_zmq.subscription import ClosedOnce, ZmqSubscription
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class ZmqDriver(Driver):
     #: with none running gets nothing (there is no broker to keep them).
     stores_notifications: ClassVar[bool] = False
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         super().__init__(cell)
         self._lock = threading.Lock()
         self._context: zmq.Context[Any] | None = None

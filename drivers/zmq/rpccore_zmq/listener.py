@@ -46,7 +46,7 @@ from rpccore_zmq.sockopts import set_common_options
 from rpccore_zmq.subscription import ZmqSubscription
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 _RATELOG = RateLimitedLog(LOG)
@@ -66,7 +66,7 @@ class BindError(TransportError):
 class Listener:
     """The bound socket of one address and port, and the threads serving it."""
 
-    def __init__(self, cell: Cell, endpoint: str, settings: ListenerSettings) -> None:
+    def __init__(self, cell: CellView, endpoint: str, settings: ListenerSettings) -> None:
         self.cell = cell
         self.endpoint = endpoint
         self.settings = settings
@@ -233,7 +233,7 @@ _listeners: dict[str, Listener] = {}
 _listeners_lock = threading.Lock()
 
 
-def listener_for(cell: Cell) -> Listener:
+def listener_for(cell: CellView) -> Listener:
     """The running listener of this process on the cell's
     ``zmq_bind_address:zmq_port`` (started, not necessarily bound yet).
 
@@ -256,7 +256,7 @@ def listener_for(cell: Cell) -> Listener:
     return listener
 
 
-def _check_shares(listener: Listener, cell: Cell, settings: ListenerSettings) -> None:
+def _check_shares(listener: Listener, cell: CellView, settings: ListenerSettings) -> None:
     """Check that ``cell`` may share ``listener``'s socket (see the module
     docstring)."""
     differ = settings.conflicts(listener.settings)

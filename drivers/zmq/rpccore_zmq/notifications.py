@@ -42,7 +42,7 @@ from rpccore_zmq.outgoing import Outgoing
 from rpccore_zmq.poolquery import ask_pools
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
     from rpccore_zmq.client import Client
     from rpccore_zmq.registry import Registry
 
@@ -95,7 +95,7 @@ class NotificationSender:
     :param client: the driver's client side, built on first use.
     """
 
-    def __init__(self, cell: Cell, registry: Registry, client: Callable[[], Client]) -> None:
+    def __init__(self, cell: CellView, registry: Registry, client: Callable[[], Client]) -> None:
         self.cell = cell
         self._registry = registry
         self._client = client

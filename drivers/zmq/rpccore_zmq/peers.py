@@ -21,7 +21,7 @@ from rpccore_zmq import protocol
 from rpccore_zmq.outgoing import Outgoing
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 _RATELOG = RateLimitedLog(LOG)
@@ -35,7 +35,7 @@ class PeerTable:
     discard need no lock of ours).
     """
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         self.cell = cell
         self.stats = cell.stats
         self.port: int = cell.options.zmq_port

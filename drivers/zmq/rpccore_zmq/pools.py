@@ -31,7 +31,7 @@ from rpccore_zmq import protocol
 from rpccore_zmq.subscription import RequestSource, ZmqIncoming, ZmqSubscription
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
     from rpccore_zmq.delivery import Delivery
     from rpccore_zmq.eventloop import EventLoop
 
@@ -175,7 +175,7 @@ class PoolTable:
             sub, NotificationIncoming(req.body, req.identity, req.seq, source, self, pool, key))
         return True
 
-    def _dropped(self, cell: Cell, key: PoolKey, cap: int) -> None:
+    def _dropped(self, cell: CellView, key: PoolKey, cap: int) -> None:
         cell.stats.incr("notifications_dropped")
         _RATELOG.warning(f"full:{key}", "cell %s: dropped a notification of %r for pool %r: "
                          "its listeners on this host hold %d unacknowledged "

@@ -19,7 +19,7 @@ from rpccore.errors import RPCError
 from rpccore.ratelog import RateLimitedLog
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
     from rpccore.matchmaker import MatchMaker
 
 LOG = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ LOCAL_HOST = "127.0.0.1"
 class Registry:
     """Registrations and look-ups of one driver; thread-safe."""
 
-    def __init__(self, cell: Cell) -> None:
+    def __init__(self, cell: CellView) -> None:
         self.cell = cell
         self.interval: float = cell.options.zmq_heartbeat_interval
         self.cache_ttl: float = cell.options.zmq_lookup_cache_ttl

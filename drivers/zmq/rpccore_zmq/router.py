@@ -35,7 +35,7 @@ from rpccore_zmq.pools import PoolTable
 from rpccore_zmq.subscription import HandedToLoop, ZmqIncoming, ZmqSubscription
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 _RATELOG = RateLimitedLog(LOG)
@@ -59,7 +59,7 @@ class Router:
         acknowledged and no subscription is left.
     """
 
-    def __init__(self, cell: Cell, endpoint: str, loop: EventLoop, delivery: Delivery,
+    def __init__(self, cell: CellView, endpoint: str, loop: EventLoop, delivery: Delivery,
                  max_size: int, on_idle: Callable[[], None]) -> None:
         self.cell = cell
         self.endpoint = endpoint
@@ -116,7 +116,7 @@ class Router:
         """Whether any subscription is left."""
         return bool(self._by_topic) or bool(self.pools)
 
-    def cells(self) -> list[Cell]:
+    def cells(self) -> list[CellView]:
         """Every cell with a subscription here (they share the counts of
         what nobody can attribute to one of them)."""
         subs = [sub for subs in self._by_topic.values() for sub in subs]

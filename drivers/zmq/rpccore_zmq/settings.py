@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from rpccore_zmq.curve import CurveKeys, curve_keys
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class ListenerSettings:
     curve: CurveKeys | None = field(repr=False, compare=False)
 
     @classmethod
-    def of(cls, cell: Cell) -> ListenerSettings:
+    def of(cls, cell: CellView) -> ListenerSettings:
         """The settings of ``cell``.
 
         :raises ConfigError: malformed CURVE keys.

@@ -11,7 +11,7 @@ from rpccore.driver import Incoming, Subscription
 from rpccore_zmq.protocol import notification_key
 
 if TYPE_CHECKING:
-    from rpccore.cell import Cell
+    from rpccore.cellview import CellView
     from rpccore.destination import Destination
 
 
@@ -91,7 +91,7 @@ class ZmqSubscription:
     :ivar key: what it is registered under with the matchmaker
     """
 
-    def __init__(self, cell: Cell, dest: Destination, host: str,
+    def __init__(self, cell: CellView, dest: Destination, host: str,
                  on_message: Callable[[Incoming], None], pool: str | None = None) -> None:
         self.cell = cell
         self.dest = dest
