@@ -16,6 +16,9 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+from proton import Message
+from proton.handlers import MessagingHandler
+
 from benchmarks.suite.workload import Measured
 
 
@@ -120,53 +123,9 @@ class RawProton:
         Every receiver gets its own server-named queue bound to KEY on
         ``amq.topic``; sending starts once all of them are attached.
         """
-        from proton import Message
-        from proton.handlers import MessagingHandler
-
         trial = _Trial(self.url)
         address = f"/topic/bench-raw-fan-{uuid.uuid4().hex}"
-        body = _body(100)
-
-        class Handler(MessagingHandler):  # type: ignore[misc]
-            def __init__(self) -> None:
-                super().__init__(prefetch=500)
-                self.attached: set[str] = set()
-                self.sent = self.received = 0
-                self.out: Any = None
-
-            def on_start(self, event: Any) -> None:
-                conn = trial.connect(event)
-                for k in range(receivers):  # link names must differ
-                    event.container.create_receiver(conn, address, name=f"{address}-{k}")
-                self.out = event.container.create_sender(conn, address)
-
-            def on_link_opened(self, event: Any) -> None:
-                if event.link.is_receiver:
-                    self.attached.add(event.link.name)
-                    self.send()
-
-            def on_sendable(self, event: Any) -> None:
-                self.send()
-
-            def send(self) -> None:
-                if len(self.attached) < receivers or self.out is None:
-                    return
-                if not trial.started:
-                    trial.started = time.perf_counter()
-                while self.out.credit and self.sent < n:
-                    self.out.send(Message(body=body))
-                    self.sent += 1
-
-            def on_message(self, event: Any) -> None:
-                self.received += 1
-                if self.received == n * receivers:
-                    trial.ended = time.perf_counter()
-                    event.connection.close()
-
-            def on_transport_error(self, event: Any) -> None:
-                trial.error = f"transport error: {event.transport.condition}"
-
-        trial.run(Handler())
+        trial.run(_FanoutHandler(trial, address, _body(100), n, receivers))
         return n / (trial.ended - trial.started), []
 
     def close(self) -> None:
@@ -181,3 +140,50 @@ class RawProton:
                     channel.queue_delete(name)
                 except Exception:
                     channel = conn.channel()
+
+
+class _FanoutHandler(MessagingHandler):  # type: ignore[misc]
+    """A Container handler that attaches ``receivers`` receivers to
+    ``address``, then sends ``n`` messages and stops once every receiver
+    has all of them."""
+
+    def __init__(self, trial: _Trial, address: str, body: bytes, n: int,
+                 receivers: int) -> None:
+        super().__init__(prefetch=500)
+        self.trial, self.address, self.body = trial, address, body
+        self.n, self.receivers = n, receivers
+        self.attached: set[str] = set()
+        self.sent = self.received = 0
+        self.out: Any = None
+
+    def on_start(self, event: Any) -> None:
+        conn = self.trial.connect(event)
+        for k in range(self.receivers):  # link names must differ
+            event.container.create_receiver(conn, self.address, name=f"{self.address}-{k}")
+        self.out = event.container.create_sender(conn, self.address)
+
+    def on_link_opened(self, event: Any) -> None:
+        if event.link.is_receiver:
+            self.attached.add(event.link.name)
+            self.send()
+
+    def on_sendable(self, event: Any) -> None:
+        self.send()
+
+    def send(self) -> None:
+        if len(self.attached) < self.receivers or self.out is None:
+            return
+        if not self.trial.started:
+            self.trial.started = time.perf_counter()
+        while self.out.credit and self.sent < self.n:
+            self.out.send(Message(body=self.body))
+            self.sent += 1
+
+    def on_message(self, event: Any) -> None:
+        self.received += 1
+        if self.received == self.n * self.receivers:
+            self.trial.ended = time.perf_counter()
+            event.connection.close()
+
+    def on_transport_error(self, event: Any) -> None:
+        self.trial.error = f"transport error: {event.transport.condition}"

@@ -172,42 +172,31 @@ class DriverRun:
         peers, self.missing = start_peers(self.driver, self.log)
         for line in self.missing:
             self.log(f"{self.driver}: {line}")
-        remote: RemoteServerWorkload | None = None
-        instrumented: otel.NoOpTelemetryWorkload | None = None
-        proc = None
+        extras = _Targets(factory, local)
         try:
             for scenario in todo:
                 self.progress.show(f"{self.driver}: {scenario.label}")
-                try:
-                    if scenario.remote and remote is None:
-                        proc = child.start(factory.spec())
-                        remote = RemoteServerWorkload(factory)
-                    if scenario.otel and instrumented is None:
-                        instrumented = otel.NoOpTelemetryWorkload(factory)
-                    target = instrumented if scenario.otel else \
-                        remote if scenario.remote else local
-                    # the instrumented calls alternate with plain ones, here and now
-                    self.rows.append(self._measure(scenario, target, peers,
-                                                   local if scenario.otel else None))
-                except NotCarriedHere as exc:  # qpid on RabbitMQ 3.x: no row, no error
-                    self.log(f"{self.driver}: {scenario.label}: not measured on this "
-                             f"broker: {exc}")
-                except Exception as exc:
-                    self._fail(f"{self.driver}: {scenario.label} failed", exc)
+                self._run_scenario(scenario, extras, peers)
                 self.progress.step(f"{self.driver}: {scenario.label} done")
         finally:
-            if instrumented is not None:
-                instrumented.close()
-            if remote is not None:
-                remote.close()
-            if proc is not None:
-                child.stop(proc)
+            extras.close()
             for peer in peers:
                 try:
                     peer.close()
                 except Exception as exc:
                     self.log(f"{self.driver}: closing {peer.name}: {exc}")
             local.close()
+
+    def _run_scenario(self, scenario: Scenario, targets: _Targets, peers: list[Peer]) -> None:
+        try:
+            target = targets.for_scenario(scenario)
+            # the instrumented calls alternate with plain ones, here and now
+            self.rows.append(self._measure(scenario, target, peers,
+                                           targets.local if scenario.otel else None))
+        except NotCarriedHere as exc:  # qpid on RabbitMQ 3.x: no row, no error
+            self.log(f"{self.driver}: {scenario.label}: not measured on this broker: {exc}")
+        except Exception as exc:
+            self._fail(f"{self.driver}: {scenario.label} failed", exc)
 
     def _fail(self, what: str, exc: Exception) -> None:
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
@@ -246,3 +235,34 @@ class DriverRun:
                    Figures.from_result("rpccore", results["rpccore"]),
                    [Figures.from_result(name, results[name]) for name, _ in trials[1:]],
                    unit=_unit(scenario), note="; ".join(notes))
+
+
+class _Targets:
+    """What a scenario runs against: the local workload, and, started the
+    first time a scenario needs them, a server in another process and an
+    instrumented (OpenTelemetry) workload."""
+
+    def __init__(self, factory: CellFactory, local: RpccoreWorkload) -> None:
+        self.factory = factory
+        self.local = local
+        self.remote: RemoteServerWorkload | None = None
+        self.instrumented: otel.NoOpTelemetryWorkload | None = None
+        self.proc: Any = None
+
+    def for_scenario(self, scenario: Scenario) -> Any:
+        if scenario.remote and self.remote is None:
+            self.proc = child.start(self.factory.spec())
+            self.remote = RemoteServerWorkload(self.factory)
+        if scenario.otel and self.instrumented is None:
+            self.instrumented = otel.NoOpTelemetryWorkload(self.factory)
+        if scenario.otel:
+            return self.instrumented
+        return self.remote if scenario.remote else self.local
+
+    def close(self) -> None:
+        if self.instrumented is not None:
+            self.instrumented.close()
+        if self.remote is not None:
+            self.remote.close()
+        if self.proc is not None:
+            child.stop(self.proc)

@@ -121,7 +121,6 @@ class CallPath:
         except zmq.ZMQError as exc:
             raise NextHost(f"sending to {host} failed: {exc}") from None
         sent_at = time.monotonic()
-        heard = self.peers.heard
         taken = False  # the host acknowledged it (a receipt, or a first reply)
         timeout_ms = self.receipt_ms  # the connection's receive timeout now
         # The first wait, when the deadline is further off than a receipt
@@ -137,19 +136,10 @@ class CallPath:
                         sock.setsockopt(zmq.RCVTIMEO, wanted)
                         timeout_ms = wanted
                 first = False
-                try:
-                    frames = recv_frames(sock, 0)
-                except zmq.ZMQError as exc:
-                    self._receive_failed(exc, host, taken)
+                got = self._receive(sock, endpoint, host, seq, taken)
+                if got is None:
                     continue
-                heard[endpoint] = time.monotonic()
-                try:
-                    kind, got, envelope = protocol.parse_reply(frames)
-                except protocol.Malformed as exc:
-                    self.peers.malformed(endpoint, str(exc))
-                    continue
-                if got != seq:
-                    continue  # for an earlier call on this connection that gave up
+                kind, envelope = got
                 if kind != protocol.REPLY:
                     taken = self._not_a_reply(kind, endpoint, host, out) or taken
                 elif not on_reply(envelope):
@@ -162,6 +152,27 @@ class CallPath:
                     sock.setsockopt(zmq.RCVTIMEO, self.receipt_ms)
                 except zmq.ZMQError:
                     pass
+
+    def _receive(self, sock: zmq.Socket[Any], endpoint: str, host: str, seq: int,
+                 taken: bool) -> tuple[bytes, bytes] | None:
+        """The next frame for call ``seq`` on ``sock``; ``None`` when what
+        came is of no use to it (a receive error handled by
+        :meth:`_receive_failed`, a malformed frame, or a frame of an earlier
+        call on this connection that gave up)."""
+        try:
+            frames = recv_frames(sock, 0)
+        except zmq.ZMQError as exc:
+            self._receive_failed(exc, host, taken)
+            return None
+        self.peers.heard[endpoint] = time.monotonic()
+        try:
+            kind, got, envelope = protocol.parse_reply(frames)
+        except protocol.Malformed as exc:
+            self.peers.malformed(endpoint, str(exc))
+            return None
+        if got != seq:
+            return None
+        return kind, envelope
 
     def _next_wait(self, endpoint: str, host: str, out: Outgoing, sent_at: float,
                    taken: bool) -> int | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rpccore_rabbit.wire.errors import ProtocolError
@@ -130,43 +130,72 @@ def _decode_value(buf: bytes, pos: int) -> tuple[Any, int]:
     fixed = _FIXED.get(kind)
     if fixed is not None:
         return fixed.unpack_from(buf, pos)[0], pos + fixed.size
-    if kind == 0x53 or kind == 0x78:  # S: long string, x: byte array
-        (size,) = _U32.unpack_from(buf, pos)
-        raw = bytes(buf[pos + 4:pos + 4 + size])
-        if len(raw) != size:
-            raise ProtocolError("long string runs past its frame")
-        if kind == 0x78:
-            return raw, pos + 4 + size
-        try:
-            return raw.decode("utf-8"), pos + 4 + size
-        except UnicodeDecodeError:
-            return raw, pos + 4 + size
-    if kind == 0x74:  # t
-        return bool(buf[pos]), pos + 1
-    if kind == 0x46:  # F
-        return decode_table(buf, pos)
-    if kind == 0x41:  # A
-        (size,) = _U32.unpack_from(buf, pos)
-        pos += 4
-        end = pos + size
-        items = []
-        while pos < end:
-            item, pos = _decode_value(buf, pos)
-            items.append(item)
-        return items, end
-    if kind == 0x54:  # T: seconds since the epoch
-        (seconds,) = _U64.unpack_from(buf, pos)
-        return datetime.datetime.fromtimestamp(seconds, datetime.UTC), pos + 8
-    if kind == 0x44:  # D: scale octet, then a 32-bit value
-        scale = buf[pos]
-        (raw_value,) = _I32.unpack_from(buf, pos + 1)
-        return decimal.Decimal(raw_value).scaleb(-scale), pos + 5
-    if kind == 0x56:  # V
-        return None, pos
-    raise ProtocolError(f"unknown field table value type {chr(kind)!r}")
+    decode = _DECODERS.get(kind)
+    if decode is None:
+        raise ProtocolError(f"unknown field table value type {chr(kind)!r}")
+    return decode(buf, pos)
+
+
+def _long_bytes(buf: bytes, pos: int) -> tuple[bytes, int]:
+    (size,) = _U32.unpack_from(buf, pos)
+    raw = bytes(buf[pos + 4:pos + 4 + size])
+    if len(raw) != size:
+        raise ProtocolError("long string runs past its frame")
+    return raw, pos + 4 + size
+
+
+def _long_string(buf: bytes, pos: int) -> tuple[Any, int]:
+    raw, end = _long_bytes(buf, pos)
+    try:
+        return raw.decode("utf-8"), end
+    except UnicodeDecodeError:
+        return raw, end
+
+
+def _array(buf: bytes, pos: int) -> tuple[list[Any], int]:
+    (size,) = _U32.unpack_from(buf, pos)
+    pos += 4
+    end = pos + size
+    items = []
+    while pos < end:
+        item, pos = _decode_value(buf, pos)
+        items.append(item)
+    return items, end
+
+
+def _timestamp(buf: bytes, pos: int) -> tuple[datetime.datetime, int]:
+    (seconds,) = _U64.unpack_from(buf, pos)  # seconds since the epoch
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC), pos + 8
+
+
+def _decimal(buf: bytes, pos: int) -> tuple[decimal.Decimal, int]:
+    scale = buf[pos]  # a scale octet, then a 32-bit value
+    (raw_value,) = _I32.unpack_from(buf, pos + 1)
+    return decimal.Decimal(raw_value).scaleb(-scale), pos + 5
+
+
+#: field table values of variable size, by type octet
+_DECODERS: dict[int, Callable[[bytes, int], tuple[Any, int]]] = {
+    0x53: _long_string,                              # S
+    0x78: _long_bytes,                               # x: byte array
+    0x74: lambda buf, pos: (bool(buf[pos]), pos + 1),  # t
+    0x46: lambda buf, pos: decode_table(buf, pos),   # F
+    0x41: _array,                                    # A
+    0x54: _timestamp,                                # T
+    0x44: _decimal,                                  # D
+    0x56: lambda buf, pos: (None, pos),              # V
+}
 
 
 # -- method arguments ----------------------------------------------------------
+
+#: how each non-bit field kind is written (see the module docstring)
+_ENCODERS: dict[str, Callable[[Any], bytes]] = {
+    "o": _U8.pack, "h": _U16.pack, "l": _U32.pack, "L": _U64.pack,
+    "s": lambda value: shortstr(value), "S": lambda value: longstr(value),
+    "F": lambda value: encode_table(value),
+}
+
 
 def encode_args(spec: str, values: Sequence[Any]) -> bytes:
     """Method arguments laid out by ``spec`` (see the module docstring).
@@ -189,22 +218,10 @@ def encode_args(spec: str, values: Sequence[Any]) -> bytes:
         if bit_count:
             out.append(bits)
             bits = bit_count = 0
-        if kind == "o":
-            out += _U8.pack(value)
-        elif kind == "h":
-            out += _U16.pack(value)
-        elif kind == "l":
-            out += _U32.pack(value)
-        elif kind == "L":
-            out += _U64.pack(value)
-        elif kind == "s":
-            out += shortstr(value)
-        elif kind == "S":
-            out += longstr(value)
-        elif kind == "F":
-            out += encode_table(value)
-        else:
+        encode = _ENCODERS.get(kind)
+        if encode is None:
             raise ValueError(f"unknown field kind {kind!r}")
+        out += encode(value)
     if bit_count:
         out.append(bits)
     return bytes(out)
