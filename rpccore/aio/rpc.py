@@ -1,4 +1,4 @@
-"""``rpccore.aio.RPC``: the public entry point for asyncio code (DESIGN §11).
+"""``rpccore.aio.RPC``: the public entry point for asyncio code (docs/asyncio.rst).
 
 One asyncio ``RPC`` is a threaded :class:`rpccore.RPC` (its cells, drivers,
 envelopes, reply handling and servers) plus what keeps the event loop free:

@@ -1,4 +1,4 @@
-"""Behaviours of DESIGN §11 (asyncio) every driver must show (pytest with
+"""Behaviours of the asyncio API (docs/asyncio.rst) every driver must show (pytest with
 pytest-asyncio): many concurrent calls, asyncio and threaded ``RPC`` objects
 talking to each other, cancelling calls and streams, async endpoints, and
 an event loop that is never held up.

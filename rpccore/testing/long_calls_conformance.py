@@ -1,4 +1,4 @@
-"""Behaviours of DESIGN §8 and §9 every driver must show (pytest): versioned
+"""Behaviours of docs/upgrades-and-long-calls.rst every driver must show (pytest): versioned
 dispatch, :class:`rpccore.Client`, ping, heartbeats, streams and gathers.
 
 Mixed into :class:`rpccore.testing.driver_conformance.DriverConformance`,
@@ -126,7 +126,7 @@ class LongCallConformance:
         return rpc.serve(rpc.make_destination(topic, host=host), endpoints,
                          workers=workers).start()
 
-    # -- DESIGN §8: versions, Client, ping ----------------------------------
+    # -- versions, Client, ping (docs/upgrades-and-long-calls.rst) -----------
 
     def test_dispatch_picks_a_compatible_version_in_the_namespace(self) -> None:
         topic = self.topic("versions")
@@ -254,10 +254,10 @@ class LongCallConformance:
             time.sleep(0.1)
         assert client.prepare(version="2.3").call({}, "added_in_2_3") == "2.3 only"
 
-    # -- DESIGN §9: heartbeats, streams, gathers -----------------------------
+    # -- heartbeats, streams, gathers (docs/upgrades-and-long-calls.rst) -----
 
     def test_heartbeats_keep_a_call_longer_than_the_heartbeat_alive(self) -> None:
-        # DESIGN §9: a 4 s method, heartbeat 1 s, succeeds under a 10 s timeout
+        # "Long calls: heartbeats": a 4 s method, heartbeat 1 s, succeeds under a 10 s timeout
         topic = self.topic("heartbeat")
         self._serve(topic, self.hosts[0], [Producer()])
         client = self.rpc()

@@ -12,7 +12,7 @@ from typing import Any
 
 import rpccore.aio
 
-#: what the loop-lag checks allow (DESIGN §11: no driver I/O on the loop)
+#: what the loop-lag checks allow (docs/asyncio.rst, "The event loop stays free")
 MAX_LAG = 0.050
 #: calls in flight at once while the loop is measured
 CONCURRENT = 1000
