@@ -1,5 +1,5 @@
 """rpccore.aio while its broker is killed and restarted: the event loop is
-never held up (DESIGN §11), and calls work again once the broker is back.
+never held up (docs/asyncio.rst), and calls work again once the broker is back.
 
 One private RabbitMQ node (tests/private_rabbit.py, never the machine's
 shared broker) serves the rabbit driver (AMQP 0-9-1) and the qpid driver

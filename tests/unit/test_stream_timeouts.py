@@ -1,5 +1,5 @@
 """A stream's timeout bounds the wait for each item, not the whole stream
-(DESIGN §9); a reader that timed out lets the server's generator go."""
+(docs/upgrades-and-long-calls.rst); a reader that timed out lets the server's generator go."""
 
 from __future__ import annotations
 

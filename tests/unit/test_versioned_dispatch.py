@@ -1,4 +1,4 @@
-"""Dispatch by version and namespace (DESIGN §8), on the dispatcher alone.
+"""Dispatch by version and namespace (docs/upgrades-and-long-calls.rst), on the dispatcher alone.
 
 In the message's namespace, the first endpoint whose major equals the
 message's, whose minor is at least the message's, and that has the method;
