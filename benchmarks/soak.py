@@ -18,9 +18,9 @@ import threading
 import time
 from typing import Any
 
-from oslo_config import cfg
 
 import rpccore
+from rpccore.testing import single_cell_rpc
 
 URLS = {
     "memory": ("memory:///soak", {}),
@@ -51,10 +51,7 @@ class Endpoint:
 
 def make_rpc(driver: str) -> rpccore.RPC:
     url, options = URLS[driver]
-    rpc = rpccore.RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, url, **options)
-    return rpc
+    return single_cell_rpc(url, **options)
 
 
 def soak(driver: str, seconds: float, threads: int) -> bool:

@@ -25,8 +25,7 @@ from rpccore.testing.server_peers import ServerPeer
 
 _SERVER = r'''
 import json, sys, threading, time
-from oslo_config import cfg
-import rpccore
+from rpccore.testing import single_cell_rpc
 
 url, topic, host, log_path, options = json.loads(sys.argv[1])
 lock = threading.Lock()
@@ -38,9 +37,7 @@ class Worker:
             log.write(f"{n}\n")
         return n
 
-rpc = rpccore.RPC(cfg.ConfigOpts())
-rpc.remove_cell(rpc.default_cell)
-rpc.add_cell(rpc.default_cell, url, **options)
+rpc = single_cell_rpc(url, **options)
 rpc.serve(rpc.make_destination(topic, host=host), [Worker()]).start()
 print("ready", flush=True)
 sys.stdin.read()          # runs until killed or its stdin closes
@@ -49,13 +46,10 @@ rpc.close()
 
 _CALLER = r'''
 import json, sys
-from oslo_config import cfg
-import rpccore
+from rpccore.testing import single_cell_rpc
 
 url, topic, host, args, options = json.loads(sys.argv[1])
-rpc = rpccore.RPC(cfg.ConfigOpts())
-rpc.remove_cell(rpc.default_cell)
-rpc.add_cell(rpc.default_cell, url, **options)
+rpc = single_cell_rpc(url, **options)
 rpc.cell().driver().connect(10)
 print("calling", flush=True)
 print(rpc.call({}, rpc.make_destination(topic, host=host), {"method": "work", "args": args},
@@ -103,15 +97,11 @@ def finished(log_path: str) -> list[int]:
 
 _ENDPOINT_SERVER = r'''
 import importlib, json, sys
-from oslo_config import cfg
-import rpccore
+from rpccore.testing import single_cell_rpc
 
 cell, url, options, topic, host, endpoints, paths = json.loads(sys.argv[1])
 sys.path[:0] = paths
-rpc = rpccore.RPC(cfg.ConfigOpts())
-rpc.remove_cell(rpc.default_cell)
-rpc.add_cell(cell, url, **options)
-rpc.default_cell = cell
+rpc = single_cell_rpc(url, cell=cell, **options)
 made = []
 for where, kwargs in endpoints:
     module, _, name = where.partition(":")

@@ -16,6 +16,7 @@ from oslo_config import cfg
 
 from rpccore import RPC
 from rpccore.opts import register_core_opts
+from rpccore.testing import single_cell_rpc
 
 RABBIT_URL = os.environ.get("RPCCORE_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 QPID_URL = os.environ.get("RPCCORE_BENCH_QPID_URL", "qpid://guest:guest@127.0.0.1:5672/")
@@ -91,11 +92,7 @@ class CellFactory:
         conf = cfg.ConfigOpts()
         register_core_opts(conf)
         conf.set_override("opentelemetry", opentelemetry, group="rpccore")
-        rpc = RPC(conf)
-        rpc.remove_cell(rpc.default_cell)
-        rpc.add_cell(self.name, url, **options)
-        rpc.default_cell = self.name
-        return rpc
+        return single_cell_rpc(url, cell=self.name, conf=conf, **options)
 
     def hosts(self, topic: str, count: int) -> list[str | None]:
         """Bind addresses for ``count`` servers of ``topic`` (zmq), else ``None`` each."""

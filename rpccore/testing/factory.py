@@ -13,31 +13,40 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 from rpccore.rpc import RPC
 
+if TYPE_CHECKING:
+    from rpccore.interceptors import Interceptor
+
 LOG = logging.getLogger(__name__)
 
 
 def single_cell_rpc(url: str = "memory://", *, cell: str | None = None,
+                    conf: cfg.ConfigOpts | None = None,
+                    interceptors: Iterable[Interceptor] | None = None,
                     **options: Any) -> RPC:
-    """An ``RPC`` (with a fresh ``ConfigOpts``, no config files) whose only
-    cell, and default cell, is ``url``.
+    """An ``RPC`` (with a fresh ``ConfigOpts``, no config files, unless
+    ``conf`` is given) whose only cell, and default cell, is ``url``.
 
     :param url: the cell's ``transport_url``. ``memory://`` alone gets a
         private in-memory exchange of its own (``memory:///test-<random>``),
         so tests never see each other's servers; name one
         (``memory:///shared``) to connect several objects.
     :param cell: the cell's name (default ``"default"``).
+    :param conf: the configuration to build on (core options such as
+        ``[rpccore] opentelemetry`` set on it beforehand).
+    :param interceptors: passed to :class:`~rpccore.RPC`.
     :param options: cell options (``control_exchange="x"``, ``zmq_port=9501``...).
     :raises ConfigError: malformed URL or option value.
     """
     if url in ("memory://", "memory:///"):
         url = "memory:///test-" + os.urandom(6).hex()
-    rpc = RPC(cfg.ConfigOpts())
+    rpc = RPC(conf if conf is not None else cfg.ConfigOpts(), interceptors=interceptors)
     default = rpc.default_cell
     rpc.remove_cell(default)
     name = cell or default

@@ -48,8 +48,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from oslo_config import cfg
-import rpccore
+from rpccore.testing import single_cell_rpc
 
 spec, topic, host, wanted = json.loads(sys.argv[1])
 exporter = InMemorySpanExporter()
@@ -61,10 +60,7 @@ class Peer:
     def add(self, ctx, a, b):
         return a + b
 
-rpc = rpccore.RPC(cfg.ConfigOpts())
-rpc.remove_cell(rpc.default_cell)
-rpc.add_cell(spec["cell"], spec["url"], **spec["options"])
-rpc.default_cell = spec["cell"]
+rpc = single_cell_rpc(spec["url"], cell=spec["cell"], **spec["options"])
 rpc.serve(rpc.make_destination(topic, host=host), [Peer()]).start()
 print("ready", flush=True)
 for _ in sys.stdin:

@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 from private_rabbit import PrivateRabbit
 
 import rpccore
 import rpccore.aio
 from rpccore.errors import RPCError
 from rpccore.testing.loop_lag import MAX_LAG, LoopLag, watch_drivers
+from rpccore.testing import single_cell_rpc
 
 CALLERS = 100  # each with one call in flight at a time
 #: what holds the rabbit driver's loop lag up, until its driver is fixed
@@ -45,11 +45,9 @@ class Adder:
 
 
 def _rpc(node: PrivateRabbit, scheme: str, namespace: str) -> rpccore.RPC:
-    rpc = rpccore.RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, node.url(scheme), control_exchange=namespace,
-                 reconnect_interval=0.1, reconnect_interval_max=1.0, heartbeat_interval=5)
-    return rpc
+    return single_cell_rpc(node.url(scheme), control_exchange=namespace,
+                           reconnect_interval=0.1, reconnect_interval_max=1.0,
+                           heartbeat_interval=5)
 
 
 class Outage:

@@ -24,12 +24,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 from private_rabbit import PrivateRabbit
 
 from rpccore import RPC
 from rpccore.errors import TransportError
-from rpccore.testing import wait_until
+from rpccore.testing import single_cell_rpc, wait_until
 from rpccore.testing.notifications import NotificationRecorder
 
 BEFORE, AFTER = 300, 300  # confirmed notifications per notifier before the kill / after
@@ -42,11 +41,7 @@ def node() -> Iterator[PrivateRabbit]:
 
 
 def _rpc(url: str, exchange: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, url, control_exchange=exchange, heartbeat_interval=2,
-                 **options)
-    return rpc
+    return single_cell_rpc(url, control_exchange=exchange, heartbeat_interval=2, **options)
 
 
 class _Notifying(threading.Thread):

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import redis
-from oslo_config import cfg
 
 from private_redis import PrivateRedis, free_port
 import rpccore
 from rpccore import RPC, Server
+from rpccore.testing import single_cell_rpc
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PREFIX = "rpccore-test-zmq-" + os.urandom(4).hex()
@@ -53,10 +53,8 @@ def cells() -> Iterator[Callable[..., RPC]]:
     made: list[RPC] = []
 
     def build(**options: Any) -> RPC:
-        rpc = RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
-        rpc.add_cell(rpc.default_cell, "zmq://", rpc_response_timeout=10,
-                     zmq_lookup_cache_ttl=0, **options)
+        rpc = single_cell_rpc("zmq://", rpc_response_timeout=10, zmq_lookup_cache_ttl=0,
+                              **options)
         made.append(rpc)
         return rpc
 

@@ -29,12 +29,12 @@ from typing import Any
 import amqp
 import pytest
 import redis
-from oslo_config import cfg
 from rpccore_zmq.testing import free_port
 
 from process_peers import ServerProcess, wait_all_ready
 from rpccore import RPC, RPCError
 from rpccore.client import Client
+from rpccore.testing import single_cell_rpc
 
 RABBIT_URL = os.environ.get("RPCCORE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -65,11 +65,7 @@ class Deployment:
             for host in hosts])
 
     def client_rpc(self) -> RPC:
-        rpc = RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
-        rpc.add_cell(self.cell, self.url, **self.options, **DISCOVERY)
-        rpc.default_cell = self.cell
-        return rpc
+        return single_cell_rpc(self.url, cell=self.cell, **self.options, **DISCOVERY)
 
 
 @pytest.fixture(params=["rabbit", "zmq"])

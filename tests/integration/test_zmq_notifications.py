@@ -208,8 +208,7 @@ def test_what_a_pool_holds_unacknowledged_is_bounded(
 
 CHILD_LISTENER = r'''
 import json, sys
-from oslo_config import cfg
-import rpccore
+from rpccore.testing import single_cell_rpc
 
 options, topic, log_path = json.loads(sys.argv[1])
 
@@ -218,10 +217,7 @@ class Logger:
         with open(log_path, "a") as log:
             log.write(f"{payload['n']}\n")
 
-rpc = rpccore.RPC(cfg.ConfigOpts())
-rpc.remove_cell(rpc.default_cell)
-rpc.add_cell(options.pop("cell"), "zmq://", **options)
-rpc.default_cell = rpc.cell_names[0]
+rpc = single_cell_rpc("zmq://", cell=options.pop("cell"), **options)
 rpc.listener([topic], [Logger()], pool="billing").start()
 print("ready", flush=True)
 sys.stdin.read()

@@ -20,7 +20,7 @@ from rpccore.interceptors import (
     outcome,
 )
 from rpccore.opts import register_core_opts
-from rpccore.testing import wait_until
+from rpccore.testing import single_cell_rpc, wait_until
 
 
 class Journal(Interceptor):
@@ -91,10 +91,7 @@ def memory_rpc(namespace: str, interceptors: list[Interceptor] | None = None,
     conf = cfg.ConfigOpts()
     register_core_opts(conf)
     conf.set_override("opentelemetry", telemetry, group="rpccore")
-    rpc = rpccore.RPC(conf, interceptors=interceptors)
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, f"memory:///{namespace}")
-    return rpc
+    return single_cell_rpc(f"memory:///{namespace}", conf=conf, interceptors=interceptors)
 
 
 @pytest.fixture()

@@ -6,9 +6,9 @@ import os
 import socket
 from typing import Any
 
-from oslo_config import cfg
 
 from rpccore.rpc import RPC
+from rpccore.testing import single_cell_rpc
 
 
 def free_port(address: str = "0.0.0.0") -> int:
@@ -26,9 +26,5 @@ def zmq_rpc(port: int, cell: str | None = None, **options: Any) -> RPC:
         gives the cell its own key namespace in a redis matchmaker).
     :param options: more cell options (``zmq_bind_address``, ``matchmaker``...).
     """
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    name = cell or "zmq-" + os.urandom(4).hex()
-    rpc.add_cell(name, "zmq://", zmq_port=port, **options)
-    rpc.default_cell = name
-    return rpc
+    return single_cell_rpc("zmq://", cell=cell or "zmq-" + os.urandom(4).hex(),
+                           zmq_port=port, **options)
