@@ -131,3 +131,38 @@ def test_a_queue_with_other_settings_is_a_config_error() -> None:
     error = refusal("edge", "q", text)
     assert error is not None and "older" in str(error) and "delete_queue 'q'" in str(error)
     assert refusal("edge", "q", "amqp:not-found") is None
+
+
+#: Names as the driver has always spelt them: durable queues on a broker
+#: outlive an upgrade, so these strings must never change.
+_PINNED = [
+    (addressing.work_queue, ("nova", "compute"), "rpccore-qpid.w.nova.compute"),
+    (addressing.work_queue, ("nova", "compute.node-1"), "rpccore-qpid.w.nova.compute_2enode-1"),
+    (addressing.direct_queue, ("nova", "scheduler", "host-7.example.org"),
+     "rpccore-qpid.d.nova.scheduler.host-7_2eexample_2eorg"),
+    (addressing.direct_queue, ("ns/x", "a/b", "c_d"), "rpccore-qpid.d.ns_2fx.a_2fb.c_5fd"),
+    (addressing.fanout_key, ("nova", "cells.\u00e9moji-\u2603"),
+     "rpccore-qpid.f.nova.cells_2e_c3_a9moji-_e2_98_83"),
+    (addressing.notification_key, ("rpccore", "notifications.info"),
+     "rpccore-qpid.n.rpccore.notifications_2einfo"),
+    (addressing.pool_queue, ("rpccore", "notifications.info", None),
+     "rpccore-qpid.p.rpccore.notifications_2einfo"),
+    (addressing.pool_queue, ("rpccore", "notifications.info", ""),
+     "rpccore-qpid.p.rpccore.notifications_2einfo."),
+    (addressing.pool_queue, ("rpccore", "notifications.info", "billing.eu"),
+     "rpccore-qpid.p.rpccore.notifications_2einfo.billing_2eeu"),
+    (addressing.work_queue, ("nova", "\ud800"), "rpccore-qpid.w.nova._ed_a0_80"),
+    (addressing.work_queue, ("nova", "t" * 300),
+     "rpccore-qpid.h.bccd89dac524a4b86b2467546402c894b4f914450773a99fd49347dd3406ab49"),
+    (addressing.direct_queue, ("nova", "\u00e9" * 100, "host"),
+     "rpccore-qpid.h.7d1375b5f0b4bea528117e8c7562df4814c068d1a5e64f768e64b293fdb5e9a2"),
+    # 200 characters are kept, 201 are digested
+    (addressing.work_queue, ("n", "x" * 183), "rpccore-qpid.w.n." + "x" * 183),
+    (addressing.work_queue, ("n", "x" * 184),
+     "rpccore-qpid.h.f729cabf70c34ad85828745d0880c43b1a06d2d4ea4c9d66ad89e95c2ac9f5d3"),
+]
+
+
+def test_names_are_pinned() -> None:
+    for make, args, expected in _PINNED:
+        assert make(*args) == expected, (make.__name__, args)
