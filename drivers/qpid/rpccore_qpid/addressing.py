@@ -29,15 +29,21 @@ Layout (``NS`` = the cell's ``control_exchange``):
 
 from __future__ import annotations
 
-import hashlib
 import uuid
+
+from rpccore.driverkit import NameEncoding, bounded
 
 PREFIX = "rpccore-qpid"
 #: Longest name used as is; the broker's limit is 255 bytes.
 MAX_NAME = 200
 
-_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
-_ESCAPES = [chr(b) if b in _SAFE else f"_{b:02x}" for b in range(256)]
+#: ``[A-Za-z0-9-]`` for itself, ``_`` and two lower-case hex digits for any
+#: other UTF-8 byte, parts joined with ``.``: the spelling durable queues
+#: already have on brokers (tests/unit/test_qpid_addressing.py pins it)
+PARTS = NameEncoding(safe=NameEncoding.ALPHANUMERIC + "-", escape="_", separator=".",
+                     upper=False)
+#: 'h' is never one of the kinds below, so a digest cannot equal a short name
+_DIGEST_PREFIX = f"{PREFIX}.h."
 
 
 def encode_part(text: str) -> str:
@@ -46,18 +52,11 @@ def encode_part(text: str) -> str:
     Injective: different strings (lone surrogates included) give different
     results, and the result never contains ``/`` or ``.``.
     """
-    data = text.encode("utf-8", "surrogatepass")
-    if data.isascii() and all(b in _SAFE for b in data):
-        return text
-    return "".join([_ESCAPES[b] for b in data])
+    return PARTS.encode(text)
 
 
 def _name(kind: str, *parts: str) -> str:
-    name = ".".join((PREFIX, kind) + tuple(encode_part(p) for p in parts))
-    if len(name) > MAX_NAME:
-        # 'h' is never one of the kinds above, so a digest cannot equal a short name
-        name = f"{PREFIX}.h.{hashlib.sha256(name.encode('ascii')).hexdigest()}"
-    return name
+    return bounded(PARTS.join(f"{PREFIX}.{kind}", *parts), MAX_NAME, _DIGEST_PREFIX)
 
 
 def work_queue(namespace: str, topic: str) -> str:
