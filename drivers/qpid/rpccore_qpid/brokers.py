@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from proton import SSL, SSLDomain, SSLException
 
+from rpccore.driverkit import HostPort
 from rpccore.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,9 +42,9 @@ def broker_addresses(cell: CellView) -> list[BrokerAddress]:
                           "expected qpid://user:pass@host:5672/")
     out = []
     for host in hosts:
-        name = f"[{host.hostname}]" if ":" in host.hostname else host.hostname
-        url = f"{scheme}://{name}:{host.port or default_port}"
-        out.append(BrokerAddress(url, host.username, host.password, f"{scheme}://{host}"))
+        where = HostPort(host.hostname, host.port or default_port)  # IPv6 in brackets
+        out.append(BrokerAddress(f"{scheme}://{where}", host.username, host.password,
+                                 f"{scheme}://{host}"))
     return out
 
 
