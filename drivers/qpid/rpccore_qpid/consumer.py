@@ -11,13 +11,13 @@ unacknowledged messages, and credit is given back one message per
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from proton import Delivery, Message
 
 from rpccore.driver import Incoming, Subscription
+from rpccore.driverkit import Completion
 
 from rpccore_qpid.layout import Node
 from rpccore_qpid.receiver import IncomingLink
@@ -128,12 +128,12 @@ class QpidSubscription(Subscription):
         self._closed = True
         if self._loop.state == "closed":
             return
-        done = threading.Event()
+        done: Completion[None] = Completion()
 
         def io_close() -> None:
             for link in self.links:
                 link.io_close()
-            done.set()
+            done.set_result(None)
 
         self._loop.submit(io_close)
         if not done.wait(5.0):

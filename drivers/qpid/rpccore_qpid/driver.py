@@ -33,14 +33,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING
 
 from oslo_config import cfg
 from proton import Delivery, Message
 
 from rpccore.destination import Destination
+from rpccore.driverkit import Completion
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
 from rpccore.errors import ConfigError, RPCError, TransportError
 from rpccore.ratelog import RateLimitedLog
@@ -140,7 +139,7 @@ class QpidDriver(Driver):
         # is not known to be open: that is when the broker may refuse it.
         wait = confirm or (on_reply is not None and address not in self._ready)
         self._acquire(deadline)
-        future: Future[None] | None = Future() if wait else None
+        future: Completion[None] | None = Completion() if wait else None
         # a request nobody took before its caller gave up expires in the queue
         reply_to = _layout(loop).reply_to(self._reply_queue) if on_reply else None
         item = Outgoing(bytes(body), deadline, future, confirm, self._window.release,
@@ -159,11 +158,10 @@ class QpidDriver(Driver):
         future, deadline = item.future, item.deadline
         if future is None or deadline is None:
             return
-        try:
-            future.result(timeout=max(0.0, deadline - time.monotonic()))
-        except FutureTimeout:
+        if not future.wait_until(deadline) and future.abandon():
             raise TransportError(f"cell {self.cell.name}: {what} could not be sent "
-                                 "before the deadline") from None
+                                 "before the deadline")
+        future.result(0)  # raises what the I/O thread failed it with
 
     def _address_of(self, dest: Destination, layout: Layout) -> str:
         """Where messages to ``dest`` go (cached: encoding costs more than a look-up)."""
@@ -327,7 +325,7 @@ class QpidDriver(Driver):
                 self._notify_addresses.clear()
             self._notify_addresses[topic] = address
         self._acquire(deadline)
-        future: Future[None] | None = Future() if confirm else None
+        future: Completion[None] | None = Completion() if confirm else None
         item = Outgoing(bytes(body), deadline, future, confirm, self._window.release,
                         self._returned, durable=True, refused=self._outcomes.refused)
         self._submit(loop, address, item, f"a notification of {topic!r}")

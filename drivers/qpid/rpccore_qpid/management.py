@@ -22,14 +22,13 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any
 
 from proton import Condition, Connection, Delivery, Link, Message, PropertyDict, Session, \
     symbol
+
+from rpccore.driverkit import Completion
 
 from rpccore_qpid.layout import Request
 from rpccore_qpid.links import LinkOwner, describe, link_names, open_session
@@ -168,14 +167,12 @@ def ask(loop: IoLoop, request: Request, deadline: float) -> tuple[int, Any]:
     """Send one request to ``loop``'s management node from any thread and
     wait for the answer until ``deadline`` (monotonic): ``(status, body)``,
     status 0 when there was none (the pair failed, or the deadline passed)."""
-    answered: Future[tuple[int, Any]] = Future()
+    answered: Completion[tuple[int, Any]] = Completion()
 
     def answer(status: int, body: Any) -> None:
-        if not answered.done():
-            answered.set_result((status, body))
+        answered.set_result((status, body))  # ignored once abandoned
 
     loop.submit(lambda: loop.management.io_request(request, answer))
-    try:
-        return answered.result(timeout=max(0.0, deadline - time.monotonic()))
-    except FutureTimeout:
+    if not answered.wait_until(deadline) and answered.abandon():
         return 0, "no answer from the management node in time"
+    return answered.result(0)

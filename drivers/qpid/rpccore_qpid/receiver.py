@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from proton import Condition, Connection, Delivery, Link, Message, Session, Terminus
 
+from rpccore.driverkit import Completion
 from rpccore.errors import RPCError, TransportError
 
 from rpccore_qpid.layout import Node, Request, refusal
@@ -57,7 +57,7 @@ class IncomingLink(LinkOwner):
 
     ``credit`` bounds the messages delivered but not yet acknowledged
     (:meth:`io_settle`); ``auto_accept`` links (replies) accept each message as
-    soon as ``deliver`` returns. ``ready`` is set once the first attach
+    soon as ``deliver`` returns. ``ready`` completes once the first attach
     succeeded or failed (then ``error`` holds why).
     """
 
@@ -76,7 +76,7 @@ class IncomingLink(LinkOwner):
         self.unacked = 0
         self.owed = 0                           # credit used up and not yet given back
         self.batch = max(1, credit // 4)        # ... given back this many at a time
-        self.ready = threading.Event()
+        self.ready: Completion[None] = Completion()
         self.error: RPCError | None = None
         #: deliveries handed to servers and not yet settled, by token: the
         #: proton objects never leave the I/O thread (a proton wrapper whose
@@ -143,9 +143,9 @@ class IncomingLink(LinkOwner):
     def _refused(self, node: Node, why: str) -> None:
         error = refusal(self.loop.cell.name, node.queue, why) or TransportError(
             f"cannot consume {node.address}: the broker refused {why}")
-        if not self.ready.is_set():
+        if not self.ready.done:
             self.error = error
-            self.ready.set()
+            self.ready.set_result(None)
             return
         LOG.warning("cell %s: %s; trying again", self.loop.cell.name, error)
         self.loop.schedule(1.0, self._retry)
@@ -157,7 +157,7 @@ class IncomingLink(LinkOwner):
             return  # refused; the detach with the reason follows
         self.owed = 0
         link.flow(self.credit)
-        self.ready.set()
+        self.ready.set_result(None)
 
     def io_message(self, link: Link, dlv: Delivery, message: Message) -> None:
         if link != self.link or self.closing:
@@ -206,7 +206,7 @@ class IncomingLink(LinkOwner):
     def io_failed(self, cond: Condition | None, endpoint: Link | Session) -> None:
         if endpoint != self.link and endpoint != self.session:
             return
-        first = not self.ready.is_set()
+        first = not self.ready.done
         self.link = self.session = None
         if self.closing:
             return
@@ -216,7 +216,7 @@ class IncomingLink(LinkOwner):
                 self.address
             self.error = refusal(self.loop.cell.name, queue, text) or TransportError(
                 f"cannot consume {self.address}: {text}")
-            self.ready.set()
+            self.ready.set_result(None)
             return
         LOG.warning("cell %s: the broker closed the receiver of %s (%s); re-attaching",
                     self.loop.cell.name, self.address, describe(cond))
@@ -255,4 +255,4 @@ class IncomingLink(LinkOwner):
 
     def io_closed(self) -> None:
         self.closing = True
-        self.ready.set()
+        self.ready.set_result(None)

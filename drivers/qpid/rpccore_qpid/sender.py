@@ -8,11 +8,11 @@ import collections
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from proton import Condition, Connection, Delivery, Link, Session
 
+from rpccore.driverkit import Completion
 from rpccore.errors import RPCError, TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 
@@ -35,7 +35,8 @@ class Outgoing:
 
     ``future`` (if any) completes when the message is written (``settle``
     False) or when the broker accepted it (``settle`` True); with the error
-    otherwise. ``release`` is called exactly once when the message is done.
+    otherwise (a waiter that gave up abandons it first: the outcome is then
+    ignored). ``release`` is called exactly once when the message is done.
 
     ``refused(outcome, address)`` (I/O thread) says what the broker's
     ``rejected`` or ``released`` outcome means: the error to finish with, or
@@ -47,7 +48,7 @@ class Outgoing:
     __slots__ = ("body", "reply_to", "expires", "durable", "deadline", "future", "settle",
                  "release", "returned", "refused", "done")
 
-    def __init__(self, body: bytes, deadline: float | None, future: Future[None] | None,
+    def __init__(self, body: bytes, deadline: float | None, future: Completion[None] | None,
                  settle: bool, release: Callable[[], None],
                  returned: Callable[[str], None], *, reply_to: str | None = None,
                  expires: bool = False, durable: bool = False,
@@ -65,8 +66,8 @@ class Outgoing:
         self.done = False
 
     def written(self) -> None:
-        if self.future is not None and not self.settle and not self.future.done():
-            self.future.set_result(None)
+        if self.future is not None and not self.settle:
+            self.future.set_result(None)  # ignored once completed
 
     def finish(self, error: RPCError | None = None) -> None:
         if self.done:
@@ -74,11 +75,10 @@ class Outgoing:
         self.done = True
         self.release()
         if self.future is not None:
-            if not self.future.done():
-                if error is None:
-                    self.future.set_result(None)
-                else:
-                    self.future.set_exception(error)
+            if error is None:
+                self.future.set_result(None)
+            else:
+                self.future.set_error(error)
         elif isinstance(error, Undeliverable):
             self.returned(str(error))
         elif error is not None:
