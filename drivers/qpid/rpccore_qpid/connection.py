@@ -1,8 +1,9 @@
 """One AMQP 1.0 connection driven by a proton Container on its own thread.
 
 Every proton object is touched only on that I/O thread. Other threads hand
-it work with :meth:`IoLoop.submit`: closures queue up in a deque and one
-:class:`~proton.reactor.EventInjector` wake-up drains however many have
+it work with :meth:`IoLoop.submit`: closures queue up in a driverkit
+:class:`~rpccore.driverkit.Mailbox` whose wake-up is one
+:class:`~proton.reactor.EventInjector` event, which drains however many have
 accumulated, so a burst of casts costs one pipe write, not one per message.
 
 The loop owns connecting, failover across the URL's hosts (tried in turn)
@@ -18,7 +19,6 @@ messages waiting. A failing link object is logged and never ends the loop.
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
 import threading
@@ -30,6 +30,7 @@ from proton import Connection, Delivery, Handler, Message
 from proton.handlers import IncomingMessageHandler, MessagingHandler, OutgoingMessageHandler
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
+from rpccore.driverkit import Mailbox
 from rpccore.errors import TransportError
 
 from rpccore_qpid.brokers import broker_addresses, connect_options, ssl_domain
@@ -88,9 +89,9 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
         self._container.container_id = f"rpccore-{cell.name}"
         self._injector = EventInjector()
         self._container.selectable(self._injector)
-        self._work: collections.deque[Callable[[], None]] = collections.deque()
-        self._work_lock = threading.Lock()
-        self._wake_pending = False
+        #: work from other threads; the first put after the I/O thread took
+        #: its items injects one event, whatever the burst
+        self._work: Mailbox[Callable[[], None]] = Mailbox(wake=self._wake)
         self._thread: threading.Thread | None = None
         self._cond = threading.Condition()
         # state, guarded by _cond for readers on other threads
@@ -138,11 +139,9 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
 
     def submit(self, fn: Callable[[], None]) -> None:
         """Run ``fn()`` on the I/O thread soon, in submission order."""
-        with self._work_lock:
-            self._work.append(fn)
-            if self._wake_pending:
-                return
-            self._wake_pending = True
+        self._work.put(fn)
+
+    def _wake(self) -> None:
         self._injector.trigger(ApplicationEvent(_WORK))
 
     def wait_connected(self, deadline: float | None) -> None:
@@ -190,11 +189,7 @@ class IoLoop(MessagingHandler):  # type: ignore[misc]
     # -- I/O thread: work and lifecycle ------------------------------------
 
     def on_rpccore_work(self, event: ProtonEvent) -> None:
-        with self._work_lock:
-            self._wake_pending = False
-            work = list(self._work)
-            self._work.clear()
-        for fn in work:
+        for fn in self._work.take():
             try:
                 fn()
             except Exception:
