@@ -23,7 +23,7 @@ import collections
 import itertools
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from proton import Condition, Connection, Delivery, Link, Message, PropertyDict, Session, \
     symbol
@@ -34,7 +34,7 @@ from rpccore_qpid.layout import Request
 from rpccore_qpid.links import LinkOwner, describe, link_names, open_session
 
 if TYPE_CHECKING:
-    from rpccore_qpid.connection import IoLoop
+    from rpccore.cellview import CellView
 
 LOG = logging.getLogger(__name__)
 ADDRESS = "/management"
@@ -47,10 +47,28 @@ NULL_BODY = b"\x00\x53\x77\x40"
 Answer = Callable[[int, Any], None]
 
 
+class ManagementLoop(Protocol):
+    """What :class:`Management` and :func:`ask` use of the I/O loop that
+    owns the pair (:class:`rpccore_qpid.connection.IoLoop`, which imports
+    this module: naming it here would make an import cycle)."""
+
+    cell: CellView
+    #: the open connection, or None (I/O thread only)
+    conn: Connection | None
+    management: Management
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is open."""
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the I/O thread soon (any thread)."""
+
+
 class Management(LinkOwner):
     """The management link pair of one driver's connection."""
 
-    def __init__(self, loop: IoLoop) -> None:
+    def __init__(self, loop: ManagementLoop) -> None:
         self.loop = loop
         self.session: Session | None = None
         self.sender: Link | None = None
@@ -163,7 +181,7 @@ def send(sender: Link, message: Message) -> None:
     dlv.settle()
 
 
-def ask(loop: IoLoop, request: Request, deadline: float) -> tuple[int, Any]:
+def ask(loop: ManagementLoop, request: Request, deadline: float) -> tuple[int, Any]:
     """Send one request to ``loop``'s management node from any thread and
     wait for the answer until ``deadline`` (monotonic): ``(status, body)``,
     status 0 when there was none (the pair failed, or the deadline passed)."""
