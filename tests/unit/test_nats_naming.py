@@ -98,3 +98,38 @@ def test_delivery_numbers_of_both_ack_subject_forms() -> None:
         (1, 7, 3)
     assert delivery_numbers("$JS.ACK.S.C.x.18.4.1.0") is None
     assert delivery_numbers("_INBOX.a.b") is None
+
+
+#: Subjects, streams and consumers as deployed: a server and a client of
+#: different releases must keep meeting, and durable JetStream consumers
+#: keep their names across upgrades, so these strings never change.
+PINNED = [
+    (("work", "compute.a#b"), "rpccore.nova%2Ex.t.compute%2Ea%23b"),
+    (("direct", "t.a", "host-1.example.org"), "rpccore.nova%2Ex.h.t%2Ea.host-1%2Eexample%2Eorg"),
+    (("fanout", "sched uler"), "rpccore.nova%2Ex.f.sched%20uler"),
+    (("confirmed_work", "ä例"), "rpccore.nova%2Ex.c.t.%C3%A4%E4%BE%8B"),
+    (("confirmed_direct", "", "%25"), "rpccore.nova%2Ex.c.h.%.%2525"),
+    (("notifications", "x" * 300),
+     "rpccore.nova%2Ex.n.~0d4e2ca9e9cbced7a7a5380eb29e1a3783b9b6d0db72de36a1051038e1c1fbc7"),
+]
+
+
+@pytest.mark.parametrize(("call", "expected"), PINNED)
+def test_subjects_are_pinned(call: tuple[str, ...], expected: str) -> None:
+    subjects = Subjects("nova.x")
+    assert getattr(subjects, call[0])(*call[1:]) == expected
+
+
+def test_stream_and_consumer_names_are_pinned() -> None:
+    subjects = Subjects("nova.x")
+    assert subjects.cast_stream == "rpccore-c-fbbfaf9c44fee8d0342b535891b3f1ef"
+    assert subjects.cast_stream_subjects == "rpccore.nova%2Ex.c.>"
+    notifications = subjects.notifications("n.t")
+    assert Subjects.notification_stream(notifications) == \
+        "rpccore-n-2fd295ae42cc8b4249ecb11362b5a105"
+    assert Subjects.consumer(notifications, "pool.a") == "c4d61aa9acda082f60071010a9bdf6d5d"
+    assert Subjects.consumer(notifications, None) == "c064f8d63ac9dca237a046e2c159f71e1"
+    assert Subjects("").base == "rpccore.%"
+    assert encode_token("\ud800") == "%ED%A0%80"
+    assert encode_token("~x") == "%7Ex"
+    assert encode_token("x" * MAX_TOKEN) == "x" * MAX_TOKEN
