@@ -23,6 +23,7 @@ from typing import Any
 import nats
 from nats.aio.client import Client
 
+from rpccore.driverkit import HostPort
 from rpccore.errors import TransportError
 from rpccore.stats import CellStats
 from rpccore_nats.options import ConnectParams
@@ -137,7 +138,8 @@ class NatsConnection:
 
     def _server_name(self) -> str:
         url = self.client.connected_url
-        return f"{url.hostname}:{url.port}" if url is not None else "?"
+        return str(HostPort(url.hostname, url.port)) if url is not None and url.hostname \
+            else "?"
 
     # -- callbacks (loop thread) -----------------------------------------------
 

@@ -3,13 +3,15 @@
 Topics, hosts, pools and the control exchange are opaque strings: any
 character may appear in them. NATS gives ``.`` (token separator), ``*`` and
 ``>`` (wildcards) meaning, forbids whitespace, and reserves subjects that
-start with ``$``. Every *token* built here contains only ``[A-Za-z0-9_-]``
-and ``%XX`` escapes (the string's UTF-8 bytes), so it is never empty of
-meaning, never a wildcard, never contains a separator, and decodes back to
-the one string it came from. The empty string is the token ``%``, which no
-non-empty string encodes to. A token longer than :data:`MAX_TOKEN` is
-replaced by ``~`` and the SHA-256 of its encoding: ``~`` never appears in an
-encoded token, and SHA-256 collisions are not a practical concern.
+start with ``$``. Every *token* built here is encoded by
+:data:`TOKENS` (:class:`rpccore.driverkit.NameEncoding`): only
+``[A-Za-z0-9_-]`` and ``%XX`` escapes (the string's UTF-8 bytes), so it is
+never empty of meaning, never a wildcard, never contains a separator, and
+decodes back to the one string it came from. The empty string is the token
+``%``, which no non-empty string encodes to. A token longer than
+:data:`MAX_TOKEN` is replaced by ``~`` and the SHA-256 of its encoding
+(:func:`rpccore.driverkit.bounded`): ``~`` never appears in an encoded
+token, and SHA-256 collisions are not a practical concern.
 
 Layout, under ``rpccore.<control_exchange>``:
 
@@ -24,12 +26,15 @@ confirmed direct  ``rpccore.<cx>.c.h.<topic>.<host>``  JetStream (work queue)
 notifications     ``rpccore.<cx>.n.<topic>``           JetStream (interest)
 ================  ===================================  =====================
 
-Kept apart from the driver so that a shared toolkit can take it over.
+These strings are deployed (durable consumers are named after them):
+tests/unit/test_nats_naming.py pins them.
 """
 
 from __future__ import annotations
 
 import hashlib
+
+from rpccore.driverkit import NameEncoding, bounded
 
 #: First token of every subject the driver publishes or consumes.
 PREFIX = "rpccore"
@@ -38,18 +43,15 @@ MAX_TOKEN = 200
 #: The queue group every shared subscription joins.
 QUEUE_GROUP = "rpccore"
 
-_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_CODES = [chr(b) if b in _SAFE else f"%{b:02X}" for b in range(256)]
+#: The encoding of one subject token (``.`` separates tokens).
+TOKENS = NameEncoding(safe=NameEncoding.ALPHANUMERIC + "_-", escape="%", separator=".")
 
 
 def encode_token(text: str) -> str:
     """One subject token for ``text``; injective (see the module docstring)."""
     if not text:
         return "%"
-    token = "".join([_CODES[b] for b in text.encode("utf-8", "surrogatepass")])
-    if len(token) > MAX_TOKEN:
-        return "~" + hashlib.sha256(token.encode("ascii")).hexdigest()
-    return token
+    return bounded(TOKENS.encode(text), MAX_TOKEN, "~")
 
 
 def decode_token(token: str) -> str:
@@ -58,16 +60,7 @@ def decode_token(token: str) -> str:
         return ""
     if token.startswith("~"):
         raise ValueError("a hashed token cannot be decoded")
-    out = bytearray()
-    i = 0
-    while i < len(token):
-        if token[i] == "%":
-            out.append(int(token[i + 1:i + 3], 16))
-            i += 3
-        else:
-            out.append(ord(token[i]))
-            i += 1
-    return out.decode("utf-8", "surrogatepass")
+    return TOKENS.decode(token)
 
 
 def short_hash(*parts: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from oslo_config import cfg
 
+from rpccore.driverkit import HostPort
 from rpccore.errors import ConfigError
 from rpccore.opts import tls_opts
 
@@ -140,9 +141,10 @@ def connect_params(cell: Any) -> ConnectParams:
     options = cell.options
     scheme = "tls" if options.ssl else "nats"
     servers = []
+    # the URL's hosts were parsed by rpccore.driverkit.parse_host_port
+    # (rpccore.transport_url); HostPort puts an IPv6 address in brackets
     for host in cell.url.hosts or ():
-        name = f"[{host.hostname}]" if ":" in host.hostname else host.hostname
-        servers.append(f"{scheme}://{name}:{host.port or DEFAULT_PORT}")
+        servers.append(f"{scheme}://{HostPort(host.hostname, host.port or DEFAULT_PORT)}")
     if not servers:
         servers = [f"{scheme}://127.0.0.1:{DEFAULT_PORT}"]
     kwargs: dict[str, Any] = {
