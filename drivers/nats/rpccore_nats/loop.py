@@ -11,12 +11,13 @@ past a deadline) and :class:`Outbox` (queue a publish and return at once).
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+
+from rpccore.driverkit import Mailbox
 
 LOG = logging.getLogger(__name__)
 
@@ -101,10 +102,12 @@ OutboxItem = tuple[str, bytes, str] | Callable[[], Awaitable[None]]
 class Outbox:
     """Publishes queued by any thread, sent in order by one task of the loop.
 
-    :meth:`put` appends to a deque and wakes the loop only when no wake-up is
-    pending already, so a busy sender costs one system call per burst, not
-    per message. The order of :meth:`put` calls is the order on the wire,
-    which keeps a request's replies in order (rpccore's driver contract).
+    The items wait in a :class:`rpccore.driverkit.Mailbox` whose wake-up is
+    the loop's own (``call_soon_threadsafe``): it is called once per burst
+    of puts, until the task takes them, so a busy sender costs one system
+    call per burst, not per message. The order of :meth:`put` calls is the
+    order on the wire, which keeps a request's replies in order (rpccore's
+    driver contract).
     """
 
     def __init__(self, loop_thread: EventLoopThread,
@@ -113,9 +116,11 @@ class Outbox:
         self._loop_thread = loop_thread
         self._publish = publish
         self._on_error = on_error
-        self._items: collections.deque[OutboxItem] = collections.deque()
-        self._scheduled = False
         self._wake = asyncio.Event()
+        self._mailbox: Mailbox[OutboxItem] = Mailbox(
+            wake=lambda: loop_thread.call_soon(self._wake.set))
+        #: items taken from the mailbox and not yet handed to nats-py
+        self._sending = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -123,23 +128,21 @@ class Outbox:
         self._task = self._loop_thread.loop.create_task(self._run())
 
     def put(self, item: OutboxItem) -> None:
-        self._items.append(item)
-        if not self._scheduled:
-            self._scheduled = True
-            self._loop_thread.call_soon(self._wake.set)
+        """Queue ``item`` (any thread); never blocks."""
+        self._mailbox.put(item)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._mailbox) + self._sending
 
     async def _run(self) -> None:
-        items, wake, publish = self._items, self._wake, self._publish
+        mailbox, wake, publish = self._mailbox, self._wake, self._publish
         while True:
             await wake.wait()
+            # cleared before taking: a put() after take() wakes us again
             wake.clear()
-            # cleared before draining: a put() after this point wakes us again
-            self._scheduled = False
-            while items:
-                item = items.popleft()
+            items = mailbox.take()
+            self._sending = len(items)
+            for item in items:
                 try:
                     if type(item) is tuple:
                         await publish(*item)
@@ -149,8 +152,9 @@ class Outbox:
                     raise
                 except Exception as exc:
                     self._on_error(item, exc)
+                self._sending -= 1
 
     async def flush(self) -> None:
         """Wait until everything queued so far was handed to nats-py."""
-        while self._items:
+        while len(self):
             await asyncio.sleep(0.001)
