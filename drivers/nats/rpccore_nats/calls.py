@@ -19,17 +19,25 @@ request id inside the envelope; the token only serves the driver:
   caller's ``send`` returns on whichever comes first, the first reply or
   the receipt, so it knows that someone took the request without costing
   quick calls anything (their reply comes first).
+- A caller that waits elsewhere (asyncio:
+  :data:`rpccore.driver.caller_elsewhere`) does not wait in ``send``: its
+  token is *watched* (:meth:`ReplyInbox.watch`), and "no responders" or a
+  publish that failed goes to the caller's failure handler instead. A
+  watch that heard nothing by the call's deadline is dropped
+  (:meth:`ReplyInbox.expire`): the core times the call out itself.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rpccore.driver import ReplyHandler
+from rpccore.driverkit import Completion
+from rpccore.errors import RPCError, TransportError, Undeliverable
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -46,27 +54,30 @@ CAST_TOKEN = "~"
 LOG = logging.getLogger(__name__)
 
 
-class CallWait:
-    """What one ``send`` of a call waits for: heard (a reply or a receipt),
-    nobody (no responders), or an error from the loop."""
+#: What one threaded ``send`` of a call waits for: heard (a reply or a
+#: receipt) or nobody (no responders) as the result, or an error from the loop.
+CallWait = Completion[str]
 
-    __slots__ = ("_ready", "outcome")
 
-    def __init__(self) -> None:
-        self._ready = threading.Lock()
-        self._ready.acquire()
-        self.outcome: str | BaseException | None = None
+class Watch:
+    """A call whose caller waits elsewhere: where its failure goes, and
+    until when it is worth keeping."""
+
+    __slots__ = ("late", "what", "until")
+
+    def __init__(self, late: Callable[[RPCError], None], what: str, until: float) -> None:
+        self.late = late
+        #: the destination, for the error's message
+        self.what = what
+        self.until = until
 
     def finish(self, outcome: str | BaseException) -> None:
-        if self.outcome is None:
-            self.outcome = outcome
-            self._ready.release()
-
-    def wait(self, timeout: float) -> str | BaseException | None:
-        """The outcome, or ``None`` after ``timeout`` seconds."""
-        if self._ready.acquire(timeout=max(timeout, 0.0)):
-            return self.outcome
-        return None
+        if outcome == NOBODY:
+            self.late(Undeliverable(f"nobody consumes {self.what}"))
+        elif isinstance(outcome, RPCError):
+            self.late(outcome)
+        elif isinstance(outcome, BaseException):
+            self.late(TransportError(f"sending to {self.what} failed: {outcome}"))
 
 
 class ReplyInbox:
@@ -77,7 +88,7 @@ class ReplyInbox:
         self.prefix = prefix
         self._plen = len(prefix)
         self._tokens = itertools.count()
-        self._waits: dict[str, CallWait] = {}
+        self._waits: dict[str, CallWait | Watch] = {}
         self.handler: ReplyHandler | None = None
         #: called (loop thread) when a plain cast found nobody
         self.on_returned: Callable[[], None] = lambda: None
@@ -92,15 +103,42 @@ class ReplyInbox:
         """A fresh reply subject and what ``send`` waits on (any thread)."""
         self.handler = on_reply  # the core passes one handler per cell
         token = str(next(self._tokens))
-        wait = CallWait()
+        wait: CallWait = Completion()
         self._waits[token] = wait
         return self.prefix + token, wait
 
+    def watch(self, on_reply: ReplyHandler, late: Callable[[RPCError], None],
+              what: str, until: float) -> str:
+        """A fresh reply subject for a call whose caller waits elsewhere
+        (any thread): a failure goes to ``late``; ``what`` names the
+        destination; ``until``: the call's deadline (monotonic)."""
+        self.handler = on_reply
+        token = str(next(self._tokens))
+        self._waits[token] = Watch(late, what, until)
+        return self.prefix + token
+
     def fail(self, reply_subject: str, error: BaseException) -> None:
         """The call published to ``reply_subject`` could not be sent."""
-        wait = self._waits.get(reply_subject[self._plen:])
+        token = reply_subject[self._plen:]
+        wait = self._waits.get(token)
         if wait is not None:
-            wait.finish(error)
+            self._finish(token, wait, error)
+
+    def _finish(self, token: str, wait: CallWait | Watch, outcome: str | BaseException) -> None:
+        if type(wait) is Watch:
+            if self._waits.pop(token, None) is not None:  # once only
+                wait.finish(outcome)
+        elif isinstance(outcome, BaseException):
+            wait.set_error(outcome)  # type: ignore[union-attr]
+        else:
+            wait.set_result(outcome)  # type: ignore[union-attr]
+
+    def expire(self) -> None:
+        """Drop the watches whose calls are past their deadlines (loop thread)."""
+        now = time.monotonic()
+        for token, wait in list(self._waits.items()):
+            if type(wait) is Watch and wait.until < now:
+                self._waits.pop(token, None)
 
     def forget(self, reply_subject: str) -> None:
         self._waits.pop(reply_subject[self._plen:], None)
@@ -108,7 +146,8 @@ class ReplyInbox:
     async def on_message(self, msg: Msg) -> None:
         """Every message on the inbox (loop thread)."""
         data = msg.data
-        wait = self._waits.get(msg.subject[self._plen:])
+        token = msg.subject[self._plen:]
+        wait = self._waits.get(token)
         if data:
             handler = self.handler
             if handler is not None:
@@ -117,7 +156,7 @@ class ReplyInbox:
                 except Exception:  # the core's handler: never stop the inbox
                     LOG.exception("handing a reply to rpccore failed")
             if wait is not None:
-                wait.finish(HEARD)
+                self._finish(token, wait, HEARD)
             return
         if wait is None:
             if msg.subject == self.cast_reply and msg.headers \
@@ -125,7 +164,4 @@ class ReplyInbox:
                 self.on_returned()
             return  # a receipt after the reply, or for a caller gone
         headers = msg.headers
-        if headers and headers.get("Status") == "503":
-            wait.finish(NOBODY)
-        else:
-            wait.finish(HEARD)
+        self._finish(token, wait, NOBODY if headers and headers.get("Status") == "503" else HEARD)

@@ -8,7 +8,9 @@ asyncio loop thread with one connection (:mod:`rpccore_nats.runtime`).
 
 - Calls: core NATS request/reply over one shared inbox
   (:mod:`rpccore_nats.calls`); no responders raises
-  :class:`~rpccore.Undeliverable` at once.
+  :class:`~rpccore.Undeliverable` at once. A caller that waits elsewhere
+  (asyncio, :data:`rpccore.driver.caller_elsewhere`) gets ``send`` back as
+  soon as the request is queued; no responders then reaches it later.
 - Plain casts: core NATS, at most once: returned as soon as queued; one
   that no server took is counted as ``returned`` and logged.
 - Confirmed casts: JetStream work-queue stream, acknowledged by the server
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from oslo_config import cfg
 
 from rpccore.destination import Destination
-from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
+from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription, caller_elsewhere
 from rpccore.errors import TransportError, Undeliverable
 from rpccore_nats.calls import NOBODY
 from rpccore_nats.drops import DropCounter
@@ -141,17 +143,22 @@ class NatsDriver(Driver):
     def _call(self, runtime: Runtime, dest: Destination, body: bytes,
               on_reply: ReplyHandler, deadline: float) -> None:
         inbox = runtime.inbox
+        late = caller_elsewhere.get()
+        if late is not None:  # asyncio: the caller waits for the replies elsewhere
+            reply_to = inbox.watch(on_reply, late, f"{dest} in cell {self.cell.name}", deadline)
+            runtime.outbox.put((self._subject(dest), body, reply_to))
+            return
         reply_to, wait = inbox.expect(on_reply)
         try:
             runtime.outbox.put((self._subject(dest), body, reply_to))
-            outcome = wait.wait(deadline - time.monotonic())
+            heard = wait.wait(deadline - time.monotonic())
         finally:
             inbox.forget(reply_to)
-        if outcome is NOBODY:
+        if wait.error is not None:
+            raise wait.error
+        if wait.value == NOBODY:
             raise Undeliverable(f"nobody consumes {dest} in cell {self.cell.name}")
-        if isinstance(outcome, BaseException):
-            raise outcome
-        if outcome is None and not runtime.connection.ready.is_set():
+        if not heard and not runtime.connection.ready.is_set():
             raise TransportError(f"{self._name}: not connected to NATS when the call to "
                                  f"{dest} gave up: {runtime.connection.last_error}")
 

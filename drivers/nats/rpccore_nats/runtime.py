@@ -57,6 +57,7 @@ class Runtime:
         self.outbox.start()
         self.connection.start()
         self.loop_thread.loop.create_task(self._extend_long_runners())
+        self.loop_thread.loop.create_task(self._expire_watches())
 
     async def _after_connect(self) -> None:
         if not self._inbox_subscribed:  # nats-py subscribes it again on reconnects
@@ -102,6 +103,12 @@ class Runtime:
             for sub in list(self._subscriptions):
                 for ack_subject in sub.in_flight.overdue(period):
                     self.outbox.put((ack_subject, progress, ""))
+
+    async def _expire_watches(self) -> None:
+        """Forget asyncio calls that heard nothing by their deadlines."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.inbox.expire()
 
     def wait_ready(self, deadline: float, doing: str) -> None:
         self.connection.wait_ready(deadline, doing)
