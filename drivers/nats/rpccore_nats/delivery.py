@@ -21,8 +21,10 @@ from rpccore.driver import Incoming
 
 LOG = logging.getLogger(__name__)
 
-#: Idle threads a deliverer keeps; more end after their request.
-MAX_IDLE = 2
+#: Idle threads a deliverer keeps; more end after their request. Above 2, so
+#: that a server running two or three quick requests at once (casts in a
+#: burst) does not start and end a thread for every overlap.
+MAX_IDLE = 4
 
 _STOP = object()
 
@@ -56,22 +58,27 @@ class Deliverer:
 
     def release(self) -> bool:
         """Let the calling thread keep its request: make sure another thread
-        waits on the queue. Always possible, so always True."""
-        with self._lock:
-            if self._idle == 0 and not self.closed:
-                self._idle += 1  # counted now: a second release must not spawn again
-                self._spawn(counted=True)
+        waits on the queue. Always possible, so always True.
+
+        The first look is without the lock (the common case, an idle thread
+        waiting, costs nothing): an idle thread that takes a message right
+        after it could as well have taken it right after a locked look, and
+        it then calls this itself or goes back to the queue."""
+        if self._idle == 0 and not self.closed:
+            with self._lock:
+                if self._idle == 0 and not self.closed:
+                    self._idle += 1  # counted now: a second release must not spawn again
+                    self._spawn(counted=True)
         return True
 
     def _main(self, counted: bool = False) -> None:
         get, lock = self._queue.get, self._lock
         me = threading.current_thread()
         try:
+            if not counted:
+                with lock:
+                    self._idle += 1
             while True:
-                if not counted:
-                    with lock:
-                        self._idle += 1
-                counted = False
                 item = get()
                 with lock:
                     self._idle -= 1
@@ -81,9 +88,10 @@ class Deliverer:
                     self._on_message(item)  # type: ignore[arg-type]
                 except Exception:  # the server guards itself; never lose the thread
                     LOG.exception("%s: delivering a message failed", self._name)
-                with lock:
+                with lock:  # idle again, unless enough threads are
                     if self._idle >= MAX_IDLE:
                         return
+                    self._idle += 1
         finally:
             with lock:
                 self._threads.discard(me)
