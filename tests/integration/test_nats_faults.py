@@ -220,7 +220,7 @@ def test_killing_the_clients_node(cluster: PrivateNatsCluster) -> None:
 
 def test_killing_the_clients_node_that_leads_the_stream(cluster: PrivateNatsCluster) -> None:
     """Calls resume at once; confirmed casts wait for JetStream to elect a new
-    stream leader (RAFT inside nats-server: 5.7-8.6 s measured with 2.9.10),
+    stream leader (RAFT inside nats-server: 4.3-8.6 s measured with 2.9.10),
     failing at their deadlines meanwhile, and none that was confirmed is
     lost. The bound on that wait is loose: it is the server's, not ours."""
     seen = run_kill(cluster, "leader")

@@ -62,6 +62,10 @@ class EventLoopThread:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
         """Run ``coro`` on the loop and wait at most ``timeout`` seconds.
 
+        Waits on the ``concurrent.futures.Future`` of
+        ``run_coroutine_threadsafe`` rather than a driverkit ``Completion``:
+        cancelling that future cancels the coroutine on the loop.
+
         :raises LoopTimeout: not done in time (the coroutine is cancelled).
         """
         if self.in_loop():
