@@ -17,7 +17,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from rpccore.driverkit import Mailbox
+from rpccore.driverkit import Completion, Mailbox
 
 LOG = logging.getLogger(__name__)
 
@@ -98,9 +98,13 @@ class EventLoopThread:
             self._thread.join(timeout)
 
 
-#: What an outbox item does: publish ``(subject, payload, reply)``, or run a
-#: coroutine function of no arguments (acknowledgements with bookkeeping).
-OutboxItem = tuple[str, bytes, str] | Callable[[], Awaitable[None]]
+#: What an outbox item does: publish ``(subject, payload, reply)``; the same
+#: and then complete ``handed`` once nats-py has it (or refused it), for a
+#: sender that waits for that much (``(subject, payload, reply, handed)``);
+#: or run a coroutine function of no arguments (acknowledgements with
+#: bookkeeping).
+OutboxItem = (tuple[str, bytes, str] | tuple[str, bytes, str, Completion[None]]
+              | Callable[[], Awaitable[None]])
 
 
 class Outbox:
@@ -149,13 +153,15 @@ class Outbox:
             for item in items:
                 try:
                     if type(item) is tuple:
-                        await publish(*item)
+                        await publish(item[0], item[1], item[2])
                     else:
                         await item()  # type: ignore[operator]
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     self._on_error(item, exc)
+                if type(item) is tuple and len(item) == 4:
+                    item[3].set_result(None)
                 self._sending -= 1
 
     async def flush(self) -> None:

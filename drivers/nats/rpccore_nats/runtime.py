@@ -81,7 +81,7 @@ class Runtime:
             self.stats.incr("nacked")
             why = safe_text(exc)
         if type(item) is tuple:
-            subject, _, reply = item
+            reply = item[2]
             if reply:
                 self.inbox.fail(reply, TransportError(
                     f"{self.name}: could not publish a call: {why}"))
