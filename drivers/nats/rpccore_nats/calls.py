@@ -20,8 +20,8 @@ request id inside the envelope; the token only serves the driver:
   the receipt, so it knows that someone took the request without costing
   quick calls anything (their reply comes first).
 - A caller that waits elsewhere (asyncio:
-  :data:`rpccore.driver.caller_elsewhere`) does not wait in ``send``: its
-  token is *watched* (:meth:`ReplyInbox.watch`), and "no responders" or a
+  :data:`rpccore.driver.caller_elsewhere`) does not wait for a reply in
+  ``send``: its token is *watched* (:meth:`ReplyInbox.watch`), and "no responders" or a
   publish that failed goes to the caller's failure handler instead. A
   watch that heard nothing by the call's deadline is dropped
   (:meth:`ReplyInbox.expire`): the core times the call out itself.
