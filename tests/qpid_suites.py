@@ -22,12 +22,11 @@ import subprocess
 from typing import Any
 
 import amqp
-from oslo_config import cfg
 from queue_listing import BrokerAdmin, Queue, transient_shared
 
 from process_peers import ServerProcess
 from rpccore import RPC
-from rpccore.testing import BrokerDriverConformance, NotificationRecorder
+from rpccore.testing import BrokerDriverConformance, NotificationRecorder, single_cell_rpc
 from rpccore.testing.server_peers import NAPPER
 from rpccore_qpid import addressing
 
@@ -42,11 +41,8 @@ class QpidConformance(BrokerDriverConformance):
         if not hasattr(self, "_namespace"):
             self._namespace = f"conformance-{os.urandom(4).hex()}"
             NAMESPACES.add(self._namespace)
-        rpc = RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
         options.setdefault("control_exchange", self._namespace)
-        rpc.add_cell(rpc.default_cell, self.url, **options)
-        return rpc
+        return single_cell_rpc(self.url, **options)
 
     def start_server_peer(self, topic: str, host: str) -> ServerProcess:
         self.make_rpc().close()  # names the namespace
@@ -91,9 +87,7 @@ def check_qpid_layout(url: str, admin: BrokerAdmin, pools: bool = False) -> list
     rpcs = []
     try:
         for _ in range(2):
-            rpc = RPC(cfg.ConfigOpts())
-            rpc.remove_cell(rpc.default_cell)
-            rpc.add_cell(rpc.default_cell, url, control_exchange=namespace)
+            rpc = single_cell_rpc(url, control_exchange=namespace)
             rpcs.append(rpc)
         server, caller = rpcs
         server.serve(server.make_destination("layout", host="h1"), [_Echo()]).start()

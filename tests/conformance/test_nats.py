@@ -15,21 +15,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 
 from rpccore import RPC
-from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance
+from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance, single_cell_rpc
 from private_nats import NATS_URL, delete_streams_of
 
 class TestNatsConformance(BrokerDriverConformance, BrokerNotificationConformance):
     def make_rpc(self, host: str | None = None, **options: Any) -> RPC:
         if not hasattr(self, "_exchange"):
             self._exchange = f"conformance-{os.urandom(4).hex()}"
-        rpc = RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
         options.setdefault("control_exchange", self._exchange)
-        rpc.add_cell(rpc.default_cell, NATS_URL, **options)
-        return rpc
+        return single_cell_rpc(NATS_URL, **options)
 
     @pytest.fixture(autouse=True)
     def _delete_stream(self) -> Iterator[None]:

@@ -13,12 +13,12 @@ from typing import Any
 
 import nkeys
 import pytest
-from oslo_config import cfg
 
 import rpccore
 from private_nats import PrivateNatsServer, free_port
 from rpccore.cli.main import main
 from rpccore.errors import TransportError, Undeliverable
+from rpccore.testing import single_cell_rpc
 
 PASSWORD = "p@ss:w/rd-" + os.urandom(4).hex()
 TOKEN = "token-" + os.urandom(8).hex()
@@ -53,11 +53,7 @@ def tls_server() -> Iterator[PrivateNatsServer]:
 
 
 def _rpc(url: str, **options: Any) -> rpccore.RPC:
-    rpc = rpccore.RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, url, control_exchange=f"conn-{os.urandom(3).hex()}",
-                 **options)
-    return rpc
+    return single_cell_rpc(url, control_exchange=f"conn-{os.urandom(3).hex()}", **options)
 
 
 def round_trip(url: str, **options: Any) -> None:

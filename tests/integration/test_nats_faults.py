@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 
 from private_nats import PrivateNatsCluster
 from rpccore import RPC
 from rpccore.errors import RPCError
 from rpccore_nats.naming import Subjects
+from rpccore.testing import single_cell_rpc
 
 CALL_TIMEOUT = 2.0
 CAST_TIMEOUT = 8.0
@@ -60,13 +60,9 @@ def cluster() -> Iterator[PrivateNatsCluster]:
 
 def _rpc(cluster: PrivateNatsCluster, order: list[int], exchange: str, cell: str,
          **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(cell, cluster.url(order), control_exchange=exchange,
-                 nats_randomize_servers=False, nats_stream_replicas=3, nats_ack_wait=2,
-                 nats_reconnect_wait=0.2, nats_reconnect_jitter=0.05, **options)
-    rpc.default_cell = cell
-    return rpc
+    return single_cell_rpc(cluster.url(order), cell=cell, control_exchange=exchange,
+                           nats_randomize_servers=False, nats_stream_replicas=3, nats_ack_wait=2,
+                           nats_reconnect_wait=0.2, nats_reconnect_jitter=0.05, **options)
 
 
 class Traffic:

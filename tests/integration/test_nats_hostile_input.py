@@ -15,11 +15,9 @@ from typing import Any
 
 import nats
 import pytest
-from oslo_config import cfg
 
-import rpccore
 from private_nats import NATS_URL, delete_streams
-from rpccore.testing import wait_until
+from rpccore.testing import single_cell_rpc, wait_until
 from rpccore_nats.naming import Subjects
 
 GARBAGE: list[bytes] = [
@@ -65,11 +63,8 @@ def test_garbage_on_every_subject_is_counted_and_survived(
         caplog: pytest.LogCaptureFixture) -> None:
     exchange, topic = f"hostile-{os.urandom(4).hex()}", "victim.topic"
     subjects = Subjects(exchange)
-    server = rpccore.RPC(cfg.ConfigOpts())
-    client = rpccore.RPC(cfg.ConfigOpts())
-    for rpc in (server, client):
-        rpc.remove_cell(rpc.default_cell)
-        rpc.add_cell(rpc.default_cell, NATS_URL, control_exchange=exchange)
+    server = single_cell_rpc(NATS_URL, control_exchange=exchange)
+    client = single_cell_rpc(NATS_URL, control_exchange=exchange)
     caplog.set_level(logging.WARNING)
     try:
         server.serve(server.make_destination(topic, host="h"), [Echo()]).start()
@@ -125,9 +120,7 @@ def _reply_subject_of_a_call(client: Any, work_subject: str, topic: str) -> str:
 
 def test_a_plain_cast_nobody_takes_is_counted_as_returned(
         caplog: pytest.LogCaptureFixture) -> None:
-    rpc = rpccore.RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, NATS_URL, control_exchange=f"nobody-{os.urandom(4).hex()}")
+    rpc = single_cell_rpc(NATS_URL, control_exchange=f"nobody-{os.urandom(4).hex()}")
     caplog.set_level(logging.WARNING)
     try:
         for _ in range(3):

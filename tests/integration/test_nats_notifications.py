@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 
 from private_nats import NATS_URL, delete_streams
 
 from rpccore import RPC
 from rpccore.driver import Driver, Incoming, Subscription
-from rpccore.testing import wait_until
+from rpccore.testing import single_cell_rpc, wait_until
 from rpccore_nats.naming import Subjects
 
 PATIENCE = 10.0
@@ -60,9 +59,7 @@ class NotificationCell:
         self.topics: set[str] = set()
 
     def driver(self, **options: Any) -> Driver:
-        rpc = RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
-        rpc.add_cell(rpc.default_cell, NATS_URL, control_exchange=self.exchange, **options)
+        rpc = single_cell_rpc(NATS_URL, control_exchange=self.exchange, **options)
         self.rpcs.append(rpc)
         return rpc.cell().driver()
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import proton
 import pytest
-from oslo_config import cfg
 
 from qpid_suites import delete_idle_queues
 from rpccore import RPC
 from rpccore.errors import TransportError, Undeliverable
+from rpccore.testing import single_cell_rpc
 
 BROKER = "127.0.0.1:5672"
 _namespaces: set[str] = set()
@@ -41,12 +41,9 @@ def _dead_port() -> int:
 
 
 def _rpc(url: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
     options.setdefault("control_exchange", f"qpid-conn-{os.urandom(4).hex()}")
     _namespaces.add(options["control_exchange"])
-    rpc.add_cell(rpc.default_cell, url, **options)
-    return rpc
+    return single_cell_rpc(url, **options)
 
 
 class Adder:

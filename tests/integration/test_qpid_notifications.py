@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 from private_rabbit4 import PrivateRabbit4
 from queue_listing import admin_for
 
 from rpccore import RPC
 from rpccore.errors import ConfigError, TransportError
-from rpccore.testing import NotificationRecorder, wait_until
+from rpccore.testing import NotificationRecorder, single_cell_rpc, wait_until
 from rpccore_qpid import addressing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the benchmarks package
@@ -43,10 +42,7 @@ BEFORE, AFTER = 200, 200  # confirmed notifications per notifier before the kill
 
 
 def _rpc(url: str, namespace: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, url, control_exchange=namespace, **options)
-    return rpc
+    return single_cell_rpc(url, control_exchange=namespace, **options)
 
 
 def test_notifications_on_rabbitmq3_are_a_config_error_saying_what_to_do() -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 
 from private_rabbit import PrivateRabbit, free_port
 from rpccore import RPC
 from rpccore.errors import TransportError
+from rpccore.testing import single_cell_rpc
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -63,11 +63,8 @@ def node() -> Iterator[TlsRabbit]:
 
 
 def _rpc(node: TlsRabbit, namespace: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, f"qpid://guest:guest@127.0.0.1:{node.tls_port}/",
-                 control_exchange=namespace, ssl=True, **options)
-    return rpc
+    return single_cell_rpc(f"qpid://guest:guest@127.0.0.1:{node.tls_port}/",
+                           control_exchange=namespace, ssl=True, **options)
 
 
 class Adder:
@@ -101,10 +98,7 @@ def test_a_certificate_from_an_unknown_ca_is_refused(node: TlsRabbit) -> None:
 
 def test_query_parameters_select_tls(node: TlsRabbit) -> None:
     ca = node.base / "certs" / "ca.pem"
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell,
-                 f"qpid://guest:guest@localhost:{node.tls_port}/?ssl=true&ssl_ca_file={ca}")
+    rpc = single_cell_rpc(f"qpid://guest:guest@localhost:{node.tls_port}/?ssl=true&ssl_ca_file={ca}")
     try:
         rpc.cell().driver().connect(10)
     finally:

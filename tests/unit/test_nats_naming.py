@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from oslo_config import cfg
 
-from rpccore import RPC
 from rpccore.errors import ConfigError
 from rpccore_nats.drops import DropCounter
 from rpccore_nats.naming import MAX_TOKEN, Subjects, decode_token, encode_token
 from rpccore_nats.options import connect_params
+from rpccore.testing import single_cell_rpc
 
 TEXTS = ["", "a", "a.b", "a*", ">", "a b", "a\tb", "%", "%25", "~x", "ä", "例", "x" * 300,
          "x" * 301, "a/b", "\\", "'\"", "\ud800", "..", ".", "*", "a>b", "-_"]
@@ -65,10 +64,7 @@ def test_drop_counter_counts_gaps_seen_by_one_listener_only() -> None:
 
 
 def _cell(url: str, **options: object) -> object:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell("c", url, **options)
-    cell = rpc.cell("c")
+    cell = single_cell_rpc(url, cell="c", **options).cell("c")
     from rpccore_nats.driver import NatsDriver
     cell.register_plugin_options(NatsDriver.options())
     return cell

@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oslo_config import cfg
 from proton import Message
 
 from rpccore import RPC
 from rpccore.errors import ConfigError
 from rpccore.stats import CellStats
-from rpccore.testing import NotificationRecorder
+from rpccore.testing import NotificationRecorder, single_cell_rpc
 from rpccore_qpid import addressing, management, notifications
 from rpccore_qpid.layout import POOL_TOLERATED, V1Layout, V2Layout, deletion
 from rpccore_qpid.receiver import _tolerated
@@ -122,10 +121,7 @@ def test_body_less_management_requests_carry_a_null_body() -> None:
 
 
 def _v1_rpc(url: str) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell("edge", url, amqp_addresses="v1")
-    return rpc
+    return single_cell_rpc(url, cell="edge", amqp_addresses="v1")
 
 
 def test_a_v1_cell_refuses_notifications_at_once_without_connecting() -> None:
