@@ -92,3 +92,48 @@ def test_notification_pools_have_queues_of_their_own(
     keys = {addressing.notification_key("ex", topic) for topic, _ in pools}
     assert len(keys) == len({topic for topic, _ in pools})
     assert addressing.notification_key("ex", "t") != addressing.notification_key("ex2", "t")
+
+
+# Queue names and routing keys as released: a broker keeps queues (and their
+# messages, bindings and policies) across an upgrade of the driver, so these
+# strings must never change. Computed with the driver's own encoder before it
+# moved onto rpccore.driverkit.
+PINNED = [
+    (lambda: addressing.work_key("compute"), "t.compute"),
+    (lambda: addressing.work_key("a.b#c*d"), "t.a%2Eb%23c%2Ad"),
+    (lambda: addressing.direct_key("compute", "host-1.example.org"),
+     "h.compute.host-1%2Eexample%2Eorg"),
+    (lambda: addressing.direct_key("t\u00e9st", "[fd00::5]:9600"),
+     "h.t%C3%A9st.%5Bfd00%3A%3A5%5D%3A9600"),
+    (lambda: addressing.fanout_key("x y/z"), "f.x%20y%2Fz"),
+    (lambda: addressing.exchange_name("nova"), "nova"),
+    (lambda: addressing.exchange_name("amq.direct"), "rpccore-x.amq%2Edirect"),
+    (lambda: addressing.exchange_name("\u00e9" * 200),
+     "x.e.dfc6d3bccf29a91a64a379a122b6ee10764da143d33901d2fff5dab5e0070113"),
+    (lambda: addressing.queue_name("nova", addressing.work_key("compute")),
+     "rpccore.nova.t.compute"),
+    (lambda: addressing.queue_name("my exchange", addressing.direct_key("c.d", "h")),
+     "rpccore.my%20exchange.h.c%2Ed.h"),
+    (lambda: addressing.queue_name("nova", addressing.direct_key("c" * 200, "\ud800")),
+     "rpccore.nova.h." + "c" * 200 + ".%ED%A0%80"),
+    (lambda: addressing.queue_name("e" * 200, addressing.work_key("w" * 100)),
+     "x.q.d8d0945d49504d5daa457e02e763c0184f273eac9a27682d1d3aaa2f5f80e5e6"),
+    (lambda: addressing.fanout_queue_prefix("nova", "scheduler.x"),
+     "rpccore.nova.f.scheduler%2Ex"),
+    (lambda: addressing.notification_key("nova", "notifications.info"),
+     "rpccore.nova.n.notifications%2Einfo"),
+    (lambda: addressing.pool_queue_name("nova", "notifications", None),
+     "rpccore.nova.n.notifications"),
+    (lambda: addressing.pool_queue_name("nova", "notifications", "pool.1"),
+     "rpccore.nova.n.notifications.pool%2E1"),
+    (lambda: addressing.pool_queue_name("nova", "notifications", ""),
+     "rpccore.nova.n.notifications."),
+    (lambda: addressing.pool_queue_name("nova", "n" * 300, "p"),
+     "x.q.84c668ab7aa8670add8a0ebfe3fd749606a651a90178c0882901c050420181c5"),
+    (lambda: addressing.work_key("t" * 300),
+     "x.t.c2c44a88a54d09454be79c31aca54eb63d40dea99b90df81c95a16e7054df27a"),
+]
+
+
+def test_names_stay_what_released_drivers_declared() -> None:
+    assert [build() for build, _ in PINNED] == [name for _, name in PINNED]
