@@ -20,7 +20,7 @@ from process_peers import ServerProcess
 from rpccore import RPC
 from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance
 from rpccore.testing.server_peers import NAPPER
-from rpccore_rabbit.addressing import encode_part, queue_name, work_key
+from rpccore_rabbit.addressing import PARTS, queue_name, work_key
 
 #: every control_exchange the suites used in this process
 EXCHANGES: set[str] = set()
@@ -28,7 +28,7 @@ EXCHANGES: set[str] = set()
 
 def is_ours(name: str) -> bool:
     """Whether queue ``name`` belongs to one of :data:`EXCHANGES`."""
-    return any(name.startswith(f"rpccore.{encode_part(x)}.") for x in EXCHANGES)
+    return any(name.startswith(f"rpccore.{PARTS.encode(x)}.") for x in EXCHANGES)
 
 
 class RabbitConformance(BrokerDriverConformance, BrokerNotificationConformance):
@@ -85,7 +85,7 @@ def check_queue_layout(url: str, admin: BrokerAdmin) -> None:
 
 def _check(live: list[Queue], exchange: str, reply_queues: set[str]) -> None:
     by_kind: dict[str, list[Queue]] = {}
-    prefix = f"rpccore.{encode_part(exchange)}."
+    prefix = f"rpccore.{PARTS.encode(exchange)}."
     for queue in live:
         kind = "reply" if queue.name in reply_queues else queue.name[len(prefix):][:1]
         by_kind.setdefault(kind, []).append(queue)

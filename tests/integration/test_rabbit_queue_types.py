@@ -31,7 +31,7 @@ def exchange() -> Iterator[str]:
     name = f"qtypes-{os.urandom(4).hex()}"
     yield name
     admin = admin_for(RABBIT_URL)
-    prefix = f"rpccore.{addressing.encode_part(name)}."
+    prefix = f"rpccore.{addressing.PARTS.encode(name)}."
     admin.delete([q.name for q in admin.list_queues() if q.name.startswith(prefix)], [name])
 
 

@@ -2,15 +2,18 @@
 
 Topics and hosts are opaque strings: any character may appear in them
 (periods, ``#``, ``*``, ``/``, spaces, non-ASCII). Every name built here is
-made of *parts* separated by ``.``; each part is percent-encoded so that it
-contains only ``[A-Za-z0-9_-]`` and ``%XX`` escapes, never a ``.``. Splitting a
-name on ``.`` therefore gives back the parts, and a leading kind letter tells
-the kinds apart, so two different destinations never get the same name.
+made of *parts* separated by ``.``; each part is percent-encoded (:data:`PARTS`,
+a :class:`rpccore.driverkit.NameEncoding`) so that it contains only
+``[A-Za-z0-9_-]`` and ``%XX`` escapes, never a ``.``. Splitting a name on ``.``
+therefore gives back the parts, and a leading kind letter tells the kinds
+apart, so two different destinations never get the same name. These strings
+are what brokers hold across upgrades: they must not change
+(tests/unit/test_rabbit_addressing.py pins them).
 
 AMQP names (queue names, routing keys, exchange names) are at most 255 bytes.
 A name that would be longer is replaced by ``x.<kind>.<sha256 of the full
-name>``: the ``x`` kind never starts an unhashed name, and SHA-256 collisions
-are not a practical concern.
+name>`` (:func:`rpccore.driverkit.bounded`): the ``x`` kind never starts an
+unhashed name, and SHA-256 collisions are not a practical concern.
 
 Layout, under the cell's ``control_exchange`` (a direct exchange):
 
@@ -47,48 +50,22 @@ any named pool (even the empty string), so it is a pool of its own.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 from rpccore.destination import Destination
+from rpccore.driverkit import NameEncoding, bounded as _bounded
 
 #: Longest AMQP short string (queue names, routing keys, exchange names).
 MAX_NAME_BYTES = 255
 
-_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_ESCAPES = [f"%{b:02X}" for b in range(256)]
-_PLAIN = [chr(b) for b in range(256)]
-
-
-def encode_part(text: str) -> str:
-    """Percent-encode ``text`` (as UTF-8) keeping only ``[A-Za-z0-9_-]``.
-
-    Injective, and the result never contains ``.``. Lone surrogates are
-    encoded with ``surrogatepass`` so that every ``str`` is accepted.
-    """
-    data = text.encode("utf-8", "surrogatepass")
-    return "".join(_PLAIN[b] if b in _SAFE else _ESCAPES[b] for b in data)
-
-
-def decode_part(part: str) -> str:
-    """The inverse of :func:`encode_part` (for tests and debugging)."""
-    out = bytearray()
-    i = 0
-    while i < len(part):
-        if part[i] == "%":
-            out.append(int(part[i + 1:i + 3], 16))
-            i += 3
-        else:
-            out.append(ord(part[i]))
-            i += 1
-    return out.decode("utf-8", "surrogatepass")
+#: How every part of a name is encoded: ``[A-Za-z0-9_-]`` as is, other bytes
+#: of its UTF-8 form as ``%XX`` (upper-case hex), never a ``.``.
+PARTS = NameEncoding(NameEncoding.ALPHANUMERIC + "_-", escape="%", separator=".")
 
 
 def bounded(name: str, kind: str) -> str:
-    """``name`` if it fits in an AMQP short string, else a hashed stand-in."""
-    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
-        return name
-    return f"x.{kind}.{hashlib.sha256(name.encode('utf-8')).hexdigest()}"
+    """``name`` if it fits in an AMQP short string, else ``x.<kind>.<sha256>``."""
+    return _bounded(name, MAX_NAME_BYTES, f"x.{kind}.")
 
 
 def routing_key(dest: Destination) -> str:
@@ -102,17 +79,17 @@ def routing_key(dest: Destination) -> str:
 
 def work_key(topic: str) -> str:
     """Routing key of the queue all servers of ``topic`` share."""
-    return bounded("t." + encode_part(topic), "t")
+    return bounded(PARTS.join("t", topic), "t")
 
 
 def direct_key(topic: str, host: str) -> str:
     """Routing key of the server of ``topic`` on ``host``."""
-    return bounded("h." + encode_part(topic) + "." + encode_part(host), "h")
+    return bounded(PARTS.join("h", topic, host), "h")
 
 
 def fanout_key(topic: str) -> str:
     """Routing key every server of ``topic`` binds its fanout queue with."""
-    return bounded("f." + encode_part(topic), "f")
+    return bounded(PARTS.join("f", topic), "f")
 
 
 def exchange_name(control_exchange: str) -> str:
@@ -122,19 +99,19 @@ def exchange_name(control_exchange: str) -> str:
             and all(c.isascii() and (c.isalnum() or c in "_-.:") for c in control_exchange)
             and len(control_exchange) <= MAX_NAME_BYTES):
         return control_exchange
-    return bounded("rpccore-x." + encode_part(control_exchange), "e")
+    return bounded(PARTS.join("rpccore-x", control_exchange), "e")
 
 
 def queue_name(control_exchange: str, key: str) -> str:
     """The queue bound with routing ``key`` (work or direct) under a cell's
     exchange. Queues live in the vhost, so the exchange is part of the name."""
-    return bounded(f"rpccore.{encode_part(control_exchange)}.{key}", "q")
+    return bounded(f"rpccore.{PARTS.encode(control_exchange)}.{key}", "q")
 
 
 def fanout_queue_prefix(control_exchange: str, topic: str) -> str:
     """The stable part of a server's fanout queue names; each connection
     adds ``.<uuid>`` (:func:`unique_queue_name`)."""
-    return f"rpccore.{encode_part(control_exchange)}.f.{encode_part(topic)}"
+    return f"rpccore.{PARTS.encode(control_exchange)}.f.{PARTS.encode(topic)}"
 
 
 def unique_queue_name(prefix: str) -> str:
@@ -147,7 +124,7 @@ NOTIFICATION_EXCHANGE = "amq.direct"
 
 
 def _notification_base(control_exchange: str, topic: str) -> str:
-    return f"rpccore.{encode_part(control_exchange)}.n.{encode_part(topic)}"
+    return f"rpccore.{PARTS.encode(control_exchange)}.n.{PARTS.encode(topic)}"
 
 
 def notification_key(control_exchange: str, topic: str) -> str:
@@ -160,7 +137,7 @@ def pool_queue_name(control_exchange: str, topic: str, pool: str | None) -> str:
     """The queue of listener pool ``pool`` of notification ``topic``; stable,
     so a pool finds its backlog again."""
     base = _notification_base(control_exchange, topic)
-    return bounded(base if pool is None else f"{base}.{encode_part(pool)}", "q")
+    return bounded(base if pool is None else f"{base}.{PARTS.encode(pool)}", "q")
 
 
 def reply_queue_name() -> str:
