@@ -21,8 +21,9 @@ down. So a refused notification is final: counted as
 ``notifications_dropped`` and logged, and its sender (``confirm=True``)
 returns normally, as the broker did answer for it.
 
-All methods except :class:`Waiter`'s and :meth:`ConfirmTracker.gate` run on
-the connection's I/O thread.
+A sender waits for its message with :func:`wait_for`, on a
+:class:`rpccore.driverkit.Completion` the I/O thread completes; all methods
+but :meth:`ConfirmTracker.gate` run on the connection's I/O thread.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import threading
 import time
 from typing import Any
 
+from rpccore.driverkit import Completion
 from rpccore.errors import TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 
@@ -44,40 +46,23 @@ RETRY_FIRST = 0.05
 RETRY_MAX = 1.0
 
 
-class Waiter:
-    """Completion of one confirmed publish or task, waited on by a caller."""
+def wait_for(done: Completion[Any], deadline: float | None, what: str) -> Any:
+    """(A sender) wait until the I/O thread completes ``done``; its result.
 
-    __slots__ = ("event", "error", "result", "abandoned")
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.error: BaseException | None = None
-        self.result: Any = None
-        self.abandoned = False
-
-    def finish(self, error: BaseException | None = None, result: Any = None) -> None:
-        self.error = error
-        self.result = result
-        self.event.set()
-
-    def wait(self, deadline: float | None, what: str) -> Any:
-        """Wait until finished; re-raise its error.
-
-        :raises TransportError: not finished by ``deadline``.
-        """
-        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self.event.wait(timeout):
-            self.abandoned = True
-            raise TransportError(f"{what}: not done before the deadline")
-        if self.error is not None:
-            raise self.error
-        return self.result
+    :raises TransportError: not completed by ``deadline``; ``done`` is then
+        abandoned, so the I/O thread skips the work if it has not started it
+        and ignores a late confirm.
+    :raises: the error ``done`` was completed with.
+    """
+    if not done.wait_until(deadline) and done.abandon():
+        raise TransportError(f"{what}: not done before the deadline")
+    return done.result()
 
 
 class Publish:
     """A message to publish, with what to do once the broker answers.
 
-    :ivar waiter: set for calls and confirmed casts (the sender waits)
+    :ivar waiter: set for calls and confirmed casts: what the sender waits on
     :ivar deadline: ``time.monotonic()`` after which the message is not sent
         (or sent again) any more
     :ivar label: the destination, for log lines and errors
@@ -87,7 +72,7 @@ class Publish:
                  "waiter", "deadline", "label", "returned", "gated", "refusals", "republish")
 
     def __init__(self, exchange: str, routing_key: str, body: bytes,
-                 properties: dict[str, Any], mandatory: bool, waiter: Waiter | None,
+                 properties: dict[str, Any], mandatory: bool, waiter: Completion[Any] | None,
                  deadline: float | None, label: str) -> None:
         self.exchange = exchange
         self.routing_key = routing_key
@@ -151,7 +136,7 @@ class ConfirmTracker:
             item.gated = False
             self._permits.release()
         if item.waiter is not None and error is not None:
-            item.waiter.finish(error)
+            item.waiter.set_error(error)
 
     def _confirmed(self, tag: int, multiple: bool) -> list[Publish]:
         pending = self._pending
@@ -171,9 +156,9 @@ class ConfirmTracker:
             self.forget(item, None)
             if not item.returned:
                 if item.waiter is not None:
-                    item.waiter.finish()
+                    item.waiter.set_result(None)
             elif item.waiter is not None:
-                item.waiter.finish(Undeliverable(
+                item.waiter.set_error(Undeliverable(
                     f"nobody consumes {item.label} (rabbit {self.name}): no queue is bound "
                     f"to routing key {item.routing_key!r} on exchange {item.exchange!r}"))
             elif item.mandatory:
@@ -210,7 +195,7 @@ class ConfirmTracker:
                          "full: over notification_max_queue_length)", self.name, item.label)
         self.forget(item, None)
         if item.waiter is not None:
-            item.waiter.finish()
+            item.waiter.set_result(None)
 
     def next_retry(self) -> float | None:
         """When the first refused message is due again (monotonic), if any."""

@@ -2,11 +2,11 @@
 
 An :class:`~rpccore_rabbit.wire.AmqpConnection` is used by one thread only.
 :class:`Link` runs that thread. Other threads never touch the connection: they
-put work on a queue (publishes, acknowledgements, tasks) and wake the thread
-through a pipe. The thread writes frames in batches, reads what the broker
-sends (deliveries, publisher confirms, returns: the :class:`Link` is the
-connection's :class:`~rpccore_rabbit.wire.Listener`), sends heartbeats and
-reconnects.
+put work in a :class:`rpccore.driverkit.Mailbox` (publishes, acknowledgements,
+tasks), which wakes the thread through a pipe only while it sleeps. The
+thread writes frames in batches, reads what the broker sends (deliveries,
+publisher confirms, returns: the :class:`Link` is the connection's
+:class:`~rpccore_rabbit.wire.Listener`), sends heartbeats and reconnects.
 
 When the connection drops, the thread reconnects with jittered backoff
 across the URL's hosts (:mod:`.backoff`), runs the ``hooks`` (which declare
@@ -17,18 +17,19 @@ passed (:mod:`.confirms`).
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from rpccore.driverkit import Completion, Mailbox
 from rpccore.errors import ConfigError, TransportError
 from rpccore_rabbit import wire
 from rpccore_rabbit.backoff import Backoff
 from rpccore_rabbit.broker_events import BrokerEvents, Consumer
-from rpccore_rabbit.confirms import ConfirmTracker, Publish, Waiter
-from rpccore_rabbit.mailbox import Mailbox
+from rpccore_rabbit.confirms import ConfirmTracker, Publish, wait_for
 from rpccore_rabbit.channels import open_channels
 from rpccore_rabbit.options import ConnectionParams
 
@@ -44,7 +45,7 @@ class Task:
 
     __slots__ = ("fn", "waiter")
 
-    def __init__(self, fn: Callable[[Link], Any], waiter: Waiter | None) -> None:
+    def __init__(self, fn: Callable[[Link], Any], waiter: Completion[Any] | None) -> None:
         self.fn = fn
         self.waiter = waiter
 
@@ -78,8 +79,10 @@ class Link(BrokerEvents):
         self.confirms = ConfirmTracker(params.max_unconfirmed, stats, name)
         self._backoff = Backoff(params.reconnect_interval, params.reconnect_backoff,
                                 params.reconnect_interval_max)
-        self._mailbox = Mailbox()
-        self._commands = self._mailbox.items
+        self._mailbox: Mailbox[Publish | Task | tuple[Any, ...]] = Mailbox()
+        #: (I/O thread) work taken from the mailbox, or put back to publish
+        #: again after a reconnection, in the order it is done
+        self._commands: collections.deque[Any] = collections.deque()
         self._out: list[bytes] = []  # frames built by this thread, written in batches
         self._closing = False
         #: set by close(): what a pause between connection attempts waits on
@@ -151,21 +154,21 @@ class Link(BrokerEvents):
         :raises TransportError: not done by ``deadline``, or ``fn`` failed on
             a channel or connection error.
         """
-        waiter = Waiter()
+        waiter: Completion[Any] = Completion()
         self.start()
         self.submit(Task(fn, waiter))
-        return waiter.wait(deadline, what)
+        return wait_for(waiter, deadline, what)
 
     def close(self) -> None:
         """Close the connection and stop the thread; unfinished waiters fail."""
         self._closing = True
         self._closed.set()
-        self._mailbox.close()
+        self._mailbox.wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(10)
             if not thread.is_alive():
-                self._mailbox.release()
+                self._mailbox.close()
 
     # -- I/O thread: connecting ----------------------------------------------
 
@@ -281,19 +284,23 @@ class Link(BrokerEvents):
         tick = min(1.0, hb / 4.0) if hb else 1.0
         next_tick = time.monotonic() + tick
         commands = self._commands
+        mailbox = self._mailbox
         confirms = self.confirms
         while not self._closing:
-            while commands:
-                self._execute(commands.popleft())
-                if self._closing:
-                    return
+            # everything queued, including what comes meanwhile, before a wait
+            while commands or not mailbox.empty():
+                commands.extend(mailbox.take())
+                while commands:
+                    self._execute(commands.popleft())
+                    if self._closing:
+                        return
             if self._out:
                 self._flush()
             wake = next_tick
             retry = confirms.next_retry()
             if retry is not None and retry < wake:
                 wake = retry
-            if self._mailbox.wait(sock, max(0.0, wake - time.monotonic())):
+            if mailbox.wait(max(0.0, wake - time.monotonic()), (sock,)):
                 conn.read()
             now = time.monotonic()
             if retry is not None and now >= retry:
@@ -317,29 +324,29 @@ class Link(BrokerEvents):
                                                        requeue))
 
     def _run_task(self, item: Task) -> None:
-        if item.waiter is not None and item.waiter.abandoned:
+        if item.waiter is not None and item.waiter.done:  # abandoned
             return
         self._flush()
         try:
             result = item.fn(self)
         except (wire.ChannelClosed, ConfigError) as exc:  # the connection lives on
             if item.waiter is not None:
-                item.waiter.finish(exc if isinstance(exc, ConfigError)
-                                   else TransportError(_describe(exc)))
+                item.waiter.set_error(exc if isinstance(exc, ConfigError)
+                                      else TransportError(_describe(exc)))
             return
         except (wire.AmqpError, OSError) as exc:
             if item.waiter is not None:
-                item.waiter.finish(TransportError(_describe(exc)))
+                item.waiter.set_error(TransportError(_describe(exc)))
             raise
         if item.waiter is not None:
-            item.waiter.finish(result=result)
+            item.waiter.set_result(result)
 
     def _publish(self, item: Publish) -> None:
         confirms = self.confirms
         if item.deadline is not None and time.monotonic() > item.deadline:
             confirms.forget(item, TransportError(f"{item.label}: deadline passed before publish"))
             return
-        if item.waiter is not None and item.waiter.abandoned:
+        if item.waiter is not None and item.waiter.done:  # abandoned
             confirms.forget(item, None)
             return
         props = item.properties
@@ -394,12 +401,13 @@ class Link(BrokerEvents):
         error = TransportError("the rabbit driver is closed")
         for item in self.confirms.take_unconfirmed():
             self.confirms.forget(item, error)
+        self._commands.extend(self._mailbox.take())
         while self._commands:
             item = self._commands.popleft()
             if isinstance(item, Publish):
                 self.confirms.forget(item, error)
             elif isinstance(item, Task) and item.waiter is not None:
-                item.waiter.finish(error)
+                item.waiter.set_error(error)
         LOG.info("rabbit %s: closed", self.name)
 
 

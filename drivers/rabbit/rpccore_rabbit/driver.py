@@ -31,9 +31,10 @@ from oslo_config import cfg
 
 from rpccore.destination import Destination
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
+from rpccore.driverkit import Completion
 from rpccore.errors import ConfigError, TransportError
 from rpccore_rabbit import addressing, queues
-from rpccore_rabbit.confirms import Publish, Waiter
+from rpccore_rabbit.confirms import Publish, wait_for
 from rpccore_rabbit.connection import Link
 from rpccore_rabbit.consumer import (RabbitSubscription, ReplyQueue, SubscriptionRegistry,
                                      declare_exchange)
@@ -103,20 +104,20 @@ class RabbitDriver(Driver):
         if not link.ready.is_set():
             link.wait_ready(deadline)
         properties: dict[str, Any] = {"delivery_mode": self._delivery_mode}
-        waiter: Waiter | None = None
+        waiter: Completion[None] | None = None
         if on_reply is not None:
             self._replies.ensure(on_reply)
             properties["reply_to"] = self._replies.name
             # Requests that outlive their caller need not wait in a queue.
             properties["expiration"] = str(max(1, int((deadline - time.monotonic()) * 1000)))
-            waiter = Waiter()
+            waiter = Completion()
         elif confirm:
-            waiter = Waiter()
+            waiter = Completion()
         item = Publish(self.exchange, addressing.routing_key(dest), body, properties, True,
                        waiter, deadline, str(dest))
         link.publish(item, gate=True)
         if waiter is not None:
-            waiter.wait(deadline, f"sending to {dest}")
+            wait_for(waiter, deadline, f"sending to {dest}")
 
     def subscribe(self, dest: Destination,
                   on_message: Callable[[Incoming], None]) -> Subscription:
@@ -178,7 +179,7 @@ class RabbitDriver(Driver):
             deadline = time.monotonic() + self._timeout
         if not self.link.ready.is_set():
             self.link.wait_ready(deadline)
-        waiter = Waiter() if confirm else None
+        waiter: Completion[None] | None = Completion() if confirm else None
         item = Publish(addressing.NOTIFICATION_EXCHANGE,
                        addressing.notification_key(self._control_exchange, topic), body,
                        {"delivery_mode": 2}, False, waiter, deadline,
@@ -186,7 +187,7 @@ class RabbitDriver(Driver):
         item.republish = False
         self.link.publish(item, gate=True)
         if waiter is not None:
-            waiter.wait(deadline, f"notifying {topic!r}")
+            wait_for(waiter, deadline, f"notifying {topic!r}")
 
     def _pool_queue(self, topic: str, pool: str | None) -> str:
         return addressing.pool_queue_name(self._control_exchange, topic, pool)
