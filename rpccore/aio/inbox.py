@@ -3,18 +3,20 @@
 Replies reach the process on drivers' threads and must be handed to the
 loop that awaits them. ``loop.call_soon_threadsafe`` writes to the loop's
 wake-up pipe every time it is called: a system call per reply, and as many
-loop iterations. A :class:`LoopInbox` queues what arrives and wakes the
-loop only when no wake-up is on its way already, so under load one wake-up
-carries every reply that came meanwhile.
+loop iterations. A :class:`LoopInbox` queues what arrives (in a driver
+toolkit :class:`~rpccore.driverkit.Mailbox`) and wakes the loop only when no
+wake-up is on its way already, so under load one wake-up carries every reply
+that came meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Callable
 from typing import Any
+
+from rpccore.driverkit import Mailbox
 
 LOG = logging.getLogger(__name__)
 
@@ -25,16 +27,18 @@ class LoopInbox:
     """Runs ``fn(arg)`` on ``loop`` for every :meth:`put` from any thread,
     in the order put.
 
+    A :class:`rpccore.driverkit.Mailbox` whose wake-up is the loop's own:
+    the first put after the loop last took its jobs schedules a drain
+    (``call_soon_threadsafe``), the puts after it ride along.
+
     :ivar loop: the event loop the callbacks run on
     """
 
-    __slots__ = ("loop", "_jobs", "_armed")
+    __slots__ = ("loop", "_jobs")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._jobs: collections.deque[Job] = collections.deque()
-        #: a drain is scheduled and has not started yet
-        self._armed = False
+        self._jobs: Mailbox[Job] = Mailbox(wake=self._schedule)
 
     def put(self, fn: Callable[[Any], None], arg: Any) -> bool:
         """Have the loop call ``fn(arg)`` soon. Thread-safe, never blocks.
@@ -43,24 +47,20 @@ class LoopInbox:
         """
         if self.loop.is_closed():
             return False
-        self._jobs.append((fn, arg))
-        # Appended before the flag is read: a drain that has started (and
-        # reset the flag) takes this job, or a new one is scheduled here.
-        if not self._armed:
-            self._armed = True
-            try:
-                self.loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # closed in the meantime
-                return False
+        try:
+            self._jobs.put((fn, arg))
+        except RuntimeError:  # closed in the meantime
+            return False
         return True
 
+    def _schedule(self) -> None:
+        self.loop.call_soon_threadsafe(self._drain)
+
     def _drain(self) -> None:
-        self._armed = False
         jobs = self._jobs
         # Only what is here now: what comes meanwhile has a drain of its own
         # scheduled, and the loop's other callbacks run in between.
-        for _ in range(len(jobs)):
-            fn, arg = jobs.popleft()
+        for fn, arg in jobs.take(len(jobs) or 1):
             try:
                 fn(arg)
             except Exception:  # one bad callback must not lose the others
