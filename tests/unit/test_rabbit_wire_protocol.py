@@ -13,9 +13,14 @@ from typing import Any
 
 import pytest
 
-from rpccore_rabbit.wire import AccessRefused, AmqpConnection, ChannelClosed, \
-    ConnectionClosed, Listener
-from rpccore_rabbit.wire import frames
+from rpccore_rabbit.wire import (
+    AccessRefused,
+    AmqpConnection,
+    ChannelClosed,
+    ConnectionClosed,
+    Listener,
+    frames,
+)
 
 
 class Recorder(Listener):
@@ -76,7 +81,10 @@ class FakeBroker:
                 self.received.append(event)
                 if event[1] == name:
                     return event[2]
-            self.backlog += self.parser.feed(self.conn.recv(65536))
+            data = self.conn.recv(65536)
+            if not data:
+                raise EOFError(f"the client closed the connection before sending {name}")
+            self.backlog += self.parser.feed(data)
 
     def handshake(self, heartbeat: int = 60) -> None:
         self.send(0, "connection.start", 0, 9, {"product": "fake"}, b"PLAIN AMQPLAIN", b"en_US")
@@ -116,8 +124,10 @@ def run() -> Iterator[Callable[..., tuple[FakeBroker, AmqpConnection, Recorder]]
     for conn in conns:
         conn.abort()
     for broker in brokers:
-        broker.close()
+        # The script may still be reading what the client sent last (its
+        # close_ok, say): let it finish before its socket is closed under it.
         broker.thread.join(2)
+        broker.close()
         if broker.error is not None:
             raise broker.error
 
