@@ -28,10 +28,9 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from oslo_config import cfg  # noqa: E402
-
 from benchmarks.measure import interleave, report  # noqa: E402
 from rpccore import RPC  # noqa: E402
+from rpccore.testing import single_cell_rpc  # noqa: E402
 from rpccore_qpid import addressing  # noqa: E402
 
 PAYLOAD = "x" * 100
@@ -137,10 +136,7 @@ class RpccoreQpid:
 
     @staticmethod
     def _rpc(url: str, namespace: str) -> RPC:
-        rpc = RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
-        rpc.add_cell(rpc.default_cell, url, control_exchange=namespace)
-        return rpc
+        return single_cell_rpc(url, control_exchange=namespace)
 
     def casts(self, n: int) -> tuple[float, list[float]]:
         self.endpoint.expect(n)

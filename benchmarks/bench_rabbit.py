@@ -17,9 +17,9 @@ virtualenv with ``--system-site-packages``) and it is measured too.
 from __future__ import annotations
 
 import argparse
-import sys
 import os
 import statistics
+import sys
 import threading
 import time
 import uuid

@@ -18,7 +18,6 @@ import threading
 import time
 from typing import Any
 
-
 import rpccore
 from rpccore.testing import single_cell_rpc
 

@@ -10,8 +10,17 @@ from rpccore.cell import Cell
 from rpccore.client import Client
 from rpccore.destination import Destination, make_destination
 from rpccore.driver import Driver, Incoming, Subscription
-from rpccore.errors import (ConfigError, InvalidDestination, InvalidMessage, RemoteError,
-                            RPCError, Timeout, TransportError, Undeliverable, VersionCapError)
+from rpccore.errors import (
+                            ConfigError,
+                            InvalidDestination,
+                            InvalidMessage,
+                            RemoteError,
+                            RPCError,
+                            Timeout,
+                            TransportError,
+                            Undeliverable,
+                            VersionCapError,
+)
 from rpccore.interceptors import IncomingRequest, Interceptor, OutgoingRequest
 from rpccore.matchmaker import MatchMaker
 from rpccore.notify import REQUEUE, NotificationFilter

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import difflib
+import logging
 import threading
-from importlib import metadata
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 from stevedore import driver as sv_driver

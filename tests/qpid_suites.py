@@ -22,9 +22,9 @@ import subprocess
 from typing import Any
 
 import amqp
-from queue_listing import BrokerAdmin, Queue, transient_shared
 
 from process_peers import ServerProcess
+from queue_listing import BrokerAdmin, Queue, transient_shared
 from rpccore import RPC
 from rpccore.testing import BrokerDriverConformance, NotificationRecorder, single_cell_rpc
 from rpccore.testing.server_peers import NAPPER

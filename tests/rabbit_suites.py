@@ -13,12 +13,11 @@ import time
 from typing import Any
 
 import amqp
-from oslo_config import cfg
-from queue_listing import BrokerAdmin, Queue, transient_shared
 
 from process_peers import ServerProcess
+from queue_listing import BrokerAdmin, Queue, transient_shared
 from rpccore import RPC
-from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance
+from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance, single_cell_rpc
 from rpccore.testing.server_peers import NAPPER
 from rpccore_rabbit.addressing import PARTS, queue_name, work_key
 
@@ -39,12 +38,9 @@ class RabbitConformance(BrokerDriverConformance, BrokerNotificationConformance):
         if not hasattr(self, "_exchange"):
             self._exchange = f"conformance-{self.queue_type}-{os.urandom(4).hex()}"
             EXCHANGES.add(self._exchange)
-        rpc = RPC(cfg.ConfigOpts())
-        rpc.remove_cell(rpc.default_cell)
         options.setdefault("control_exchange", self._exchange)
         options.setdefault("rabbit_queue_type", self.queue_type)
-        rpc.add_cell(rpc.default_cell, self.url, **options)
-        return rpc
+        return single_cell_rpc(self.url, **options)
 
     def start_server_peer(self, topic: str, host: str) -> ServerProcess:
         self.make_rpc().close()  # names the exchange
@@ -63,10 +59,7 @@ def check_queue_layout(url: str, admin: BrokerAdmin) -> None:
     rpcs = []
     try:
         for queue_type in ("classic", "quorum"):
-            rpc = RPC(cfg.ConfigOpts())
-            rpc.remove_cell(rpc.default_cell)
-            rpc.add_cell(rpc.default_cell, url, control_exchange=exchange,
-                         rabbit_queue_type=queue_type)
+            rpc = single_cell_rpc(url, control_exchange=exchange, rabbit_queue_type=queue_type)
             rpcs.append(rpc)
             topic = f"layout.{queue_type}"
             rpc.serve(rpc.make_destination(topic, host="h1"), [_Echo()]).start()
@@ -146,7 +139,4 @@ def poison_rounds(url: str, exchange: str, limit: int) -> tuple[int, int, int]:
 
 
 def _rpc(url: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, url, **options)
-    return rpc
+    return single_cell_rpc(url, **options)

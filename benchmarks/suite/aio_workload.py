@@ -125,8 +125,9 @@ class AioPikaRPC:
 def aio_pika_version() -> str | None:
     """The installed aio-pika version, or ``None`` when it cannot be imported."""
     try:
-        import aio_pika  # noqa: F401
         from importlib.metadata import version
+
+        import aio_pika  # noqa: F401
         return version("aio-pika")
     except Exception:
         return None

@@ -17,8 +17,7 @@ from typing import Any
 from benchmarks.measure import Measured, timed_calls
 from benchmarks.suite.cells import CellFactory
 from benchmarks.suite.endpoint import Endpoint
-from rpccore import RPC
-from rpccore import telemetry
+from rpccore import RPC, telemetry
 
 TOPIC = "bench-otel"
 #: the peer the instrumented calls are judged against: plain rpccore calls,

@@ -13,8 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from benchmarks.measure import drain_until
-from benchmarks.measure import Measured
+from benchmarks.measure import Measured, drain_until
 from benchmarks.suite.endpoint import Counter
 
 BODY = {"method": "note", "args": {"payload": "x" * 100}}

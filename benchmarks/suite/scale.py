@@ -23,9 +23,9 @@ import traceback
 from collections.abc import Callable
 
 from benchmarks.suite.cells import RABBIT_URL, REDIS_URL, free_port
+from benchmarks.suite.endpoint import Counter, Endpoint
 from benchmarks.suite.model import ScaleFigure
 from benchmarks.suite.progress import Progress
-from benchmarks.suite.endpoint import Counter, Endpoint
 from rpccore import RPC
 
 ZMQ_COUNTS = (50, 200)

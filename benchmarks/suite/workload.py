@@ -16,7 +16,6 @@ from benchmarks.suite.endpoint import Counter, Endpoint
 from rpccore import RPC
 
 
-
 class RpccoreWorkload:
     """A client and servers of one driver; each method is one timed trial."""
 

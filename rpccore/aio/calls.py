@@ -29,10 +29,10 @@ from rpccore.waiting import gathered, reply_result, send_call, timeout_text
 
 if TYPE_CHECKING:
     from rpccore.aio.inbox import LoopInbox
-    from rpccore.interceptors import Sending
     from rpccore.aio.threads import SendThreads
     from rpccore.cell import Cell
     from rpccore.destination import Destination
+    from rpccore.interceptors import Sending
     from rpccore.replies import ReplyQueue
 
 LOG = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from rpccore.client import Client as CoreClient
 
 if TYPE_CHECKING:
     from rpccore.aio.stream import AsyncStreamReader
-    from rpccore.rpc import RPC as ThreadedRPC
     from rpccore.destination import Destination
     from rpccore.message import Context
+    from rpccore.rpc import RPC as ThreadedRPC
 
 _UNSET: Any = object()
 

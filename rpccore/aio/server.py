@@ -31,9 +31,9 @@ from rpccore.server import Server as CoreServer
 
 if TYPE_CHECKING:
     from rpccore.cell import Cell
-    from rpccore.interceptors import Dispatching, InterceptorChain
     from rpccore.destination import Destination
     from rpccore.driver import Incoming
+    from rpccore.interceptors import Dispatching, InterceptorChain
     from rpccore.responder import Responder
 
 LOG = logging.getLogger(__name__)

@@ -28,8 +28,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from rpccore.dispatcher import exception_type_name
 from rpccore.errors import RemoteError
-from rpccore.interceptors import (ONE_WAY, IncomingRequest, Interceptor, OutgoingRequest,
-                                  outcome)
+from rpccore.interceptors import ONE_WAY, IncomingRequest, Interceptor, OutgoingRequest, outcome
 from rpccore.ratelog import RateLimitedLog
 from rpccore.telemetry import naming
 from rpccore.telemetry.metrics import VERSION, instruments

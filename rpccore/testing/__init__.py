@@ -31,8 +31,10 @@ from rpccore.testing.notifications import NotificationCollector, NotificationRec
 if TYPE_CHECKING:  # the real names for type checkers; loaded lazily at run time
     from rpccore.testing.driver_conformance import BrokerDriverConformance, DriverConformance
     from rpccore.testing.matchmaker_conformance import MatchMakerConformance
-    from rpccore.testing.notification_conformance import (BrokerNotificationConformance,
-                                                           NotificationConformance)
+    from rpccore.testing.notification_conformance import (
+        BrokerNotificationConformance,
+        NotificationConformance,
+    )
 
 
 def memory_rpc(namespace: str | None = None, **cell_options: Any) -> RPC:

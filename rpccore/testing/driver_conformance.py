@@ -5,10 +5,8 @@ A driver's test module subclasses :class:`DriverConformance` and implements
 
     class TestRabbitConformance(DriverConformance):
         def make_rpc(self, host=None, **options):
-            rpc = rpccore.RPC(cfg.ConfigOpts())
-            rpc.remove_cell(rpc.default_cell)
-            rpc.add_cell(rpc.default_cell, "rabbit://guest:guest@127.0.0.1:5672/", **options)
-            return rpc
+            return rpccore.testing.single_cell_rpc(
+                "rabbit://guest:guest@127.0.0.1:5672/", **options)
 
 Every test uses fresh topics, so suites can share a broker.
 

@@ -18,7 +18,6 @@ import pytest
 
 from rpccore.errors import RemoteError
 from rpccore.testing import wait_until
-
 from rpccore.testing.telemetry import Telemetry, sdk_telemetry
 
 if TYPE_CHECKING:

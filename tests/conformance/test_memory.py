@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-
 from rpccore import RPC
-from rpccore.testing import (BrokerDriverConformance, BrokerNotificationConformance,
-                             single_cell_rpc)
+from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance, single_cell_rpc
 
 
 class TestMemoryConformance(BrokerDriverConformance, BrokerNotificationConformance):

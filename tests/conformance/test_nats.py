@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from private_nats import NATS_URL, delete_streams_of
 from rpccore import RPC
 from rpccore.testing import BrokerDriverConformance, BrokerNotificationConformance, single_cell_rpc
-from private_nats import NATS_URL, delete_streams_of
+
 
 class TestNatsConformance(BrokerDriverConformance, BrokerNotificationConformance):
     def make_rpc(self, host: str | None = None, **options: Any) -> RPC:

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from qpid_suites import NAMESPACES, QpidConformance, check_qpid_layout, delete_idle_queues
 from queue_listing import admin_for
 

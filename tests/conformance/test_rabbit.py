@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from queue_listing import BrokerAdmin, admin_for
 from rabbit_suites import EXCHANGES, RabbitConformance, check_queue_layout, is_ours
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import redis
 
-from rpccore import RPC
 from process_peers import ServerProcess
+from rpccore import RPC
 from rpccore.testing import DriverConformance, NotificationConformance
 from rpccore.testing.server_peers import NAPPER
 from rpccore_zmq.testing import free_port, zmq_rpc

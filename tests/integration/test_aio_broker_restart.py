@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from private_rabbit import PrivateRabbit
 
 import rpccore
 import rpccore.aio
+from private_rabbit import PrivateRabbit
 from rpccore.errors import RPCError
-from rpccore.testing.loop_lag import MAX_LAG, LoopLag, watch_drivers
 from rpccore.testing import single_cell_rpc
+from rpccore.testing.loop_lag import MAX_LAG, LoopLag, watch_drivers
 
 CALLERS = 100  # each with one call in flight at a time
 #: what holds the rabbit driver's loop lag up, until its driver is fixed

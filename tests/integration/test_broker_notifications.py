@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from private_rabbit import PrivateRabbit
 
+from private_rabbit import PrivateRabbit
 from rpccore import RPC
 from rpccore.errors import TransportError
 from rpccore.testing import single_cell_rpc, wait_until

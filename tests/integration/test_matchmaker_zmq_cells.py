@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import redis
 
-from private_redis import PrivateRedis, free_port
 import rpccore
+from private_redis import PrivateRedis, free_port
 from rpccore import RPC, Server
 from rpccore.testing import single_cell_rpc
 

@@ -21,8 +21,8 @@ import pytest
 from private_nats import PrivateNatsCluster
 from rpccore import RPC
 from rpccore.errors import RPCError
-from rpccore_nats.naming import Subjects
 from rpccore.testing import single_cell_rpc
+from rpccore_nats.naming import Subjects
 
 CALL_TIMEOUT = 2.0
 CAST_TIMEOUT = 8.0

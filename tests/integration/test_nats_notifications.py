@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from private_nats import NATS_URL, delete_streams
-
 from rpccore import RPC
 from rpccore.driver import Driver, Incoming, Subscription
 from rpccore.testing import single_cell_rpc, wait_until

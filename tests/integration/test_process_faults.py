@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 import rpccore
-from rpccore.testing import single_cell_rpc
 from process_peers import finished, start_caller, start_server
+from rpccore.testing import single_cell_rpc
 
 URLS = {
     "rabbit": "rabbit://guest:guest@127.0.0.1:5672/",

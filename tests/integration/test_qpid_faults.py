@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from qpid_suites import delete_idle_queues
 from private_rabbit import PrivateRabbit
+from qpid_suites import delete_idle_queues
 from rpccore import RPC
 from rpccore.errors import RPCError, Undeliverable
 from rpccore.testing import single_cell_rpc, wait_until

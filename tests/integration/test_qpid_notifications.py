@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from private_rabbit4 import PrivateRabbit4
 from queue_listing import admin_for
-
 from rpccore import RPC
 from rpccore.errors import ConfigError, TransportError
 from rpccore.testing import NotificationRecorder, single_cell_rpc, wait_until

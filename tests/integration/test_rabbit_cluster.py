@@ -25,12 +25,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oslo_config import cfg
+
 from private_cluster import PrivateCluster
 from private_rabbit import PrivateRabbit
 from rabbit_traffic import Caller, Casts, Sink
-
 from rpccore import RPC
+from rpccore.testing import single_cell_rpc
 from rpccore_rabbit import addressing
 
 TOPIC = "cluster.work"
@@ -43,13 +43,9 @@ def cluster() -> Iterator[PrivateCluster]:
 
 
 def _rpc(url: str, exchange: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
     options.setdefault("heartbeat_interval", 1)
     options.setdefault("connect_timeout", 1)
-    rpc.add_cell(rpc.default_cell, url, control_exchange=exchange, rabbit_queue_type="quorum",
-                 **options)
-    return rpc
+    return single_cell_rpc(url, control_exchange=exchange, rabbit_queue_type="quorum", **options)
 
 
 def _url(nodes: list[PrivateRabbit]) -> str:

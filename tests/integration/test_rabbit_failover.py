@@ -8,10 +8,9 @@ import socket
 from typing import Any
 
 import amqp
-from oslo_config import cfg
 
-from rpccore import RPC
 from rpccore.errors import TransportError
+from rpccore.testing import single_cell_rpc
 from rpccore_rabbit import addressing
 
 
@@ -33,9 +32,7 @@ def test_a_dead_first_host_is_skipped() -> None:
     rpcs = []
     try:
         for _ in range(2):
-            rpc = RPC(cfg.ConfigOpts())
-            rpc.remove_cell(rpc.default_cell)
-            rpc.add_cell(rpc.default_cell, url, control_exchange=exchange)
+            rpc = single_cell_rpc(url, control_exchange=exchange)
             rpcs.append(rpc)
         server, client = rpcs
         server.serve(server.make_destination("failover"), [Adder()]).start()
@@ -50,9 +47,7 @@ def test_a_dead_first_host_is_skipped() -> None:
 
 
 def test_refused_credentials_are_reported_without_the_password() -> None:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, "rabbit://guest:not-the-pw@127.0.0.1:5672/")
+    rpc = single_cell_rpc("rabbit://guest:not-the-pw@127.0.0.1:5672/")
     try:
         driver = rpc.cell().driver()
         try:

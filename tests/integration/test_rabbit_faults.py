@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from private_rabbit import PrivateRabbit
 from rabbit_traffic import Casts, Sink
-
 from rpccore import RPC
 from rpccore.errors import Timeout, TransportError
 from rpccore.testing import single_cell_rpc, wait_until

@@ -9,10 +9,10 @@ from typing import Any
 
 import amqp
 import pytest
-from oslo_config import cfg
 
 from rpccore import RPC
 from rpccore.errors import Undeliverable
+from rpccore.testing import single_cell_rpc
 from rpccore_rabbit import addressing
 
 RABBIT_URL = os.environ.get("RPCCORE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
@@ -27,10 +27,7 @@ class Named:
 
 
 def _rpc(exchange: str) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, RABBIT_URL, control_exchange=exchange)
-    return rpc
+    return single_cell_rpc(RABBIT_URL, control_exchange=exchange)
 
 
 def test_long_and_odd_names_reach_their_own_servers() -> None:

@@ -15,12 +15,13 @@ from typing import Any
 import amqp
 import pytest
 from oslo_config import cfg
+
 from queue_listing import admin_for
 from rabbit_suites import poison_rounds
-
 from rpccore import RPC
 from rpccore.cli.check import run_check
 from rpccore.errors import ConfigError
+from rpccore.testing import single_cell_rpc
 from rpccore_rabbit import addressing
 
 RABBIT_URL = os.environ.get("RPCCORE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
@@ -36,10 +37,7 @@ def exchange() -> Iterator[str]:
 
 
 def _rpc(exchange: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, RABBIT_URL, control_exchange=exchange, **options)
-    return rpc
+    return single_cell_rpc(RABBIT_URL, control_exchange=exchange, **options)
 
 
 class Adder:

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from oslo_config import cfg
 
 from private_rabbit import PrivateRabbit
 from rpccore import RPC
 from rpccore.errors import TransportError
+from rpccore.testing import single_cell_rpc
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,7 @@ class Adder:
 
 
 def _rpc(url: str, **options: Any) -> RPC:
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, url, control_exchange="tls", **options)
-    return rpc
+    return single_cell_rpc(url, control_exchange="tls", **options)
 
 
 def test_calls_over_tls_with_the_ca_from_the_url(node: PrivateRabbit) -> None:

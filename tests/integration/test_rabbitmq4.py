@@ -17,14 +17,12 @@ from collections.abc import Iterator
 
 import amqp
 import pytest
-from oslo_config import cfg
-from private_rabbit4 import PrivateRabbit4
-from queue_listing import BrokerAdmin
-from qpid_suites import QpidConformance, check_qpid_layout
-from rabbit_suites import RabbitConformance, check_queue_layout, poison_rounds
 
-from rpccore import RPC
-from rpccore.testing import BrokerNotificationConformance, NotificationRecorder
+from private_rabbit4 import PrivateRabbit4
+from qpid_suites import QpidConformance, check_qpid_layout
+from queue_listing import BrokerAdmin
+from rabbit_suites import RabbitConformance, check_queue_layout, poison_rounds
+from rpccore.testing import BrokerNotificationConformance, NotificationRecorder, single_cell_rpc
 from rpccore_qpid import addressing
 
 
@@ -96,11 +94,9 @@ def test_qpid_pool_queue_keeps_a_backlog_and_delete_pool_deletes_it(
     ``delete_pool`` deletes it with them (a pool that listens again starts
     empty)."""
     namespace = f"pools-{os.urandom(4).hex()}"
-    rpc = RPC(cfg.ConfigOpts())
-    rpc.remove_cell(rpc.default_cell)
-    rpc.add_cell(rpc.default_cell, rabbitmq4.url("qpid"), control_exchange=namespace,
-                 notification_max_queue_length=50, notification_ttl=60.5,
-                 notification_pool_expiry=120)
+    rpc = single_cell_rpc(rabbitmq4.url("qpid"), control_exchange=namespace,
+                          notification_max_queue_length=50, notification_ttl=60.5,
+                          notification_pool_expiry=120)
     name = addressing.pool_queue(namespace, "events", "billing")
     try:
         listener = rpc.listener(["events"], [NotificationRecorder()], pool="billing").start()

@@ -29,12 +29,12 @@ from typing import Any
 import amqp
 import pytest
 import redis
-from rpccore_zmq.testing import free_port
 
 from process_peers import ServerProcess, wait_all_ready
 from rpccore import RPC, RPCError
 from rpccore.client import Client
 from rpccore.testing import single_cell_rpc
+from rpccore_zmq.testing import free_port
 
 RABBIT_URL = os.environ.get("RPCCORE_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rpccore_zmq.testing import free_port, zmq_rpc
 
 import rpccore.aio
 from rpccore import RPC, TransportError, Undeliverable
+from rpccore_zmq.testing import free_port, zmq_rpc
 
 REFUSER, SERVER, NOBODY = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 

@@ -8,10 +8,9 @@ import os
 import time
 from typing import Any
 
+from rpccore.testing import wait_until
 from rpccore_zmq import ZmqDriver
 from rpccore_zmq.testing import free_port, zmq_rpc
-
-from rpccore.testing import wait_until
 
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 

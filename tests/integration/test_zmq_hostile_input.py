@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import zmq
-from rpccore_zmq import protocol
-from rpccore_zmq.testing import free_port, zmq_rpc
 
 from rpccore import RPC
 from rpccore.testing import wait_until
+from rpccore_zmq import protocol
+from rpccore_zmq.testing import free_port, zmq_rpc
 
 HOST = "127.0.0.2"
 MAX_SIZE = 8192

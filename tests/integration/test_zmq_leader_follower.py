@@ -13,10 +13,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from rpccore_zmq.testing import free_port, zmq_rpc
 
 from rpccore.destination import Destination
 from rpccore.server import Server
+from rpccore_zmq.testing import free_port, zmq_rpc
 
 HOST = "127.0.0.1"
 

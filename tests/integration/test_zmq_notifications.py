@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 import redis
 from oslo_config import cfg
-from rpccore_zmq import protocol
-from rpccore_zmq.testing import free_port, zmq_rpc
 
 from rpccore import RPC, InvalidDestination
 from rpccore.testing import NotificationRecorder, wait_until
+from rpccore_zmq import protocol
+from rpccore_zmq.testing import free_port, zmq_rpc
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 A, B, C = "127.0.0.2", "127.0.0.3", "127.0.0.4"

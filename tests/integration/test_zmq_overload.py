@@ -19,9 +19,8 @@ import sys
 import time
 from typing import Any
 
-from rpccore_zmq.testing import free_port, zmq_rpc
-
 from process_peers import wait_for_line
+from rpccore_zmq.testing import free_port, zmq_rpc
 
 HOST = "127.0.0.1"
 

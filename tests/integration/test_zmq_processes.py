@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 import redis
-from rpccore_zmq.testing import free_port, zmq_rpc
 
 from rpccore import RPC, Timeout, TransportError
 from rpccore.testing import wait_until
+from rpccore_zmq.testing import free_port, zmq_rpc
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HOSTS = ("127.0.0.2", "127.0.0.3")

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from rpccore import jsoncodec
 
 
-
 def test_orjson_is_installed() -> None:
     # a dependency of rpccore: without it every test below compares the
     # standard library with itself

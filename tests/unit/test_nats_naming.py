@@ -8,10 +8,10 @@ import re
 import pytest
 
 from rpccore.errors import ConfigError
+from rpccore.testing import single_cell_rpc
 from rpccore_nats.drops import DropCounter
 from rpccore_nats.naming import MAX_TOKEN, Subjects, decode_token, encode_token
 from rpccore_nats.options import connect_params
-from rpccore.testing import single_cell_rpc
 
 TEXTS = ["", "a", "a.b", "a*", ">", "a b", "a\tb", "%", "%25", "~x", "ä", "例", "x" * 300,
          "x" * 301, "a/b", "\\", "'\"", "\ud800", "..", ".", "*", "a>b", "-_"]

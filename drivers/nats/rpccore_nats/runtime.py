@@ -21,8 +21,8 @@ from rpccore_nats.calls import ReplyInbox
 from rpccore_nats.connection import NatsConnection, safe_text
 from rpccore_nats.incoming import progress_payload
 from rpccore_nats.jetstream import JetStreamAdmin
-from rpccore_nats.quietlog import QuietLog
 from rpccore_nats.loop import EventLoopThread, LoopTimeout, Outbox, OutboxItem
+from rpccore_nats.quietlog import QuietLog
 
 if TYPE_CHECKING:
     from rpccore.stats import CellStats

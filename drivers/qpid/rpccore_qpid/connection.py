@@ -32,7 +32,6 @@ from proton.reactor import ApplicationEvent, Container, EventInjector
 
 from rpccore.driverkit import Mailbox
 from rpccore.errors import TransportError
-
 from rpccore_qpid.brokers import broker_addresses, connect_options, ssl_domain
 from rpccore_qpid.layout import Layout, choose
 from rpccore_qpid.links import describe
@@ -40,7 +39,6 @@ from rpccore_qpid.management import Management
 
 if TYPE_CHECKING:
     from rpccore.cellview import CellView
-
     from rpccore_qpid.links import LinkOwner
 
 LOG = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ from proton import Delivery, Message
 
 from rpccore.driver import Incoming, Subscription
 from rpccore.driverkit import Completion
-
 from rpccore_qpid.layout import Node
 from rpccore_qpid.receiver import IncomingLink
 

@@ -39,18 +39,17 @@ from oslo_config import cfg
 from proton import Delivery, Message
 
 from rpccore.destination import Destination
-from rpccore.driverkit import Completion
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
+from rpccore.driverkit import Completion
 from rpccore.errors import ConfigError, RPCError, TransportError
 from rpccore.ratelog import RateLimitedLog
-
 from rpccore_qpid import addressing, management, notifications
 from rpccore_qpid.connection import IoLoop
 from rpccore_qpid.consumer import QpidSubscription
 from rpccore_qpid.layout import Layout, deletion
+from rpccore_qpid.options import list_opts
 from rpccore_qpid.receiver import IncomingLink
 from rpccore_qpid.sender import Outgoing, OutgoingLink
-from rpccore_qpid.options import list_opts
 
 if TYPE_CHECKING:
     from rpccore.cellview import CellView

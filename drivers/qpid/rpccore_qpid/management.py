@@ -25,11 +25,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from proton import Condition, Connection, Delivery, Link, Message, PropertyDict, Session, \
-    symbol
+from proton import Condition, Connection, Delivery, Link, Message, PropertyDict, Session, symbol
 
 from rpccore.driverkit import Completion
-
 from rpccore_qpid.layout import Request
 from rpccore_qpid.links import LinkOwner, describe, link_names, open_session
 

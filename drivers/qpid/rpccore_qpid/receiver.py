@@ -17,7 +17,6 @@ from proton import Condition, Connection, Delivery, Link, Message, Session, Term
 
 from rpccore.driverkit import Completion
 from rpccore.errors import RPCError, TransportError
-
 from rpccore_qpid.layout import Node, Request, refusal
 from rpccore_qpid.links import LinkOwner, describe, link_names, open_session
 

@@ -15,7 +15,6 @@ from proton import Condition, Connection, Delivery, Link, Session
 from rpccore.driverkit import Completion
 from rpccore.errors import RPCError, TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
-
 from rpccore_qpid.links import LinkOwner, describe, link_names, open_session
 
 if TYPE_CHECKING:

@@ -53,7 +53,8 @@ from __future__ import annotations
 import uuid
 
 from rpccore.destination import Destination
-from rpccore.driverkit import NameEncoding, bounded as _bounded
+from rpccore.driverkit import NameEncoding
+from rpccore.driverkit import bounded as _bounded
 
 #: Longest AMQP short string (queue names, routing keys, exchange names).
 MAX_NAME_BYTES = 255

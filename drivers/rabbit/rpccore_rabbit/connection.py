@@ -29,8 +29,8 @@ from rpccore.errors import ConfigError, TransportError
 from rpccore_rabbit import wire
 from rpccore_rabbit.backoff import Backoff
 from rpccore_rabbit.broker_events import BrokerEvents, Consumer
-from rpccore_rabbit.confirms import ConfirmTracker, Publish, wait_for
 from rpccore_rabbit.channels import open_channels
+from rpccore_rabbit.confirms import ConfirmTracker, Publish, wait_for
 from rpccore_rabbit.options import ConnectionParams
 
 LOG = logging.getLogger(__name__)

@@ -36,8 +36,12 @@ from rpccore.errors import ConfigError, TransportError
 from rpccore_rabbit import addressing, queues
 from rpccore_rabbit.confirms import Publish, wait_for
 from rpccore_rabbit.connection import Link
-from rpccore_rabbit.consumer import (RabbitSubscription, ReplyQueue, SubscriptionRegistry,
-                                     declare_exchange)
+from rpccore_rabbit.consumer import (
+    RabbitSubscription,
+    ReplyQueue,
+    SubscriptionRegistry,
+    declare_exchange,
+)
 from rpccore_rabbit.options import connection_params, rabbit_opts
 
 if TYPE_CHECKING:

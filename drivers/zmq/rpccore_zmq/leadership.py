@@ -19,7 +19,6 @@ import threading
 from collections.abc import Callable
 
 from rpccore.driverkit import Completion
-
 from rpccore_zmq.eventloop import EventLoop
 
 LOG = logging.getLogger(__name__)

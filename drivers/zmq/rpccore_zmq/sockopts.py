@@ -18,7 +18,6 @@ import zmq
 
 from rpccore_zmq.curve import CurveKeys, secure_client
 
-
 #: Bytes a message may have beyond ``max_message_size`` (for its header,
 #: topic and host) before libzmq drops the connection that sent it.
 _HEADROOM = 65536

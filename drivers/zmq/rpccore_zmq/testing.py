@@ -6,7 +6,6 @@ import os
 import socket
 from typing import Any
 
-
 from rpccore.rpc import RPC
 from rpccore.testing import single_cell_rpc
 

@@ -7,9 +7,9 @@ import tempfile
 import time
 
 from oslo_config import cfg
+from rpccore_mm_sqlite.matchmaker import SQLiteMatchMaker
 
 from rpccore.testing import MatchMakerConformance
-from rpccore_mm_sqlite.matchmaker import SQLiteMatchMaker
 
 _DB = os.path.join(tempfile.mkdtemp(prefix="mm-sqlite-"), "hosts.sqlite")
 

@@ -9,8 +9,7 @@ from oslo_config import cfg
 
 from rpccore.errors import ConfigError
 from rpccore.matchmaker import MatchMaker
-from rpccore_matchmaker_ring.ringfile import (FileSignature, Ring, RingFileError,
-                                              read_ring)
+from rpccore_matchmaker_ring.ringfile import FileSignature, Ring, RingFileError, read_ring
 
 LOG = logging.getLogger(__name__)
 

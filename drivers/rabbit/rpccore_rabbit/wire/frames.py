@@ -12,8 +12,13 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from rpccore_rabbit.wire.codec import decode_args, decode_properties, encode_args, \
-    encode_properties, shortstr
+from rpccore_rabbit.wire.codec import (
+    decode_args,
+    decode_properties,
+    encode_args,
+    encode_properties,
+    shortstr,
+)
 from rpccore_rabbit.wire.errors import ProtocolError
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"

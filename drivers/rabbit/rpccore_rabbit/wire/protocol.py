@@ -20,8 +20,13 @@ import time
 from typing import Any
 
 from rpccore_rabbit.wire import frames
-from rpccore_rabbit.wire.errors import ACCESS_REFUSED, AccessRefused, ChannelClosed, \
-    ConnectionClosed, ProtocolError
+from rpccore_rabbit.wire.errors import (
+    ACCESS_REFUSED,
+    AccessRefused,
+    ChannelClosed,
+    ConnectionClosed,
+    ProtocolError,
+)
 
 _READ_SIZE = 256 * 1024
 #: Reply codes of ``connection.close`` that another attempt cannot cure.
