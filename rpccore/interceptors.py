@@ -31,6 +31,8 @@ them, the threaded one and :mod:`rpccore.aio`): ``before_send`` in
 :meth:`Sending.finish`, called by each API when the request is over;
 ``before_dispatch`` and ``after_dispatch`` in the server's run of a request
 (:meth:`InterceptorChain.start_dispatch`, :meth:`Dispatching.finish`).
+A listener's notifications pass ``before_dispatch`` and ``after_dispatch``
+as kind ``notify`` (one by one; batch listeners are not intercepted).
 Requests rpccore answers itself (``ping``) and stream credit are not
 intercepted. With no interceptor installed none of this code runs.
 """
@@ -64,7 +66,8 @@ class Request:
 
     :ivar kind: ``"call"``, ``"cast"``, ``"stream"`` (a call read as a
         stream), ``"gather"`` (a call to every server of a topic) or
-        ``"notify"`` (a notification, sending side only)
+        ``"notify"`` (a notification: sent by a notifier, or received by a
+        listener that is not a batch listener)
     :ivar destination: the :class:`~rpccore.Destination` it was sent to
         (its ``fanout`` is set for gathers and fanout casts; a
         notification's is its first notification topic, with ``fanout``:
@@ -341,9 +344,13 @@ class InterceptorChain:
             env["hdr"] = headers
         return sending
 
-    def start_dispatch(self, cell: Cell, host: str | None,
-                       env: dict[str, Any]) -> Dispatching | None:
+    def start_dispatch(self, cell: Cell, host: str | None, env: dict[str, Any], *,
+                       kind: str | None = None, dest: Destination | None = None,
+                       method: str | None = None) -> Dispatching | None:
         """Run ``before_dispatch`` on an opened request envelope ``env``.
+        ``kind``, ``dest`` and ``method``: what the request's fields say
+        when the envelope does not (a notification: ``"notify"``, the topic
+        it came on, its event type).
 
         :returns: what to :meth:`Dispatching.finish` once the request ran
             and was answered (``None``: no interceptor watches dispatch);
@@ -359,8 +366,9 @@ class InterceptorChain:
         headers = {} if type(hdr) is not dict else {
             key: value for key, value in hdr.items() if type(value) is str}
         dispatching = Dispatching(IncomingRequest(
-            request_kind(env), envelope_destination(env, cell.name), cell.name,
-            cell.driver_name, env["method"], env["ctx"], headers, env["id"], host))
+            kind or request_kind(env), dest or envelope_destination(env, cell.name), cell.name,
+            cell.driver_name, env["method"] if method is None else method, env["ctx"], headers,
+            env["id"], host))
         for interceptor in dispatch:
             try:
                 state = interceptor.before_dispatch(dispatching.request)

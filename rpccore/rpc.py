@@ -414,7 +414,7 @@ class RPC:
         ``cell`` as for :meth:`notifier`."""
         from rpccore.notify import Listener
         listener = Listener(self._notification_cell(cell), topics, endpoints, pool,
-                            batch_size, batch_timeout)
+                            batch_size, batch_timeout, self._chain)
         with self._lock:
             self._servers.append(listener)
         return listener

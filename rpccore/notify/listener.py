@@ -6,11 +6,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rpccore import envelope
+from rpccore.destination import Destination
 from rpccore.errors import InvalidDestination, InvalidMessage
 from rpccore.notify.batch import Batch, BatchCollector
 from rpccore.notify.dispatch import NotificationDispatcher
@@ -20,6 +21,7 @@ from rpccore.ratelog import RateLimitedLog
 if TYPE_CHECKING:
     from rpccore.cell import Cell
     from rpccore.driver import Incoming, Subscription
+    from rpccore.interceptors import InterceptorChain
 
 LOG = logging.getLogger(__name__)
 _STOP = object()
@@ -71,6 +73,10 @@ class Listener:
     returned :data:`rpccore.REQUEUE` (where the backend cannot requeue, it is
     dropped, counted as ``notifications_not_requeued`` and logged).
 
+    The ``RPC``'s interceptors see each notification (kind ``notify``,
+    ``before_dispatch`` and ``after_dispatch``: OpenTelemetry makes a
+    CONSUMER span of it) unless the listener takes batches.
+
     :raises InvalidDestination: bad ``topics`` or ``pool``.
     :raises ValueError: no endpoint has a method named after a priority, or
         a bad ``batch_size`` or ``batch_timeout``.
@@ -78,8 +84,10 @@ class Listener:
 
     def __init__(self, cell: Cell, topics: Iterable[str] | str, endpoints: Iterable[object],
                  pool: str | None = None, batch_size: int | None = None,
-                 batch_timeout: float | None = None) -> None:
+                 batch_timeout: float | None = None,
+                 interceptors: InterceptorChain | None = None) -> None:
         self.cell = cell
+        self._chain = interceptors
         self.topics = check_topics(topics)
         self.pool = _check_pool(pool)
         self._dispatcher = NotificationDispatcher(endpoints)
@@ -120,7 +128,7 @@ class Listener:
             try:
                 for topic in self.topics:
                     self._subscriptions.append(
-                        driver.listen(topic, self.pool, self._incoming.put))
+                        driver.listen(topic, self.pool, self._on_message(topic)))
             except BaseException:
                 self._close_subscriptions()
                 self._stop_threads()
@@ -130,6 +138,14 @@ class Listener:
         LOG.info("listening to notifications of %s as pool %r in cell %s",
                  ", ".join(self.topics), self.pool, self.cell.name)
         return self
+
+    def _on_message(self, topic: str) -> Callable[[Incoming], None]:
+        """What the driver calls with each message of ``topic``: the batch
+        collector takes messages alone, the workers with their topic."""
+        put = self._incoming.put
+        if self._batch is not None:
+            return put
+        return lambda incoming: put((topic, incoming))
 
     def _start_threads(self) -> None:
         work = self._work if self._batch is None else self._work_batches
@@ -186,6 +202,12 @@ class Listener:
     def _open(self, incoming: Incoming) -> Notification | None:
         """The notification in a message, checked; None when it is dropped
         (counted, logged and acknowledged here)."""
+        env = self._decode(incoming)
+        return None if env is None else Notification.from_envelope(env)
+
+    def _decode(self, incoming: Incoming) -> dict[str, Any] | None:
+        """The notification envelope in a message, checked; None when it is
+        dropped (counted, logged and acknowledged here)."""
         cell = self.cell
         try:
             env = envelope.decode(incoming.body, max_size=cell.max_message_size,
@@ -205,7 +227,7 @@ class Listener:
                        f"{env['ts']} is older than the cell's notification_ttl")
             return None
         next(self._received)
-        return Notification.from_envelope(env)
+        return env
 
     def _too_old(self, timestamp: str) -> bool:
         # Signed notifications are not refused as replays (requeues and
@@ -246,18 +268,37 @@ class Listener:
     def _work(self) -> None:
         get = self._incoming.get
         while (item := get()) is not _STOP:
-            incoming: Incoming = item  # type: ignore[assignment]
+            topic: str
+            incoming: Incoming
+            topic, incoming = item  # type: ignore[misc]
             try:
-                note = self._open(incoming)
-                if note is not None:
-                    requeue = False
-                    try:
-                        requeue = self._dispatcher.dispatch(note)
-                    finally:
-                        self._settle(incoming, requeue)
+                self._handle(topic, incoming)
             except Exception:  # a bad notification never kills a worker
                 LOG.exception("unexpected error handling a notification of %s",
                               ", ".join(self.topics))
+
+    def _handle(self, topic: str, incoming: Incoming) -> None:
+        """Run the endpoint methods for one message of ``topic`` (through
+        the interceptors, if any), then acknowledge or requeue it."""
+        env = self._decode(incoming)
+        if env is None:
+            return
+        dispatching = None
+        if self._chain is not None:  # may refuse it (then no method runs)
+            dispatching = self._chain.start_dispatch(
+                self.cell, None, env, kind="notify", method=env["event"],
+                dest=Destination(topic, None, self.cell.name, True))
+            if dispatching is not None and dispatching.refusal is not None:
+                self._settle(incoming, False)
+                dispatching.finish(dispatching.refusal)
+                return
+        requeue = False
+        try:
+            requeue = self._dispatcher.dispatch(Notification.from_envelope(env))
+        finally:
+            self._settle(incoming, requeue)
+            if dispatching is not None:
+                dispatching.finish()
 
     def _collect(self, collector: BatchCollector) -> None:
         try:

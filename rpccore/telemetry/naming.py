@@ -11,10 +11,13 @@ gather    CLIENT       ``{topic}/{method}``
 cast      PRODUCER     ``send {topic}``        ``send compute``
 (server)  CONSUMER     ``process {topic}``     ``process compute``
 notify    PRODUCER     ``send {topic}``        ``send notifications``
+(listen)  CONSUMER     ``process {topic}``     ``process notifications``
 ========  ===========  ======================  ==================================
 
-A notification's ``rpc.method`` is its event type, its topic the first of
-its notification topics (listeners do not make spans yet).
+A notification's ``rpc.method`` is its event type; its PRODUCER span's
+topic is the first of its notification topics, and a listener's CONSUMER
+span (``process {topic}``, child of the producer and linked to it: every
+pool gets a copy) has the topic it came on. Batch listeners make no spans.
 
 Every span has ``rpc.system`` (``"rpccore"``), ``rpc.service`` (the topic),
 ``rpc.method``, ``messaging.destination.name`` (the topic),
@@ -76,7 +79,7 @@ def server_attributes(request: IncomingRequest) -> dict[str, Any]:
     attributes = _common(request)
     if request.host is not None:
         attributes["rpccore.host"] = request.host
-    if request.kind == "cast":
+    if request.kind in ONE_WAY:
         attributes["messaging.operation.type"] = "process"
     return attributes
 

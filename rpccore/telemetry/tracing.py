@@ -154,11 +154,12 @@ class OpenTelemetryInterceptor(Interceptor):
     def _start_server_span(self, request: IncomingRequest) -> _ServerState:
         parent = propagate.extract(request.headers) if request.headers else None
         links = None
-        if request.destination.fanout and request.kind == "cast" and parent is not None:
+        one_way = request.kind in ONE_WAY  # a cast or a notification
+        if request.destination.fanout and one_way and parent is not None:
             producer = trace.get_current_span(parent).get_span_context()
             if producer.is_valid:
                 links = [Link(producer)]
-        kind = SpanKind.CONSUMER if request.kind == "cast" else SpanKind.SERVER
+        kind = SpanKind.CONSUMER if one_way else SpanKind.SERVER
         span = self._tracer.start_span(naming.span_name(request, server=True), context=parent,
                                        kind=kind, attributes=naming.server_attributes(request),
                                        links=links)

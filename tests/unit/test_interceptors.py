@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -271,5 +272,33 @@ def test_notifications_are_intercepted_on_the_way_out(namespace: str) -> None:
         client.listener(["audit"], [Audit()]).start()
         client.notifier("svc.host1", topics=["audit"]).info({}, "svc.started", {"n": 1})
         assert wait_until(lambda: received == ["svc.started"])
-    assert log == [("n", "before_send", "notify", "svc.started"),
-                   ("n", "after_send", "notify", "n-state", "ok")]
+    assert wait_until(lambda: len(log) == 4)
+    assert sorted(log) == sorted([("n", "before_send", "notify", "svc.started"),
+                                  ("n", "after_send", "notify", "n-state", "ok"),
+                                  ("n", "before_dispatch", "notify", "svc.started"),
+                                  ("n", "after_dispatch", "notify", "n-server", None)])
+
+
+def test_a_listener_sees_headers_in_its_context_and_a_refusal_runs_nothing(
+        namespace: str) -> None:
+    received: list[tuple[str, Any]] = []
+
+    class Audit:
+        def info(self, ctx: dict[str, Any], publisher_id: str, event_type: str,
+                 payload: Any, metadata: dict[str, Any]) -> None:
+            received.append((event_type, ctx.get("user")))
+
+    class RefuseBilling(Interceptor):
+        def before_dispatch(self, request: IncomingRequest) -> None:
+            if request.kind == "notify" and request.method.startswith("billing."):
+                raise PermissionError("not for this pool")
+
+    with memory_rpc(namespace, [Enrich(), RefuseBilling()]) as rpc:
+        rpc.listener(["audit"], [Audit()]).start()
+        notifier = rpc.notifier("svc.host1", topics=["audit"])
+        notifier.info({}, "billing.charged", {"n": 1})
+        notifier.info({}, "svc.started", {"n": 2})
+        assert wait_until(lambda: received == [("svc.started", "alice")])
+        assert wait_until(lambda: rpc.stats()[rpc.default_cell]["refused"] == 1)
+        time.sleep(0.2)  # the refused one is not run late either
+        assert received == [("svc.started", "alice")]

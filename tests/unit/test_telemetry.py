@@ -217,3 +217,32 @@ def test_a_notification_is_a_producer_span() -> None:
     assert attributes["rpccore.kind"] == "notify"
     assert attributes["messaging.destination.name"] == topic
     telemetry.watched.discard(topic)
+
+
+def test_a_listener_makes_a_consumer_span_child_of_the_notification() -> None:
+    telemetry = sdk_telemetry()
+    topic = "notes-" + os.urandom(3).hex()
+    telemetry.watched.add(topic)
+    seen: list[str] = []
+
+    class Disk:
+        def warn(self, ctx: Any, publisher_id: str, event_type: str, payload: Any,
+                 metadata: Any) -> None:
+            seen.append(event_type)
+
+    with memory_rpc() as rpc:
+        rpc.listener([topic], [Disk()], pool="ops").start()
+        rpc.notifier("svc.host1", topics=[topic]).warn({}, "disk.full", {"free": 0})
+        assert wait_until(lambda: seen == ["disk.full"])
+        spans = telemetry.wait_spans(topic, 2, 5)
+    producer = next(s for s in spans if s.kind.name == "PRODUCER")
+    consumer = next(s for s in spans if s.kind.name == "CONSUMER")
+    assert consumer.name == f"process {topic}"
+    assert consumer.context.trace_id == producer.context.trace_id
+    assert consumer.parent is not None
+    assert consumer.parent.span_id == producer.context.span_id
+    assert [link.context.span_id for link in consumer.links] == [producer.context.span_id]
+    attributes = consumer.attributes or {}
+    assert attributes["rpccore.kind"] == "notify" and attributes["rpc.method"] == "disk.full"
+    assert attributes["messaging.operation.type"] == "process"
+    telemetry.watched.discard(topic)
