@@ -71,6 +71,7 @@ class AioConformance:
     # -- many calls, a free loop ----------------------------------------------
 
     @pytest.mark.asyncio
+    @pytest.mark.timing
     async def test_aio_a_thousand_concurrent_calls_leave_the_loop_free(
             self, aio: Callable[..., rpccore.aio.RPC]) -> None:
         # Two measures of a free loop: no driver method ever runs on its

@@ -23,6 +23,13 @@ Fixtures:
           notified = collect_notifications(rpc)
           create_instance(rpc)
           assert notified.wait_for(1)[0].event_type == "compute.instance.create.end"
+
+Marker:
+
+- ``timing``: the test measures how late the machine runs something (an
+  event loop's lag, say), so it must run alone, not beside tests in other
+  processes. This repository's tox runs the rest in parallel
+  (``pytest -n 4 -m "not timing"``), then these one by one.
 """
 
 from __future__ import annotations
@@ -63,3 +70,9 @@ def collect_notifications() -> Iterator[Callable[..., NotificationCollector]]:
     finally:
         for collector in reversed(started):
             collector.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "timing: measures how late the machine runs something; run it alone "
+        "(not beside tests in other processes)")

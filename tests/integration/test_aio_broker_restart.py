@@ -103,6 +103,7 @@ class Outage:
 
 
 @pytest.mark.asyncio
+@pytest.mark.timing
 @pytest.mark.parametrize("scheme", ["qpid", "rabbit"])
 async def test_the_loop_stays_free_while_the_broker_is_killed_and_restarted(
         node: PrivateRabbit, scheme: str) -> None:

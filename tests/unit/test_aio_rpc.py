@@ -225,6 +225,7 @@ async def test_the_watcher_of_the_conformance_kit_sees_driver_calls_on_the_loop(
 
 
 @pytest.mark.asyncio
+@pytest.mark.timing
 async def test_the_lag_meter_sees_a_blocked_loop() -> None:
     async with LoopLag() as lag:
         await asyncio.sleep(0.05)
