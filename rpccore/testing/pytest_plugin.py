@@ -29,7 +29,7 @@ Marker:
 - ``timing``: the test measures how late the machine runs something (an
   event loop's lag, say), so it must run alone, not beside tests in other
   processes. This repository's tox runs the rest in parallel
-  (``pytest -n 4 -m "not timing"``), then these one by one.
+  (``pytest -n 3 -m "not timing"``), then these one by one.
 """
 
 from __future__ import annotations

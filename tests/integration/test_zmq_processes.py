@@ -172,7 +172,9 @@ def test_cast_to_a_dead_host_is_reported(
     stats = client.cell().stats
     client.cast({}, direct, {"method": "note", "args": {"value": 2}})  # lost
     assert wait_until(lambda: stats.get("zmq_lost_casts") == 1)
-    with pytest.raises(TransportError, match="lost"):
+    # the loss reported, or (when the missing receipt already marked the
+    # host dead, as on a loaded machine) the host refused as not answering
+    with pytest.raises(TransportError, match="lost|not answering"):
         client.cast({}, direct, {"method": "note", "args": {"value": 3}})
     with pytest.raises(TransportError):  # known dead: refused at once
         client.cast({}, direct, {"method": "note", "args": {"value": 4}})
