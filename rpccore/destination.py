@@ -84,6 +84,18 @@ def as_destination(value: Destination | str) -> Destination:
         f"a destination is a rpccore.Destination or a topic string, not {type(value).__name__}")
 
 
+def served_destination(value: Destination | str) -> Destination:
+    """:func:`as_destination` for a server: a topic (and host), never a
+    fanout (a server subscribes to its topic's fanout by itself).
+
+    :raises InvalidDestination: a fanout or malformed destination.
+    """
+    dest = as_destination(value)
+    if dest.fanout:
+        raise InvalidDestination("serve a topic (and host); fanout is subscribed for you")
+    return dest
+
+
 #: destinations already checked, with their envelope form (see resolve)
 _RESOLVED: dict[Destination | str, tuple[Destination, dict[str, object]]] = {}
 #: how many :func:`resolve` keeps (a process sends to a few hundred at most;

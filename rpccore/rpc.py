@@ -12,7 +12,13 @@ from oslo_config import cfg
 
 from rpccore import envelope, opts
 from rpccore.cell import Cell
-from rpccore.destination import Destination, as_destination, make_destination, resolve
+from rpccore.destination import (
+    Destination,
+    as_destination,
+    make_destination,
+    resolve,
+    served_destination,
+)
 from rpccore.errors import ConfigError, InvalidDestination, InvalidMessage, RPCError
 from rpccore.interceptors import Interceptor, InterceptorChain, Sending
 from rpccore.message import Context, new_id, request_envelope
@@ -387,9 +393,7 @@ class RPC:
         :raises InvalidDestination: fanout destination, unknown cell.
         :raises ValueError: ``workers`` is negative.
         """
-        dest = as_destination(dest)
-        if dest.fanout:
-            raise InvalidDestination("serve a topic (and host); fanout is subscribed for you")
+        dest = served_destination(dest)
         server = Server(self.cell(dest.cell), dest, endpoints, workers,
                         InterceptorChain.of(self.interceptors, list(interceptors or ())))
         with self._lock:

@@ -125,6 +125,19 @@ class StreamReading:
             if self.sending is not None:
                 self.sending.finish(error)
 
+    def close(self) -> None:
+        """Stop reading; the server's generator is closed (the cancel is
+        sent through :meth:`_control`). Idempotent."""
+        if not self._done:
+            self._finish()
+            self._control(cancel=True)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # at interpreter exit the cell may be gone
+            pass
+
 
 class StreamReader(StreamReading, Iterator[Any]):
     """The items of a streamed reply, in order (what ``rpc.stream`` returns).
@@ -156,20 +169,8 @@ class StreamReader(StreamReading, Iterator[Any]):
             if item is not MORE:
                 return item
 
-    def close(self) -> None:
-        """Stop reading; the server's generator is closed. Idempotent."""
-        if not self._done:
-            self._finish()
-            self._control(cancel=True)
-
     def __enter__(self) -> StreamReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # at interpreter exit the cell may be gone
-            pass

@@ -48,20 +48,28 @@ def send_watched(cell: Cell, driver: Driver, dest: Destination, body: bytes,
     grant credit, whatever the driver's ``send`` waits for (a driver may
     read a call's replies in ``send``: see :meth:`rpccore.driver.Driver.send`).
     What ``send`` raises reaches the waiter."""
-    def run() -> None:
-        try:
-            send_call(cell, driver, dest, body, on_reply, end)
-            if isinstance(waiter, ReplySlot) and not waiter.done:
-                # Silence counts from when the server could hear us: a send
-                # that first waited for a connection is not the server's.
-                waiter.heard = max(waiter.heard, time.monotonic())
-        except RPCError as exc:
-            waiter.fail(exc)
-        except Exception as exc:  # a driver bug: the caller must still hear of it
-            LOG.exception("cell %s: sending a request failed", cell.name)
-            waiter.fail(TransportError(f"sending to {dest} failed: {exc}"))
+    threading.Thread(target=send_for_waiter, args=(cell, driver, dest, body, on_reply, end,
+                                                   waiter),
+                     daemon=True, name="rpccore-send").start()
 
-    threading.Thread(target=run, daemon=True, name="rpccore-send").start()
+
+def send_for_waiter(cell: Cell, driver: Driver, dest: Destination, body: bytes,
+                    on_reply: ReplyHandler, end: float,
+                    waiter: ReplySlot | ReplyQueue) -> None:
+    """:func:`send_call` for a caller that waits on ``waiter`` on another
+    thread (or an event loop): what ``send`` raises goes to the waiter, a
+    driver's bug as a :class:`TransportError`, and a reply slot hears the
+    send (a server's silence counts from when it could hear us, not from
+    before a send that first waited for a connection)."""
+    try:
+        send_call(cell, driver, dest, body, on_reply, end)
+        if isinstance(waiter, ReplySlot) and not waiter.done:
+            waiter.heard = max(waiter.heard, time.monotonic())
+    except RPCError as exc:
+        waiter.fail(exc)
+    except Exception as exc:  # a driver bug: the caller must still hear of it
+        LOG.exception("cell %s: sending a request failed", cell.name)
+        waiter.fail(TransportError(f"sending to {dest} failed: {exc}"))
 
 
 def wait_with_heartbeat(slot: ReplySlot, end: float, heartbeat: float) -> bool:

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpccore.aio.waiters import AsyncReplyQueue, AsyncReplySlot
 from rpccore.driver import caller_elsewhere
-from rpccore.errors import RPCError, Timeout, TransportError, Undeliverable
+from rpccore.errors import RPCError, Timeout, Undeliverable
 from rpccore.replies import ReplySlot
-from rpccore.waiting import gathered, reply_result, send_call, timeout_text
+from rpccore.waiting import gathered, reply_result, send_for_waiter, timeout_text
 
 if TYPE_CHECKING:
     from rpccore.aio.inbox import LoopInbox
@@ -50,16 +50,8 @@ def send_request(cell: Cell, dest: Destination, body: bytes, end: float,
         return  # its caller is timing out now: the backend would only expire it
     elsewhere = caller_elsewhere.set(functools.partial(_failed_later, cell, waiter))
     try:
-        send_call(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end)
-        if isinstance(waiter, ReplySlot) and not waiter.done:
-            # Silence counts from when the server could hear us (as for
-            # threaded calls): a send that waited for a connection is not its.
-            waiter.heard = max(waiter.heard, time.monotonic())
-    except RPCError as exc:
-        waiter.fail(exc)
-    except Exception as exc:  # a driver bug: the caller must still hear of it
-        LOG.exception("cell %s: sending a request failed", cell.name)
-        waiter.fail(TransportError(f"sending to {dest} failed: {exc}"))
+        send_for_waiter(cell, cell.driver(), dest, body, cell.pending_calls.on_reply, end,
+                        waiter)
     finally:
         caller_elsewhere.reset(elsewhere)
 

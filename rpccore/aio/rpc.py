@@ -25,7 +25,7 @@ from rpccore.aio.threads import SendThreads, in_own_thread, off_loop
 from rpccore.aio.waiters import AsyncReplyQueue
 from rpccore.cell import Cell
 from rpccore.client import Client as CoreClient
-from rpccore.destination import Destination, as_destination, make_destination
+from rpccore.destination import Destination, as_destination, make_destination, served_destination
 from rpccore.errors import InvalidDestination, RPCError
 from rpccore.interceptors import Interceptor, InterceptorChain
 from rpccore.message import Context, new_id
@@ -275,9 +275,7 @@ class RPC:
         :raises InvalidDestination: fanout destination, unknown cell.
         :raises ValueError: ``workers`` is negative.
         """
-        dest = as_destination(dest)
-        if dest.fanout:
-            raise InvalidDestination("serve a topic (and host); fanout is subscribed for you")
+        dest = served_destination(dest)
         if self._closed:
             raise RPCError("this RPC object is closed")
         core = LoopServer(self.threaded.cell(dest.cell), dest, endpoints, workers,

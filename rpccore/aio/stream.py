@@ -69,13 +69,6 @@ class AsyncStreamReader(StreamReading, AsyncIterator[Any]):
         except RPCError:  # the RPC object is closed: so is the cell
             pass
 
-    def close(self) -> None:
-        """Stop reading; the server's generator is closed. Idempotent;
-        returns at once (the cancel is sent from a send thread)."""
-        if not self._done:
-            self._finish()
-            self._control(cancel=True)
-
     async def aclose(self) -> None:
         """:meth:`close`, awaitable."""
         self.close()
@@ -85,9 +78,3 @@ class AsyncStreamReader(StreamReading, AsyncIterator[Any]):
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # at interpreter exit the cell may be gone
-            pass

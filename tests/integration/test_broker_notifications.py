@@ -18,16 +18,15 @@ nodes under confirmed casts.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from notification_traffic import Notifying, received_numbers
 from private_rabbit import PrivateRabbit
 from rpccore import RPC
-from rpccore.errors import TransportError
 from rpccore.testing import single_cell_rpc, wait_until
 from rpccore.testing.notifications import NotificationRecorder
 
@@ -42,33 +41,6 @@ def node() -> Iterator[PrivateRabbit]:
 
 def _rpc(url: str, exchange: str, **options: Any) -> RPC:
     return single_cell_rpc(url, control_exchange=exchange, heartbeat_interval=2, **options)
-
-
-class _Notifying(threading.Thread):
-    """Sends confirmed notifications numbered 0, 1, 2... until told to stop;
-    keeps the numbers the broker confirmed."""
-
-    def __init__(self, rpc: RPC, topic: str) -> None:
-        super().__init__(daemon=True)
-        self.notifier = rpc.notifier("faults.pub", topics=[topic])
-        self.confirmed: set[int] = set()
-        self.failed = 0
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        n = 0
-        while not self.halt.is_set():
-            try:
-                self.notifier.info({}, "faults.event", {"n": n}, confirm=True)
-                self.confirmed.add(n)
-            except TransportError:
-                self.failed += 1  # not confirmed: may or may not arrive
-                time.sleep(0.05)
-            n += 1
-
-
-def _values(recorder: NotificationRecorder) -> list[int]:
-    return [n.payload["n"] for n in recorder.notifications]
 
 
 def test_confirmed_notifications_survive_a_broker_crash(node: PrivateRabbit) -> None:
@@ -86,7 +58,7 @@ def test_confirmed_notifications_survive_a_broker_crash(node: PrivateRabbit) -> 
             away = rpcs[-2].listener([topic], [NotificationRecorder()], pool="away").start()
             away.stop()
             assert away.wait(10)
-            sender = _Notifying(rpcs[-1], topic)
+            sender = Notifying(rpcs[-1], topic)
             cases.append((queue_type, exchange, topic, options, running, stopped, sender))
         for case in cases:
             case[-1].start()
@@ -108,9 +80,10 @@ def test_confirmed_notifications_survive_a_broker_crash(node: PrivateRabbit) -> 
             rpcs.append(back)
             back.listener([topic], [stopped], pool="away").start()
             for recorder in (running, stopped):
-                assert wait_until(lambda r=recorder, s=sender: s.confirmed <= set(_values(r)),
-                                  30), (queue_type, len(sender.confirmed - set(_values(recorder))))
-                got = _values(recorder)
+                assert wait_until(
+                    lambda r=recorder, s=sender: s.confirmed <= set(received_numbers(r)), 30), (
+                    queue_type, len(sender.confirmed - set(received_numbers(recorder))))
+                got = received_numbers(recorder)
                 print(f"{queue_type}: {len(sender.confirmed)} confirmed ({sender.failed} "
                       f"not), {len(got)} received, {len(got) - len(set(got))} duplicates")
             back.cell().driver().delete_pool(topic, "away")

@@ -20,18 +20,17 @@ from __future__ import annotations
 import io
 import os
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from notification_traffic import Notifying, received_numbers
 from private_rabbit4 import PrivateRabbit4
 from queue_listing import admin_for
 from rpccore import RPC
-from rpccore.errors import ConfigError, TransportError
+from rpccore.errors import ConfigError
 from rpccore.testing import NotificationRecorder, single_cell_rpc, wait_until
 from rpccore_qpid import addressing
 
@@ -88,33 +87,6 @@ def rabbitmq4() -> Iterator[PrivateRabbit4]:
         yield node
 
 
-class _Notifying(threading.Thread):
-    """Sends confirmed notifications numbered 0, 1, 2... until told to stop;
-    keeps the numbers the broker confirmed."""
-
-    def __init__(self, rpc: RPC, topic: str) -> None:
-        super().__init__(daemon=True)
-        self.notifier = rpc.notifier("faults.pub", topics=[topic])
-        self.confirmed: set[int] = set()
-        self.failed = 0
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        n = 0
-        while not self.halt.is_set():
-            try:
-                self.notifier.info({}, "faults.event", {"n": n}, confirm=True)
-                self.confirmed.add(n)
-            except TransportError:
-                self.failed += 1  # not confirmed: may or may not arrive
-                time.sleep(0.05)
-            n += 1
-
-
-def _values(recorder: NotificationRecorder) -> list[int]:
-    return [n.payload["n"] for n in recorder.notifications]
-
-
 def _restart(node: PrivateRabbit4) -> None:
     """Start the killed node again. RabbitMQ 4.0.5 sometimes fails to boot
     after a SIGKILL with ``failed_to_deny_deprecated_features
@@ -147,7 +119,7 @@ def test_confirmed_notifications_survive_a_rabbitmq4_crash(rabbitmq4: PrivateRab
     # fails (and is counted as not confirmed) instead of holding the sender
     options = {"heartbeat_interval": 2, "rpc_response_timeout": 5}
     rpcs = [_rpc(url, namespace, **options) for _ in range(3)]
-    sender: _Notifying | None = None
+    sender: Notifying | None = None
     try:
         running, stopped = NotificationRecorder(), NotificationRecorder()
         rpcs[0].listener([topic], [running], pool="running").start()
@@ -163,7 +135,7 @@ def test_confirmed_notifications_survive_a_rabbitmq4_crash(rabbitmq4: PrivateRab
         # notifications, not how fresh metadata survives a crash (the
         # README's "broker caveat").
         rabbitmq4.rabbitmqctl("eval", "mnesia:dump_log().")
-        sender = _Notifying(rpcs[2], topic)
+        sender = Notifying(rpcs[2], topic)
         sender.start()
         assert wait_until(lambda: len(sender.confirmed) >= BEFORE, 60)
         rabbitmq4.kill()
@@ -176,12 +148,13 @@ def test_confirmed_notifications_survive_a_rabbitmq4_crash(rabbitmq4: PrivateRab
         rpcs.append(_rpc(url, namespace, **options))
         rpcs[-1].listener([topic], [stopped], pool="away").start()
         for pool, recorder in (("running", running), ("away", stopped)):
-            if not wait_until(lambda r=recorder: sender.confirmed <= set(_values(r)), 30):
+            if not wait_until(lambda r=recorder: sender.confirmed <= set(received_numbers(r)), 30):
                 bindings = rabbitmq4.rabbitmqctl("list_bindings", "-q", "--no-table-headers",
                                                  "source_name", "destination_name")
-                pytest.fail(_lost(pool, sender.confirmed - set(_values(recorder)), killed_at)
+                missing = sender.confirmed - set(received_numbers(recorder))
+                pytest.fail(_lost(pool, missing, killed_at)
                             + f"; bindings after the restart:\n{bindings}")
-            got = _values(recorder)
+            got = received_numbers(recorder)
             print(f"pool {pool}: {len(sender.confirmed)} confirmed ({sender.failed} not), "
                   f"{killed_at} before the kill, {len(got)} received, "
                   f"{len(got) - len(set(got))} duplicates")

@@ -179,7 +179,7 @@ _DECODERS: dict[int, Callable[[bytes, int], tuple[Any, int]]] = {
     0x53: _long_string,                              # S
     0x78: _long_bytes,                               # x: byte array
     0x74: lambda buf, pos: (bool(buf[pos]), pos + 1),  # t
-    0x46: lambda buf, pos: decode_table(buf, pos),   # F
+    0x46: decode_table,                              # F
     0x41: _array,                                    # A
     0x54: _timestamp,                                # T
     0x44: _decimal,                                  # D
@@ -192,8 +192,7 @@ _DECODERS: dict[int, Callable[[bytes, int], tuple[Any, int]]] = {
 #: how each non-bit field kind is written (see the module docstring)
 _ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "o": _U8.pack, "h": _U16.pack, "l": _U32.pack, "L": _U64.pack,
-    "s": lambda value: shortstr(value), "S": lambda value: longstr(value),
-    "F": lambda value: encode_table(value),
+    "s": shortstr, "S": longstr, "F": encode_table,
 }
 
 
