@@ -29,7 +29,8 @@ FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 AREAS = (  # first match wins: (label, substring of the frame's file)
     ("rpccore core", "rpccore/"),
     ("driver rpccore_zmq", "rpccore_zmq/"), ("driver rpccore_rabbit", "rpccore_rabbit/"),
-    ("driver rpccore_qpid", "rpccore_qpid/"), ("matchmaker", "rpccore_matchmaker"),
+    ("driver rpccore_qpid", "rpccore_qpid/"), ("driver rpccore_nats", "rpccore_nats/"),
+    ("matchmaker", "rpccore_matchmaker"), ("nats-py", "nats/"), ("asyncio", "asyncio/"),
     ("pyzmq", "zmq/"), ("kombu / py-amqp", "kombu/"), ("kombu / py-amqp", "amqp/"),
     ("proton", "proton/"), ("json", "json/"), ("threading / queue", "threading.py"),
     ("threading / queue", "queue.py"), ("socket / selectors", "socket.py"),
