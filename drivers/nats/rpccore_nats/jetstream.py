@@ -58,14 +58,22 @@ class JetStreamMissing(TransportError):
     """The server does not run JetStream (no one answers its API)."""
 
 
+#: JetStream's own "not enabled" errors (503 with these codes): the server
+#: runs JetStream but not for this account (in operator/JWT mode, an account
+#: whose JWT carries no JetStream limits), or not at all.
+_NOT_ENABLED_CODES = (10039, 10076)  # JSNotEnabledForAccountErr, JSNotEnabledErr
+
+
 def no_jetstream(exc: BaseException) -> bool:
-    """Whether ``exc`` is NATS's own "no responders" to a JetStream API
-    request (a 503 status, not a JetStream error in a body): nobody serves
-    the API on this server. JetStream that is busy (electing a leader)
-    answers with an error body instead."""
+    """Whether ``exc`` says there is no JetStream for us: NATS's own "no
+    responders" to a JetStream API request (a 503 status, not a JetStream
+    error in a body: nobody serves the API on this server), or JetStream's
+    "not enabled" (for the account). JetStream that is busy (electing a
+    leader) answers with another error body instead."""
     if isinstance(exc, nats.errors.NoRespondersError):
         return True
-    return isinstance(exc, ServiceUnavailableError) and exc.err_code is None
+    return isinstance(exc, ServiceUnavailableError) and (
+        exc.err_code is None or exc.err_code in _NOT_ENABLED_CODES)
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,8 @@ class JetStreamAdmin:
             except (nats.errors.NoRespondersError, ServiceUnavailableError) as exc:
                 if no_jetstream(exc):
                     raise JetStreamMissing(f"{self.name}: the NATS server has no JetStream "
-                                           "(start it with -js)") from None
+                                           "(start it with -js; in operator/JWT mode, the "
+                                           "account's JWT needs JetStream limits)") from None
                 await self._pause_or_give_up(deadline, exc)
             except nats.errors.TimeoutError as exc:
                 await self._pause_or_give_up(deadline, exc)

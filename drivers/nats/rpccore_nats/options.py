@@ -92,6 +92,38 @@ def _tls_context(options: Any) -> ssl.SSLContext | None:
     return context
 
 
+#: What nats-py looks for in a creds file: the line after each marker.
+_CREDS_BLOCKS = ((b"BEGIN NATS USER JWT", b"eyJ", "a user JWT"),
+                 (b"BEGIN USER NKEY SEED", b"SU", "an NKEY user seed"))
+
+
+def _check_creds_file(path: str) -> None:
+    """Check a creds file as nats-py will read it, on every connection.
+
+    nats-py loops forever (on the driver's event loop) reading a file
+    without a user JWT block, and takes a CR for part of the JWT and seed:
+    such files would never connect, with an obscure error or none. Messages
+    name the file, never its contents.
+
+    :raises ConfigError: missing, unreadable or malformed.
+    """
+    if not os.path.isfile(path):
+        raise ConfigError(f"nats_creds_file {path!r} does not exist")
+    try:
+        with open(path, "rb") as file:
+            lines = file.read().split(b"\n")
+    except OSError as exc:
+        raise ConfigError(f"nats_creds_file {path!r} cannot be read: {exc.strerror}") from None
+    if any(line.endswith(b"\r") for line in lines):
+        raise ConfigError(f"nats_creds_file {path!r} has CRLF line ends: NATS clients read "
+                          "creds files with LF line ends only")
+    for marker, start, what in _CREDS_BLOCKS:
+        index = next((i for i, line in enumerate(lines) if marker in line), len(lines))
+        if not lines[index + 1:index + 2] or not lines[index + 1].startswith(start):
+            raise ConfigError(f"nats_creds_file {path!r} is not a NATS credentials file: "
+                              f"no {what} after a {marker.decode()} line")
+
+
 def _auth(options: Any) -> dict[str, Any]:
     """nats-py keywords for token, NKEY and creds authentication."""
     kwargs: dict[str, Any] = {}
@@ -107,8 +139,10 @@ def _auth(options: Any) -> dict[str, Any]:
                               "does not exist")
         kwargs["nkeys_seed"] = options.nats_nkey_seed_file
     if options.nats_creds_file:
-        if not os.path.isfile(options.nats_creds_file):
-            raise ConfigError(f"nats_creds_file {options.nats_creds_file!r} does not exist")
+        if options.nats_nkey_seed or options.nats_nkey_seed_file:
+            raise ConfigError("set nats_creds_file or an NKEY seed, not both (the creds "
+                              "file holds the user's seed)")
+        _check_creds_file(options.nats_creds_file)
         kwargs["user_credentials"] = options.nats_creds_file
     if ("nkeys_seed_str" in kwargs or "nkeys_seed" in kwargs
             or "user_credentials" in kwargs):
