@@ -39,6 +39,13 @@ request, the host died before answering) by calling that handler once,
 instead of raising. Drivers whose ``send`` returns once the request is on
 its way anyway have nothing to do.
 
+A driver that can take a call without blocking (queue it for an I/O
+thread of its own; no lock that another thread holds, no look-up, no
+connection to wait for) may also implement :meth:`Driver.send_nowait`: the
+core then hands an asyncio call to the driver on the event loop's own
+thread, skipping the hop to a send thread, and falls back to ``send`` on a
+thread whenever ``send_nowait`` declines. The default declines every time.
+
 What goes back from the caller to the server (stream credit, cancelling a
 stream) travels as ordinary casts to the server's own destination, which the
 server names in its replies, so a driver needs nothing more than
@@ -300,6 +307,26 @@ class Driver(abc.ABC):
         :raises TransportError: the backend is unreachable after the driver's
             retries, or the deadline passed while reconnecting.
         """
+
+    def send_nowait(self, dest: Destination, body: bytes, *, on_reply: ReplyHandler,
+                    deadline: float, on_failure: Callable[[RPCError], None]) -> bool:
+        """Take a call whose caller waits elsewhere (an asyncio task) on the
+        calling thread (an event loop's), if that cannot block: typically
+        by queueing it for an I/O thread of the driver's own.
+
+        It must never wait: for a socket, a lock another thread holds for
+        long, a connection, a look-up or a broker's confirm. Whatever it
+        would wait for, it returns False having sent nothing, and the core
+        calls :meth:`send` from a thread of its own, with
+        :data:`caller_elsewhere` set. True: the driver has the request; its
+        replies go to ``on_reply`` from the driver's threads, and a failure
+        found later to ``on_failure``, once, as for a ``send`` with
+        :data:`caller_elsewhere` set. The default returns False.
+
+        :raises InvalidDestination, Undeliverable, TransportError: what
+            :meth:`send` raises, when it is known at once (nothing was sent).
+        """
+        return False
 
     @abc.abstractmethod
     def subscribe(self, dest: Destination,

@@ -1,7 +1,10 @@
 """Sending a request from an event loop and awaiting what comes back.
 
 The envelope is built by the threaded core (``RPC._outgoing``, with the
-interceptors' ``before_send``) on the loop, in the calling task's context;
+interceptors' ``before_send``) on the loop, in the calling task's context.
+A driver that can take it without blocking does so on the loop
+(:meth:`rpccore.driver.Driver.send_nowait`: zmq queues it for its I/O
+thread); otherwise, or when it declines,
 the driver's ``send`` runs on :class:`SendThreads`
 (:func:`rpccore.waiting.send_call`, as for threaded calls), telling the
 driver that the caller waits elsewhere (:data:`rpccore.driver.caller_elsewhere`:
@@ -9,7 +12,7 @@ a driver that would read the replies on that thread returns at once
 instead, and reports a later failure to the waiter); replies come
 through the cell's one reply handler (``cell.pending_calls``) into an
 awaitable waiter; :func:`intercepted` ends the interception. The loop only
-builds, registers and waits.
+builds, registers, hands on what cannot block and waits.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpccore.aio.waiters import AsyncReplyQueue, AsyncReplySlot
 from rpccore.driver import caller_elsewhere
-from rpccore.errors import RPCError, Timeout, Undeliverable
+from rpccore.errors import RPCError, Timeout, TransportError, Undeliverable
 from rpccore.replies import ReplySlot
 from rpccore.waiting import gathered, reply_result, send_for_waiter, timeout_text
 
@@ -37,6 +40,30 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def start_request(threads: SendThreads, cell: Cell, dest: Destination, body: bytes,
+                  end: float, waiter: ReplySlot | ReplyQueue) -> None:
+    """(On the loop) hand a request to the cell's driver if it can take it
+    without blocking (:meth:`~rpccore.driver.Driver.send_nowait`), else have
+    a send thread send it (:func:`send_request`). What fails goes to
+    ``waiter``, counted as for a send that raised."""
+    if cell.loaded:  # loading a driver may connect: only ever on a thread
+        try:
+            sent = cell.driver().send_nowait(
+                dest, body, on_reply=cell.pending_calls.on_reply, deadline=end,
+                on_failure=functools.partial(_failed_later, cell, waiter))
+        except RPCError as exc:
+            _failed_later(cell, waiter, exc)
+            return
+        except Exception as exc:  # a driver bug: the caller must still hear of it
+            LOG.exception("cell %s: sending a request failed", cell.name)
+            _failed_later(cell, waiter, TransportError(f"sending to {dest} failed: {exc}"))
+            return
+        if sent:
+            cell.stats.incr("sent")
+            return
+    threads.submit(send_request, cell, dest, body, end, waiter)
 
 
 def send_request(cell: Cell, dest: Destination, body: bytes, end: float,
@@ -81,7 +108,7 @@ async def await_reply(threads: SendThreads, inbox: LoopInbox, cell: Cell, dest: 
     slot: AsyncReplySlot = pending.add(msg_id, AsyncReplySlot(inbox))
     try:
         slot.heard = time.monotonic()
-        threads.submit(send_request, cell, dest, body, end, slot)
+        start_request(threads, cell, dest, body, end, slot)
         slot.watch(end, heartbeat)
         await slot.future
     except asyncio.CancelledError:
@@ -135,7 +162,7 @@ async def gather_replies(threads: SendThreads, inbox: LoopInbox, cell: Cell,
     queue = cell.pending_calls.add(msg_id, AsyncReplyQueue(inbox))
     found: list[tuple[str, Any]] = []
     try:
-        threads.submit(send_request, cell, dest, body, end, queue)
+        start_request(threads, cell, dest, body, end, queue)
         while (left := end - time.monotonic()) > 0:
             try:
                 reply = await queue.next(left)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from oslo_config import cfg
 
-from rpccore.aio.calls import await_reply, call_result, gather_replies, intercepted, send_request
+from rpccore.aio.calls import await_reply, call_result, gather_replies, intercepted, start_request
 from rpccore.aio.client import Client
 from rpccore.aio.inbox import LoopInbox
 from rpccore.aio.server import LoopServer, Server
@@ -220,8 +220,8 @@ class RPC:
                                    self._quick_threads)
         reader.sending = sending
         try:
-            self._sender(cell).submit(send_request, cell, dest, body,
-                                      time.monotonic() + timeout, queue)
+            start_request(self._sender(cell), cell, dest, body, time.monotonic() + timeout,
+                          queue)
         except RPCError as exc:
             reader._finish(exc)
             raise

@@ -93,8 +93,9 @@ def _run_queue_seconds() -> float:
 
 
 def watch_drivers(rpcs: list[Any], loop_thread: int) -> list[str]:
-    """Record every driver method (``send``, ``subscribe``, ``close``) of
-    the cells of ``rpcs`` (asyncio ``RPC`` objects: all their cells; servers:
+    """Record every driver method that may block (``send``, ``subscribe``,
+    ``close``; not ``send_nowait``, which is meant for the loop) of the
+    cells of ``rpcs`` (asyncio ``RPC`` objects: all their cells; servers:
     theirs) that runs on the thread ``loop_thread``; returns the list it fills."""
     on_loop: list[str] = []
     cells = [cell for rpc in rpcs for cell in (

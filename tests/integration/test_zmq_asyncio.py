@@ -1,4 +1,5 @@
-"""Calls of asyncio code on zmq: handed to the client's loop (the core tells
+"""Calls of asyncio code on zmq: sent from the event loop when that cannot
+block (``send_nowait``), else handed to the client's loop (the core tells
 the driver that the caller waits elsewhere), so a send thread is free at
 once, the calls in flight share the peer's one connection, and what fails
 after ``send`` returned (every host refused, no receipt) still reaches the
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -95,6 +97,56 @@ async def test_failures_after_the_send_reach_the_awaiting_task(
         assert "no receipt" in str(info.value)
         assert time.monotonic() - start < 3, "not the call's timeout"
         assert threaded.cell().stats.get("failed") == 3  # counted as if send had raised
+        await rpc.close()
+    finally:
+        threaded.close()
+
+
+@pytest.mark.asyncio
+async def test_calls_to_known_hosts_are_sent_from_the_loop_without_blocking_it(
+        hosts: tuple[int, str]) -> None:
+    port, topic = hosts
+    threaded = client(port, topic, zmq_lookup_cache_ttl=60.0)
+    try:
+        rpc = rpccore.aio.RPC.from_rpc(threaded)
+        message = {"method": "whoami", "args": {}}
+        assert await rpc.call({}, topic, message, timeout=5) == SERVER  # looked up
+        driver = threaded.cell().driver()
+        sends: list[int] = []
+        real_send = driver.send
+
+        def send(*args: Any, **kwargs: Any) -> None:
+            sends.append(threading.get_ident())
+            real_send(*args, **kwargs)
+
+        driver.send = send  # type: ignore[method-assign]
+        direct = rpc.make_destination(topic, host=SERVER)
+        got = await asyncio.gather(*(rpc.call({}, topic if i % 2 else direct, message,
+                                              timeout=5) for i in range(64)))
+        assert got == [SERVER] * 64
+        assert sends == [], "sent by driver.send on a thread, not send_nowait on the loop"
+        # Another thread holding the connection (the client's loop reading
+        # replies, say) hands the call to the client's loop: the event loop
+        # never waits for the lock.
+        conn = driver._client.casts.connections.get(f"tcp://{SERVER}:{port}")
+        assert conn is not None
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with conn.lock:
+                held.set()
+                release.wait(5)
+
+        threading.Thread(target=hold, daemon=True).start()
+        assert held.wait(5)
+        try:
+            start = time.monotonic()
+            call = asyncio.ensure_future(rpc.call({}, direct, message, timeout=5))
+            await asyncio.sleep(0.2)
+            assert time.monotonic() - start < 0.5 and not call.done()
+        finally:
+            release.set()
+        assert await call == SERVER and sends == []
         await rpc.close()
     finally:
         threaded.close()

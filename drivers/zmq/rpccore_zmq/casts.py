@@ -78,9 +78,15 @@ class CastSender:
         """Send ``out``: from the calling thread when its first host is
         connected and alive, else through the loop. Never blocks."""
         if not self._send_now(out):
-            with self._queued_lock:
-                self.queued += 1
-            self.loop.submit(lambda: self._dispatch_queued(out))
+            self.hand_to_loop(out)
+
+    def hand_to_loop(self, out: Outgoing) -> None:
+        """Have the loop send ``out``: the calling thread touches no socket
+        and takes no lock another thread may hold for long (an event loop's
+        thread, which must not wait: see ``ZmqDriver.send_nowait``)."""
+        with self._queued_lock:
+            self.queued += 1
+        self.loop.submit(lambda: self._dispatch_queued(out))
 
     def in_flight(self, endpoint: str) -> bool:
         """Whether requests sent to ``endpoint`` on its shared connection (or
@@ -235,34 +241,53 @@ class CastSender:
     # -- the loop: receiving ------------------------------------------------
 
     def _read(self, conn: Connection) -> bool:
-        """Handle what the peer sent on ``conn``; True if more is waiting."""
+        """Handle what the peer sent on ``conn``; True if more is waiting.
+        Replies go to the cell's handler once the lock is released, so that
+        threads sending on the connection do not wait for the handler."""
+        replies: list[tuple[bytes, Outgoing | None]] = []
         with conn.lock:
             sock = conn.socket
             if conn.backlog:  # what a sending thread read and left to the loop
                 backlog, conn.backlog = conn.backlog, []
                 for frames in backlog:
-                    self._on_frames(conn, frames)
+                    self._on_frames(conn, frames, replies)
             batch = sock.receive(BATCH) if sock is not None else []
             if batch:
                 conn.last_read = self.peers.heard[conn.endpoint] = time.monotonic()
             for frames in batch:
                 if conn.socket is not sock:  # failed over meanwhile: a new socket
-                    return False
-                self._on_frames(conn, frames)
-            return len(batch) == BATCH
+                    batch = []
+                    break
+                self._on_frames(conn, frames, replies)
+        # Every reply this loop reads goes to the cell's handler from here, in
+        # order, a call's first one too: handed to its caller's thread, it
+        # could be overtaken by the later ones (keepalives, stream items).
+        for body, out in replies:
+            try:
+                self._on_replies(body)
+            except Exception:
+                LOG.exception("cell %s: the reply handler failed", self.cell.name)
+            if out is not None and out.waited_for:
+                out.settle(None)  # its caller stops waiting
+        return len(batch) == BATCH
 
     def _read_all(self, conn: Connection) -> None:
         while self._read(conn):
             pass
 
-    def _on_frames(self, conn: Connection, frames: list[bytes]) -> None:
+    def _on_frames(self, conn: Connection, frames: list[bytes],
+                   replies: list[tuple[bytes, Outgoing | None]]) -> None:
         try:
             kind, seq, envelope = protocol.parse_reply(frames)
         except protocol.Malformed as exc:
             self.peers.malformed(conn.endpoint, str(exc))
             return
         if kind == protocol.REPLY:
-            self._on_reply(conn, seq, envelope)
+            out = self._calls.pop(seq, None) or conn.unacked.pop(seq, None)
+            # the server reads a connection in order: whatever went before the
+            # call on it was taken, even if its receipt is still held back
+            self._acknowledged(conn, seq - 1)
+            replies.append((envelope, out))
             return
         self.peers.mark_alive(conn.endpoint)
         if kind == protocol.RECEIPT:
@@ -275,21 +300,6 @@ class CastSender:
                 self._dispatch(out)
         elif kind != protocol.PONG:
             self.peers.malformed(conn.endpoint, f"unknown kind {kind[:8]!r}")
-
-    def _on_reply(self, conn: Connection, seq: int, body: bytes) -> None:
-        out = self._calls.pop(seq, None) or conn.unacked.pop(seq, None)
-        # the server reads a connection in order: whatever went before the
-        # call on it was taken, even if its receipt is still held back
-        self._acknowledged(conn, seq - 1)
-        # Every reply this loop reads goes to the cell's handler from here,
-        # a call's first one too: handed to its caller's thread, it could be
-        # overtaken by the later ones (keepalives, stream items).
-        try:
-            self._on_replies(body)
-        except Exception:
-            LOG.exception("cell %s: the reply handler failed", self.cell.name)
-        if out is not None and out.waited_for:
-            out.settle(None)  # its caller stops waiting
 
     def _calling(self) -> set[str]:
         """The endpoints of calls waiting for their replies."""

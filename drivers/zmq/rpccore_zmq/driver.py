@@ -1,7 +1,8 @@
 """``ZmqDriver``: brokerless cells on ZeroMQ (``transport_url = zmq://``).
 
-The driver turns destinations into requests (``Outgoing``) for the client
-side (:mod:`rpccore_zmq.client`) and subscriptions for the process's
+The driver turns destinations into requests (``Outgoing``, built by
+:mod:`rpccore_zmq.addressing`) for the client side
+(:mod:`rpccore_zmq.client`) and subscriptions for the process's
 listener (:mod:`rpccore_zmq.listener`); notifications go through
 :mod:`rpccore_zmq.notifications` to the pools of :mod:`rpccore_zmq.pools`.
 The README of the distribution maps every module.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import itertools
 import logging
 import socket
 import threading
@@ -24,8 +24,9 @@ from oslo_config import cfg
 
 from rpccore.destination import Destination
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription, caller_elsewhere
-from rpccore.errors import InvalidDestination, RPCError, TransportError, Undeliverable
+from rpccore.errors import RPCError, TransportError, Undeliverable
 from rpccore_zmq import protocol
+from rpccore_zmq.addressing import Addressing, wire_topic
 from rpccore_zmq.client import Client
 from rpccore_zmq.eventloop import LoopStopped
 from rpccore_zmq.listener import BindError, Listener, listener_for
@@ -72,7 +73,7 @@ class ZmqDriver(Driver):
         self._client: Client | None = None
         self._subs: dict[ZmqSubscription, Listener] = {}
         self._registry = Registry(cell)
-        self._turn = itertools.count()
+        self._addressing = Addressing(cell, self._registry)
         self._closed = False
         self._host_name: str | None = None
         self._notifications = NotificationSender(cell, self._registry, self._client_side)
@@ -130,25 +131,11 @@ class ZmqDriver(Driver):
         client = self._client_side()
         if deadline is None:
             deadline = time.monotonic() + self.cell.options.rpc_response_timeout
-        if dest.topic.startswith(protocol.NOTIFICATION_KEY_PREFIX):
-            protocol.check_topic(dest.topic)  # raises
-        topic = dest.topic.encode("utf-8")
+        topic = wire_topic(dest)
         if on_reply is not None:
             self._call(client, dest, topic, body, on_reply, deadline)
             return
-        kind = protocol.FANOUT if dest.fanout else protocol.CAST
-        if dest.host is not None:
-            outs = [self._directed(client, dest.host, kind, topic, body, confirm, deadline)]
-        else:
-            hosts = self._registry.lookup(dest.topic)
-            if not hosts:
-                return self._nobody(dest, confirm)
-            if dest.fanout:
-                outs = [Outgoing(kind, topic, h.encode("utf-8"), body, [h], True, confirm,
-                                 deadline) for h in hosts]
-            else:
-                outs = [Outgoing(kind, topic, b"", body, self._in_turn(hosts), False, confirm,
-                                 deadline)]
+        outs = self._addressing.casts(client, dest, topic, body, confirm, deadline)
         for out in outs:
             client.send(out)
         if not confirm:
@@ -170,23 +157,19 @@ class ZmqDriver(Driver):
         if dest.fanout:
             hosts = self._registry.lookup(dest.topic)
             if not hosts:
-                return self._nobody(dest, True)
+                return self._addressing.nobody(dest, True)
             for host in hosts:
                 client.send(Outgoing(protocol.CALL, topic, host.encode("utf-8"), body, [host],
                                      True, False, deadline))
             return
-        if dest.host is not None:
-            out = self._directed(client, dest.host, protocol.CALL, topic, body, False, deadline)
-        else:
-            hosts = self._registry.lookup(dest.topic)
-            if not hosts:
-                return self._nobody(dest, True)
-            # nobody waits on it: its caller runs it (CallPath.call)
-            out = Outgoing(protocol.CALL, topic, b"", body, self._in_turn(hosts), False, False,
-                           deadline)
+        out = self._addressing.call(client, dest, topic, body, deadline, self._registry.lookup)
+        assert out is not None  # a look-up always answers
         late = caller_elsewhere.get()
         if late is not None:
-            self._hand_off(client, dest, out, late)
+            # sent on the shared connections, so that this thread is free at
+            # once: the client's loop hands the replies to the cell's handler
+            self._waited_elsewhere(dest, out, late)
+            client.send(out)
             return
         try:
             client.call(out, on_reply)
@@ -194,6 +177,46 @@ class ZmqDriver(Driver):
             if dest.host is None:
                 self._registry.forget(dest.topic)
             raise
+
+    def send_nowait(self, dest: Destination, body: bytes, *, on_reply: ReplyHandler,
+                    deadline: float, on_failure: Callable[[RPCError], None]) -> bool:
+        """A call of an asyncio caller taken on the calling thread (the
+        event loop's) if the topic's hosts are known without a look-up: handed
+        to the client's loop, which sends it on the host's shared connection
+        as :meth:`send` does with ``caller_elsewhere`` set. The calling thread
+        touches no socket and takes no lock another thread holds for long
+        (the connection's lock, held while the loop reads a batch, would).
+        A fanout, the driver's first request, or a look-up due, is declined
+        (False): :meth:`send` sends it on a thread.
+
+        :raises InvalidDestination: ``dest.host`` is not a usable address,
+            or the topic reads as a notification key.
+        """
+        client = self._client
+        if client is None or self._closed or dest.fanout:
+            return False
+        out = self._addressing.call(client, dest, wire_topic(dest), body, deadline,
+                                    self._registry.cached)
+        if out is None:
+            return False
+        self._waited_elsewhere(dest, out, on_failure)
+        client.casts.hand_to_loop(out)
+        return True
+
+    def _waited_elsewhere(self, dest: Destination, out: Outgoing,
+                          late: Callable[[RPCError], None]) -> None:
+        """Make ``out`` a call whose caller waits elsewhere (asyncio: see
+        :data:`rpccore.driver.caller_elsewhere`) and whose failure goes to
+        ``late`` (a topic's cached hosts are forgotten when all refused)."""
+        topic = dest.topic if dest.host is None else None
+
+        def failed(error: RPCError) -> None:
+            if topic is not None and isinstance(error, Undeliverable):
+                self._registry.forget(topic)
+            late(error)
+
+        out.wait_for_it()
+        out.on_failure = failed
 
     def notify(self, topic: str, body: bytes, *, confirm: bool = False,
                deadline: float | None = None) -> None:
@@ -209,54 +232,6 @@ class ZmqDriver(Driver):
             deadline = time.monotonic() + self.cell.options.rpc_response_timeout
         self._registry.matchmaker()
         self._notifications.notify(topic, body, confirm, deadline)
-
-    def _hand_off(self, client: Client, dest: Destination, out: Outgoing,
-                  late: Callable[[RPCError], None]) -> None:
-        """A call whose caller waits elsewhere (asyncio: see
-        :data:`rpccore.driver.caller_elsewhere`): sent on the shared
-        connections, so that this thread is free at once; the client's loop
-        hands its replies to the cell's handler, and a failure to ``late``."""
-        topic = dest.topic if dest.host is None else None
-
-        def failed(error: RPCError) -> None:
-            if topic is not None and isinstance(error, Undeliverable):
-                self._registry.forget(topic)
-            late(error)
-
-        out.wait_for_it()
-        out.on_failure = failed
-        client.send(out)
-
-    def _in_turn(self, hosts: list[str]) -> list[str]:
-        """The hosts of a topic, starting with the next one in turn (round
-        robin across messages); a topic with one host is its list as it is."""
-        if len(hosts) == 1:
-            return hosts
-        start = next(self._turn) % len(hosts)
-        return hosts[start:] + hosts[:start]
-
-    def _directed(self, client: Client, host: str, kind: bytes, topic: bytes,
-                  body: bytes, wait: bool, deadline: float) -> Outgoing:
-        try:
-            client.peers.endpoint_of(host)
-        except ValueError as exc:
-            raise InvalidDestination(str(exc)) from None
-        if kind == protocol.CAST and not wait:
-            lost = client.losses.take(host)
-            if lost is not None:
-                raise TransportError(f"{lost[0]} earlier cast(s) to host {host!r} were lost "
-                                     f"({lost[1]}); this cast was not sent")
-            if client.peers.is_dead(host):
-                raise TransportError(f"host {host!r} is not answering; this cast was not sent")
-        return Outgoing(kind, topic, host.encode("utf-8"), body, [host], True, wait, deadline)
-
-    def _nobody(self, dest: Destination, wait: bool) -> None:
-        if wait:
-            raise Undeliverable(f"no host consumes {dest} in cell {self.cell.name} "
-                                f"(matchmaker {self.cell.options.matchmaker})")
-        self.cell.stats.incr("returned")
-        LOG.warning("cell %s: cast to %s dropped: the matchmaker knows no host of it",
-                    self.cell.name, dest)
 
     # -- serving --------------------------------------------------------------
 

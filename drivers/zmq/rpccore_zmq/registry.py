@@ -86,6 +86,15 @@ class Registry:
             self._cache[topic] = (now + self.cache_ttl, hosts)
         return hosts
 
+    def cached(self, topic: str) -> list[str] | None:
+        """(Never blocks) the hosts of ``topic`` while a look-up of it is
+        fresh (a shared list: do not modify); ``None`` when :meth:`lookup`
+        would ask the matchmaker."""
+        cached = self._cache.get(topic)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
     def forget(self, topic: str) -> None:
         """Drop the cached hosts of ``topic``."""
         self._cache.pop(topic, None)
