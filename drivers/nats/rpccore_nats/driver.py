@@ -34,7 +34,7 @@ from oslo_config import cfg
 from rpccore.destination import Destination
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription, caller_elsewhere
 from rpccore.driverkit import Completion
-from rpccore.errors import TransportError, Undeliverable
+from rpccore.errors import RPCError, TransportError, Undeliverable
 from rpccore_nats.calls import NOBODY
 from rpccore_nats.drops import DropCounter
 from rpccore_nats.jetstream import JetStreamMissing
@@ -144,22 +144,46 @@ class NatsDriver(Driver):
             if confirm:  # a fanout: the server has it once the outbox is flushed
                 runtime.run_until(self._flush(runtime), deadline, f"confirming a cast to {dest}")
 
+    def send_nowait(self, dest: Destination, body: bytes, *, on_reply: ReplyHandler,
+                    deadline: float, on_failure: Callable[[RPCError], None]) -> bool:
+        """A call of an asyncio caller put in the outbox on the calling
+        thread (the event loop's: a put never waits) when the connection is
+        up; "no responders" or a failed publish goes to ``on_failure``.
+        Otherwise False, nothing sent: :meth:`send` sends it from a thread,
+        waiting for the connection. (A send thread waits for a busy loop
+        past :data:`BACKLOG` publishes, so that many threads do not all want
+        the GIL at once; the event loop, one thread, puts and moves on.)"""
+        runtime = self._runtime
+        if self._closed or runtime is None or not runtime.connection.ready.is_set():
+            return False
+        runtime.outbox.put(self._watched(runtime, dest, body, on_reply, on_failure, deadline))
+        return True
+
+    def _watched(self, runtime: Runtime, dest: Destination, body: bytes,
+                 on_reply: ReplyHandler, late: Callable[[RPCError], None],
+                 deadline: float) -> tuple[str, bytes, str]:
+        """The outbox item of a call whose caller waits elsewhere: its reply
+        subject is watched, and a failure goes to ``late``."""
+        reply_to = runtime.inbox.watch(on_reply, late, f"{dest} in cell {self.cell.name}",
+                                       deadline)
+        return self._subject(dest), body, reply_to
+
     def _call(self, runtime: Runtime, dest: Destination, body: bytes,
               on_reply: ReplyHandler, deadline: float) -> None:
         inbox = runtime.inbox
         late = caller_elsewhere.get()
         if late is not None:  # asyncio: the caller waits for the replies elsewhere
-            reply_to = inbox.watch(on_reply, late, f"{dest} in cell {self.cell.name}", deadline)
+            item = self._watched(runtime, dest, body, on_reply, late, deadline)
             outbox = runtime.outbox
             if len(outbox) < BACKLOG:
-                outbox.put((self._subject(dest), body, reply_to))
+                outbox.put(item)
                 return
             # the loop is behind: return once nats-py has the request, so
             # that senders which never wait do not all want the GIL at once
             # and hold up the caller's event loop (tens of ms in a burst of
             # 1,000 calls)
             handed: Completion[None] = Completion()
-            outbox.put((self._subject(dest), body, reply_to, handed))
+            outbox.put((*item, handed))
             handed.wait_until(deadline)
             return
         reply_to, wait = inbox.expect(on_reply)

@@ -33,10 +33,11 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rpccore.driverkit import Completion
-from rpccore.errors import TransportError, Undeliverable
+from rpccore.errors import RPCError, TransportError, Undeliverable
 from rpccore.ratelog import RateLimitedLog
 
 LOG = logging.getLogger(__name__)
@@ -57,6 +58,26 @@ def wait_for(done: Completion[Any], deadline: float | None, what: str) -> Any:
     if not done.wait_until(deadline) and done.abandon():
         raise TransportError(f"{what}: not done before the deadline")
     return done.result()
+
+
+class Reported(Completion[None]):
+    """The waiter of a call whose sender does not wait for the broker's
+    confirm (an asyncio caller: :meth:`RabbitDriver.send_nowait`): the
+    error it is completed with goes to ``on_failure``, once; a confirm
+    completes it quietly."""
+
+    __slots__ = ("_on_failure",)
+
+    def __init__(self, on_failure: Callable[[RPCError], None]) -> None:
+        super().__init__()
+        self._on_failure = on_failure
+
+    def set_error(self, error: BaseException) -> bool:
+        if not super().set_error(error):
+            return False
+        self._on_failure(error if isinstance(error, RPCError)
+                         else TransportError(f"sending failed: {error}"))
+        return True
 
 
 class Publish:
@@ -117,6 +138,14 @@ class ConfirmTracker:
             raise TransportError(f"{self.limit} messages still wait for the broker's "
                                  "confirmation")
         item.gated = True
+
+    def try_gate(self, item: Publish) -> bool:
+        """Take a permit for ``item`` if one is free now (any thread); False
+        when the limit is reached (nothing taken)."""
+        if not self._permits.acquire(blocking=False):
+            return False
+        item.gated = True
+        return True
 
     def restart(self) -> None:
         """A new channel: numbering starts again."""

@@ -32,9 +32,9 @@ from oslo_config import cfg
 from rpccore.destination import Destination
 from rpccore.driver import Driver, Incoming, ReplyHandler, Subscription
 from rpccore.driverkit import Completion
-from rpccore.errors import ConfigError, TransportError
+from rpccore.errors import ConfigError, RPCError, TransportError
 from rpccore_rabbit import addressing, queues
-from rpccore_rabbit.confirms import Publish, wait_for
+from rpccore_rabbit.confirms import Publish, Reported, wait_for
 from rpccore_rabbit.connection import Link
 from rpccore_rabbit.consumer import (
     RabbitSubscription,
@@ -122,6 +122,32 @@ class RabbitDriver(Driver):
         link.publish(item, gate=True)
         if waiter is not None:
             wait_for(waiter, deadline, f"sending to {dest}")
+
+    def send_nowait(self, dest: Destination, body: bytes, *, on_reply: ReplyHandler,
+                    deadline: float, on_failure: Callable[[RPCError], None]) -> bool:
+        """A call of an asyncio caller queued for the I/O thread on the
+        calling thread (the event loop's) when nothing makes it wait: the
+        connection is up, the reply queue consumed already, and a permit of
+        the unconfirmed-message limit free. Its confirm is not waited for:
+        a return (nobody consumes ``dest``) or a refusal past its deadline
+        goes to ``on_failure``. Otherwise False, nothing sent: :meth:`send`
+        sends it from a thread."""
+        link = self.link
+        if self._closed or not link.ready.is_set() or self._replies.handler is None:
+            return False  # (the core passes one reply handler per cell)
+        properties: dict[str, Any] = {
+            "delivery_mode": self._delivery_mode, "reply_to": self._replies.name,
+            "expiration": str(max(1, int((deadline - time.monotonic()) * 1000)))}
+        item = Publish(self.exchange, addressing.routing_key(dest), body, properties, True,
+                       Reported(on_failure), deadline, str(dest))
+        if not link.confirms.try_gate(item):
+            return False
+        try:
+            link.publish(item, gate=False)
+        except TransportError:  # closed meanwhile: give the permit back
+            link.confirms.forget(item, None)
+            raise
+        return True
 
     def subscribe(self, dest: Destination,
                   on_message: Callable[[Incoming], None]) -> Subscription:
