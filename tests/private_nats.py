@@ -36,6 +36,7 @@ import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 NATS_SERVER = "/usr/sbin/nats-server"
 NATS_URL = os.environ.get("RPCCORE_TEST_NATS_URL", "nats://127.0.0.1:4222")
@@ -85,6 +86,27 @@ def delete_streams_of(control_exchange: str, url: str = NATS_URL) -> None:
             await client.close()
 
     asyncio.run(run())
+
+
+def connect_refused(url: str, **options: Any) -> str:
+    """Connect a fresh single-cell ``RPC`` on ``url`` (with cell
+    ``options``) that the server must refuse: the ``TransportError``'s text,
+    which must come within 3 s."""
+    import pytest
+
+    from rpccore.errors import TransportError
+    from rpccore.testing import single_cell_rpc
+
+    rpc = single_cell_rpc(url, control_exchange=f"refused-{os.urandom(3).hex()}",
+                          nats_connect_timeout=1, **options)
+    try:
+        start = time.monotonic()
+        with pytest.raises(TransportError) as info:
+            rpc.cell().driver().connect(1.5)
+        assert time.monotonic() - start < 3
+        return str(info.value)
+    finally:
+        rpc.close()
 
 
 def free_port() -> int:

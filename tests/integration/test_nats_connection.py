@@ -16,6 +16,7 @@ import pytest
 
 import rpccore
 from private_nats import PrivateNatsServer, free_port
+from private_nats import connect_refused as refused
 from rpccore.cli.main import main
 from rpccore.errors import TransportError, Undeliverable
 from rpccore.testing import single_cell_rpc
@@ -63,18 +64,6 @@ def round_trip(url: str, **options: Any) -> None:
         assert rpc.call({}, "conn.topic", {"method": "add", "args": {"a": 2, "b": 3}},
                         timeout=10) == 5
         rpc.cast({}, "conn.topic", {"method": "add", "args": {"a": 2, "b": 3}}, confirm=True)
-    finally:
-        rpc.close()
-
-
-def refused(url: str, **options: Any) -> str:
-    rpc = _rpc(url, nats_connect_timeout=1, **options)
-    try:
-        start = time.monotonic()
-        with pytest.raises(TransportError) as info:
-            rpc.cell().driver().connect(1.5)
-        assert time.monotonic() - start < 3
-        return str(info.value)
     finally:
         rpc.close()
 

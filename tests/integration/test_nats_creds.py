@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 import rpccore
+from private_nats import connect_refused as refused
 from private_nats_jwt import (
     Identity,
     PrivateNatsJwtServer,
@@ -150,18 +151,6 @@ def test_an_account_without_jetstream_serves_calls_and_refuses_confirmed_casts(
     assert_no_seed(logged(caplog))
 
 
-def refused(url: str, creds_file: str) -> str:
-    rpc = _rpc(url, nats_connect_timeout=1, nats_creds_file=creds_file)
-    try:
-        start = time.monotonic()
-        with pytest.raises(TransportError) as info:
-            rpc.cell().driver().connect(1.5)
-        assert time.monotonic() - start < 3
-        return str(info.value)
-    finally:
-        rpc.close()
-
-
 @pytest.mark.parametrize("case", ["unknown account", "seed of another user"])
 def test_creds_the_server_cannot_verify_are_refused_in_words(
         case: str, jwt_server: PrivateNatsJwtServer, tmp_path: Path,
@@ -171,7 +160,7 @@ def test_creds_the_server_cannot_verify_are_refused_in_words(
         creds = write_creds(tmp_path, STRANGER)
     else:  # USER's JWT, signed for with a seed that is not USER's
         creds = write_creds(tmp_path, USER, seed=IMPOSTOR_SEED)
-    error = refused(url_of(jwt_server), creds)
+    error = refused(url_of(jwt_server), nats_creds_file=creds)
     assert "refused the credentials" in error, error
     hint = hint_for(error)
     assert hint is not None and "credentials" in hint, error
