@@ -83,6 +83,12 @@ class Server:
         #: drivers only: requests run on the driver's threads as well as on
         #: the workers); a queue of tokens costs less than a Semaphore
         self._slots: queue.SimpleQueue[None] | None = None
+        #: (leader/follower) requests queued and not yet given a slot by a
+        #: worker: while there are any, a new request queues behind them
+        #: instead of taking a slot that frees up first (it would overtake
+        #: them: a call after casts to a one-worker server would run first)
+        self._waiting_for_slot = 0
+        self._waiting_lock = threading.Lock()
         #: how long each method has been taking (leader/follower drivers only)
         self._times: MethodTimes | None = None
         self._subscription: Subscription | None = None
@@ -208,6 +214,8 @@ class Server:
                     handle(incoming)
             else:
                 slots.get()
+                with self._waiting_lock:
+                    self._waiting_for_slot -= 1
                 try:
                     if type(incoming) is tuple:  # opened already (_run_or_queue)
                         handle(*incoming)
@@ -253,18 +261,20 @@ class Server:
         answered = self._answered_here(incoming)
         if answered is None:
             return
+        if self._waiting_for_slot:  # requests before this one wait: keep their order
+            self._queue_for_slot(incoming if answered is False else (incoming, answered))
+            return
         try:
             slots.get_nowait()
         except queue.Empty:
-            self._queue.put_nowait_unbounded(
-                incoming if answered is False else (incoming, answered))
+            self._queue_for_slot(incoming if answered is False else (incoming, answered))
             return
         try:
             env = self._open(incoming) if answered is False else answered
             if env is None:
                 return
             if not incoming.release_thread(times.expected(env["method"])):
-                self._queue.put_nowait_unbounded((incoming, env))
+                self._queue_for_slot((incoming, env))
                 return
             self._run(incoming, env)
         except Exception:
@@ -272,6 +282,13 @@ class Server:
             _safe_ack(incoming)
         finally:
             slots.put(None)
+
+    def _queue_for_slot(self, item: Incoming | tuple[Incoming, dict[str, Any]]) -> None:
+        """(Leader/follower) queue a request for the workers, counted until
+        a worker has a slot for it (see ``_waiting_for_slot``)."""
+        with self._waiting_lock:
+            self._waiting_for_slot += 1
+        self._queue.put_nowait_unbounded(item)
 
     def _handle_safely(self, incoming: Incoming, env: dict[str, Any] | None = None) -> None:
         """Open the request (unless ``env``, its envelope, is given) and run it."""

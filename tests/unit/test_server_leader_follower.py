@@ -5,14 +5,18 @@ on the server's workers otherwise, and never more than ``workers`` at once."""
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
 
+from rpccore import server as server_module
+from rpccore.driver import Incoming
 from rpccore.drivers import memory
-from rpccore.testing import memory_rpc
+from rpccore.testing import memory_rpc, wait_until
 
 
 class Endpoint:
@@ -134,3 +138,86 @@ def test_the_driver_is_told_how_long_the_method_took_in_its_recent_runs(
         assert first_hold is None and first_where is None
         assert second_hold is not None and 0.04 < second_hold < 1.0
         assert third_hold is not None and 0.04 < third_hold < 1.0
+
+
+
+class Cast(Incoming):
+    """A cast handed to the server as a leader/follower driver would."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    @property
+    def can_reply(self) -> bool:
+        return False
+
+    def reply(self, body: bytes) -> None:
+        pass
+
+    def release_thread(self, expected: float | None = None) -> bool:
+        return True
+
+
+class GatedSlots:
+    """The server's slots, where a worker waits for the test's ``gate``
+    before it takes one; delivering threads (``get_nowait``) and the
+    server's ``wait`` do not."""
+
+    gate = threading.Event()
+
+    def __init__(self) -> None:
+        self._slots: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def put(self, item: None) -> None:
+        self._slots.put(item)
+
+    def get_nowait(self) -> None:
+        return self._slots.get_nowait()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> None:
+        if threading.current_thread().name.startswith("rpccore-svc-"):  # a worker
+            assert GatedSlots.gate.wait(10)
+        return self._slots.get(block, timeout)
+
+    def qsize(self) -> int:
+        return self._slots.qsize()
+
+
+class Log:
+    def __init__(self) -> None:
+        self.values: list[int] = []
+        self.lock = threading.Lock()
+
+    def note(self, ctx: dict[str, Any], value: int) -> None:
+        with self.lock:  # held by the test to keep the one slot busy
+            self.values.append(value)
+
+
+def test_a_request_never_overtakes_one_queued_before_it(
+        lends: Lends, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One worker. Cast 0 holds the slot; 1 and 2 queue, and the worker takes
+    # 1 and waits for a slot. 0 finishes, and 3 arrives before the worker
+    # has taken the freed slot: 3 must queue behind 1 and 2, not take it.
+    GatedSlots.gate.clear()
+    monkeypatch.setattr(server_module, "queue", types.SimpleNamespace(
+        SimpleQueue=GatedSlots, Empty=queue.Empty))
+    with memory_rpc() as rpc:
+        log = Log()
+        server = rpc.serve("svc", [log], workers=1).start()
+
+        def cast(value: int) -> Cast:
+            message = {"method": "note", "args": {"value": value}}
+            return Cast(rpc._request("cast", {}, "svc", message, None)[3])
+
+        with log.lock:
+            first = threading.Thread(target=server._run_or_queue, args=(cast(0),))
+            first.start()  # takes the slot, then waits for log.lock
+            assert wait_until(lambda: server._slots.qsize() == 0)  # type: ignore[union-attr]
+            server._run_or_queue(cast(1))
+            server._run_or_queue(cast(2))
+        first.join(5)
+        assert log.values == [0] and server._slots.qsize() == 1  # type: ignore[union-attr]
+        server._run_or_queue(cast(3))
+        GatedSlots.gate.set()
+        assert wait_until(lambda: len(log.values) == 4, timeout=5)
+        assert log.values == [0, 1, 2, 3]
