@@ -65,11 +65,20 @@ def send_for_waiter(cell: Cell, driver: Driver, dest: Destination, body: bytes,
         send_call(cell, driver, dest, body, on_reply, end)
         if isinstance(waiter, ReplySlot) and not waiter.done:
             waiter.heard = max(waiter.heard, time.monotonic())
-    except RPCError as exc:
-        waiter.fail(exc)
-    except Exception as exc:  # a driver bug: the caller must still hear of it
+    except Exception as exc:
+        fail_waiter(cell, dest, waiter, exc)
+
+
+def fail_waiter(cell: Cell, dest: Destination, waiter: ReplySlot | ReplyQueue,
+                exc: Exception) -> None:
+    """(In an ``except`` block) what sending a request raised, to the
+    caller waiting on ``waiter``: an :class:`RPCError` as it is, anything
+    else (a driver bug the caller must still hear of) logged and as a
+    :class:`TransportError`."""
+    if not isinstance(exc, RPCError):
         LOG.exception("cell %s: sending a request failed", cell.name)
-        waiter.fail(TransportError(f"sending to {dest} failed: {exc}"))
+        exc = TransportError(f"sending to {dest} failed: {exc}")
+    waiter.fail(exc)
 
 
 def wait_with_heartbeat(slot: ReplySlot, end: float, heartbeat: float) -> bool:

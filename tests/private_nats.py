@@ -109,6 +109,21 @@ def connect_refused(url: str, **options: Any) -> str:
         rpc.close()
 
 
+def assert_served_without_jetstream(rpc: Any, topic: str) -> None:
+    """``rpc`` (a single-cell RPC whose server has no JetStream for it: none
+    at all, or not for its account) serves ``topic``: a call of ``add``
+    works, a confirmed cast is undeliverable, listening is refused."""
+    import pytest
+
+    from rpccore.errors import TransportError, Undeliverable
+
+    assert rpc.call({}, topic, {"method": "add", "args": {"a": 1, "b": 1}}, timeout=10) == 2
+    with pytest.raises(Undeliverable):
+        rpc.cast({}, topic, {"method": "add", "args": {"a": 1, "b": 1}}, confirm=True)
+    with pytest.raises(TransportError, match="JetStream"):
+        rpc.cell().driver().listen("events", None, lambda incoming: None)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

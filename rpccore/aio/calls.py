@@ -26,9 +26,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from rpccore.aio.waiters import AsyncReplyQueue, AsyncReplySlot
 from rpccore.driver import caller_elsewhere
-from rpccore.errors import RPCError, Timeout, TransportError, Undeliverable
+from rpccore.errors import RPCError, Timeout, Undeliverable
 from rpccore.replies import ReplySlot
-from rpccore.waiting import gathered, reply_result, send_for_waiter, timeout_text
+from rpccore.waiting import (
+    fail_waiter,
+    gathered,
+    reply_result,
+    send_for_waiter,
+    timeout_text,
+)
 
 if TYPE_CHECKING:
     from rpccore.aio.inbox import LoopInbox
@@ -53,12 +59,9 @@ def start_request(threads: SendThreads, cell: Cell, dest: Destination, body: byt
             sent = cell.driver().send_nowait(
                 dest, body, on_reply=cell.pending_calls.on_reply, deadline=end,
                 on_failure=functools.partial(_failed_later, cell, waiter))
-        except RPCError as exc:
-            _failed_later(cell, waiter, exc)
-            return
-        except Exception as exc:  # a driver bug: the caller must still hear of it
-            LOG.exception("cell %s: sending a request failed", cell.name)
-            _failed_later(cell, waiter, TransportError(f"sending to {dest} failed: {exc}"))
+        except Exception as exc:  # counted as a send that raised
+            cell.stats.incr("failed")
+            fail_waiter(cell, dest, waiter, exc)
             return
         if sent:
             cell.stats.incr("sent")

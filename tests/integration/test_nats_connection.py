@@ -15,10 +15,10 @@ import nkeys
 import pytest
 
 import rpccore
-from private_nats import PrivateNatsServer, free_port
+from private_nats import PrivateNatsServer, assert_served_without_jetstream, free_port
 from private_nats import connect_refused as refused
 from rpccore.cli.main import main
-from rpccore.errors import TransportError, Undeliverable
+from rpccore.errors import TransportError
 from rpccore.testing import single_cell_rpc
 
 PASSWORD = "p@ss:w/rd-" + os.urandom(4).hex()
@@ -151,13 +151,7 @@ def test_a_server_without_jetstream_serves_calls_and_refuses_confirmed_casts(
         rpc = _rpc(f"nats://127.0.0.1:{server.ports[0]}")
         try:
             rpc.serve(rpc.make_destination("plain.topic", host="h"), [Adder()]).start()
-            assert rpc.call({}, "plain.topic", {"method": "add", "args": {"a": 1, "b": 1}},
-                            timeout=10) == 2
-            with pytest.raises(Undeliverable):
-                rpc.cast({}, "plain.topic", {"method": "add", "args": {"a": 1, "b": 1}},
-                         confirm=True)
-            with pytest.raises(TransportError, match="JetStream"):
-                rpc.cell().driver().listen("events", None, lambda incoming: None)
+            assert_served_without_jetstream(rpc, "plain.topic")
         finally:
             rpc.close()
     assert any("no JetStream" in r.getMessage() for r in caplog.records)

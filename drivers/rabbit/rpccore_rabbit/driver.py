@@ -107,21 +107,28 @@ class RabbitDriver(Driver):
         link = self.link
         if not link.ready.is_set():
             link.wait_ready(deadline)
-        properties: dict[str, Any] = {"delivery_mode": self._delivery_mode}
+        properties: dict[str, Any]
         waiter: Completion[None] | None = None
         if on_reply is not None:
             self._replies.ensure(on_reply)
-            properties["reply_to"] = self._replies.name
-            # Requests that outlive their caller need not wait in a queue.
-            properties["expiration"] = str(max(1, int((deadline - time.monotonic()) * 1000)))
+            properties = self._call_properties(deadline)
             waiter = Completion()
-        elif confirm:
-            waiter = Completion()
+        else:
+            properties = {"delivery_mode": self._delivery_mode}
+            if confirm:
+                waiter = Completion()
         item = Publish(self.exchange, addressing.routing_key(dest), body, properties, True,
                        waiter, deadline, str(dest))
         link.publish(item, gate=True)
         if waiter is not None:
             wait_for(waiter, deadline, f"sending to {dest}")
+
+    def _call_properties(self, deadline: float) -> dict[str, Any]:
+        """A call's message properties: replies to the reply queue, and a
+        time to live of the caller's remaining time (a request that outlives
+        its caller need not wait in a queue)."""
+        return {"delivery_mode": self._delivery_mode, "reply_to": self._replies.name,
+                "expiration": str(max(1, int((deadline - time.monotonic()) * 1000)))}
 
     def send_nowait(self, dest: Destination, body: bytes, *, on_reply: ReplyHandler,
                     deadline: float, on_failure: Callable[[RPCError], None]) -> bool:
@@ -135,11 +142,9 @@ class RabbitDriver(Driver):
         link = self.link
         if self._closed or not link.ready.is_set() or self._replies.handler is None:
             return False  # (the core passes one reply handler per cell)
-        properties: dict[str, Any] = {
-            "delivery_mode": self._delivery_mode, "reply_to": self._replies.name,
-            "expiration": str(max(1, int((deadline - time.monotonic()) * 1000)))}
-        item = Publish(self.exchange, addressing.routing_key(dest), body, properties, True,
-                       Reported(on_failure), deadline, str(dest))
+        item = Publish(self.exchange, addressing.routing_key(dest), body,
+                       self._call_properties(deadline), True, Reported(on_failure), deadline,
+                       str(dest))
         if not link.confirms.try_gate(item):
             return False
         try:
