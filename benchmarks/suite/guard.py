@@ -56,9 +56,9 @@ TARGETS: tuple[Target, ...] = (
     Target("memory", "calls", "bare queue+thread", 0.6),
     # nats (issue 24): raw nats-py in one asyncio loop, in this process
     Target("nats", "calls", "raw nats-py", 0.5),
-    # advisory: raw nats-py publishes 150,000-220,000/s here, and rpccore's own
-    # work per cast (about 11 us: the memory driver's ceiling is ~90,000/s)
-    # keeps any driver under 0.5x of that (drivers/nats/README.md)
+    # advisory: raw nats-py only appends to a buffer in one loop, and
+    # rpccore's own work per cast (benchmarks/bench_core_cost.py) keeps
+    # casts under 0.5x of it in most runs (drivers/nats/README.md)
     Target("nats", "casts", "raw nats-py", 0.5, advisory=True),
     Target("nats", "calls8", "self:calls", 2.0),
     # a versioned call costs no more than 5% over an unversioned one (issue 18)
