@@ -14,7 +14,9 @@ asyncio loop thread with one connection (:mod:`rpccore_nats.runtime`).
 - Plain casts: core NATS, at most once: returned as soon as queued; one
   that no server took is counted as ``returned`` and logged.
 - Confirmed casts: JetStream work-queue stream, acknowledged by the server
-  after the endpoint ran (:mod:`rpccore_nats.jetstream`).
+  after the endpoint ran (:mod:`rpccore_nats.jetstream`); with
+  ``nats_cast_streams`` above 1, several, failed over between
+  (:mod:`rpccore_nats.standby`).
 - Notifications: JetStream interest streams, one durable consumer per pool.
 
 Names of subjects, streams and consumers come from :mod:`rpccore_nats.naming`.
@@ -22,10 +24,12 @@ Names of subjects, streams and consumers come from :mod:`rpccore_nats.naming`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 import time
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +45,7 @@ from rpccore_nats.jetstream import JetStreamMissing
 from rpccore_nats.naming import Subjects
 from rpccore_nats.options import connect_params, nats_opts
 from rpccore_nats.runtime import Runtime
+from rpccore_nats.standby import CastStreams, keep_spread
 from rpccore_nats.subscription import NatsSubscription
 
 if TYPE_CHECKING:
@@ -67,6 +72,8 @@ class NatsDriver(Driver):
         super().__init__(cell)
         self.params = connect_params(cell)
         self.subjects = Subjects(cell.options.control_exchange)
+        self.cast_streams = CastStreams(self.subjects, self.params.cast_streams)
+        self._spreading: asyncio.Task[None] | None = None
         self._timeout: float = cell.options.rpc_response_timeout
         self._name = f"cell {cell.name} (nats {os.urandom(3).hex()})"
         self._lock = threading.Lock()
@@ -208,24 +215,22 @@ class NatsDriver(Driver):
 
     def _confirmed_cast(self, runtime: Runtime, dest: Destination, body: bytes,
                         deadline: float) -> None:
-        subjects = self.subjects
-        if dest.host is not None:
-            subject = subjects.confirmed_direct(dest.topic, dest.host)
-        else:
-            subject = subjects.confirmed_work(dest.topic)
-        stream = subjects.cast_stream
+        streams = self.cast_streams
+        targets = streams.targets(dest)
         jetstream = runtime.jetstream
 
-        async def publish() -> str:
+        async def publish() -> int | None:
             client = runtime.client
+            subject, stream = targets[0]
             if not await jetstream.consumer_exists(client, stream, Subjects.consumer(subject)):
-                return "nobody"
-            stored = await jetstream.publish(client, subject, body, stream, deadline)
-            return "stored" if stored else "nobody"
+                return None
+            return await jetstream.publish(client, targets, body, deadline)
 
-        outcome = runtime.run_until(publish(), deadline + 0.2, f"a confirmed cast to {dest}")
-        if outcome == "nobody":
+        stored = runtime.run_until(publish(), deadline + 0.2, f"a confirmed cast to {dest}")
+        if stored is None:
             raise Undeliverable(f"no server ever consumed {dest} in cell {self.cell.name}")
+        if stored != 0:  # not the stream tried first: use this one from now on
+            streams.stored(targets[typing.cast(int, stored)][1])
 
     # -- consuming -------------------------------------------------------------
 
@@ -252,15 +257,18 @@ class NatsDriver(Driver):
 
         async def confirmed_casts(until: float) -> None:
             client = runtime.client
-            await jetstream.ensure_stream(client, jetstream.cast_stream_config(subjects), until)
-            confirmed = [subjects.confirmed_work(dest.topic)]
-            if dest.host is not None:
-                confirmed.append(subjects.confirmed_direct(dest.topic, dest.host))
-            for subject in confirmed:
-                feed, _ = await jetstream.ensure_feed(
-                    client, subjects.cast_stream, subject, None, new_only=False,
-                    max_ack_pending=queue_size, deadline=until)
-                await sub.add_feed(client, feed)
+            for k, stream in enumerate(self.cast_streams.names):
+                await jetstream.ensure_stream(client, jetstream.cast_stream_config(subjects, k),
+                                              until)
+                confirmed = [subjects.confirmed_work(dest.topic, k)]
+                if dest.host is not None:
+                    confirmed.append(subjects.confirmed_direct(dest.topic, dest.host, k))
+                for subject in confirmed:
+                    feed, _ = await jetstream.ensure_feed(
+                        client, stream, subject, None, new_only=False,
+                        max_ack_pending=queue_size, deadline=until)
+                    await sub.add_feed(client, feed)
+            self._spread_leaders(runtime)
 
         async def start() -> None:
             client = runtime.client
@@ -279,6 +287,13 @@ class NatsDriver(Driver):
 
         self._start_subscription(runtime, sub, start(), deadline, f"subscribing {dest}")
         return sub
+
+    def _spread_leaders(self, runtime: Runtime) -> None:
+        """(loop thread) Keep the confirmed-cast streams' leaders on
+        different nodes from now on, once per driver (several streams only)."""
+        if self._spreading is None and self.cast_streams.count > 1:
+            self._spreading = runtime.loop_thread.loop.create_task(keep_spread(
+                lambda: runtime.client, self.cast_streams.names, self._name))
 
     def _start_subscription(self, runtime: Runtime, sub: NatsSubscription, start: Any,
                             deadline: float, doing: str) -> None:
@@ -315,9 +330,9 @@ class NatsDriver(Driver):
             return
         stream = Subjects.notification_stream(subject)
         stored = runtime.run_until(
-            runtime.jetstream.publish(runtime.client, subject, body, stream, deadline),
+            runtime.jetstream.publish(runtime.client, [(subject, stream)], body, deadline),
             deadline + 0.2, f"notifying {topic!r}")
-        if not stored:
+        if stored is None:
             self.cell.stats.incr("returned")
 
     def listen(self, topic: str, pool: str | None,

@@ -26,7 +26,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -141,9 +141,11 @@ class JetStreamAdmin:
                             name, update_exc.description)
         self._streams_made.add(name)
 
-    def cast_stream_config(self, subjects: Subjects) -> api.StreamConfig:
+    def cast_stream_config(self, subjects: Subjects, stream: int = 0) -> api.StreamConfig:
+        """Confirmed casts' work-queue stream number ``stream``."""
         return api.StreamConfig(
-            name=subjects.cast_stream, subjects=[subjects.cast_stream_subjects],
+            name=subjects.cast_stream_name(stream),
+            subjects=[subjects.cast_stream_wildcard(stream)],
             retention=api.RetentionPolicy.WORK_QUEUE, storage=self._storage(),
             num_replicas=self.params.replicas, duplicate_window=DEDUP_WINDOW,
             discard=api.DiscardPolicy.OLD)
@@ -214,49 +216,66 @@ class JetStreamAdmin:
 
     async def stream_exists(self, client: Client, stream: str) -> bool:
         try:
-            await client.jsm().stream_info(stream)
+            await asyncio.wait_for(client.jsm().stream_info(stream), ATTEMPT_TIMEOUT * 2)
         except NotFoundError:
             return False
         return True
 
     # -- publishing ------------------------------------------------------------
 
-    async def publish(self, client: Client, subject: str, body: bytes, stream: str,
-                      deadline: float) -> bool:
-        """Publish to JetStream and wait for its acknowledgement, trying again
-        (same message id) while it does not come, until ``deadline``.
+    async def publish(self, client: Client, targets: Sequence[tuple[str, str]], body: bytes,
+                      deadline: float) -> int | None:
+        """Publish ``body`` to JetStream and wait for its acknowledgement.
 
-        :returns: False when no stream holds ``subject`` (nothing stored).
+        ``targets`` are ``(subject, stream)`` pairs: the first is tried
+        first; while an attempt is not acknowledged (no leader, a lost
+        acknowledgement, a server being replaced) the next one is tried at
+        once, round and round, with a short pause after each round, until
+        ``deadline``. The message id is the same throughout, so a retry to
+        a stream that stored it already is stored once (each stream
+        de-duplicates on its own: one stored in two streams is delivered
+        twice, see :mod:`rpccore_nats.standby`).
+
+        :returns: the index in ``targets`` of the one that stored it;
+            ``None`` when no stream holds the first target's subject
+            (nothing stored; with one target only).
         :raises TransportError: not acknowledged before ``deadline``, or refused.
         """
-        headers = {"Nats-Msg-Id": uuid.uuid4().hex, "Nats-Expected-Stream": stream}
+        msg_id = uuid.uuid4().hex
         last = "no answer"
+        attempt = 0
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TransportError(f"{self.name}: JetStream did not acknowledge a message "
-                                     f"for {stream} in time: {last}")
+                                     f"for {targets[0][1]} in time: {last}")
+            index = attempt % len(targets)
+            subject, stream = targets[index]
+            headers = {"Nats-Msg-Id": msg_id, "Nats-Expected-Stream": stream}
             try:
                 reply = await client.request(subject, body, timeout=min(left, ATTEMPT_TIMEOUT),
                                              headers=headers)
             except nats.errors.NoRespondersError:
-                if not await self._stream_exists_safely(client, stream):
-                    return False
+                # nobody holds the subject: the stream is missing, or has
+                # no leader now (the others are tried; with one, look)
+                if len(targets) == 1 and not await self._stream_exists_safely(client, stream):
+                    return None
                 last = "no JetStream server answered (a leader is being elected?)"
             except (TimeoutError, nats.errors.TimeoutError):
                 last = "no acknowledgement within the attempt"
             except nats.errors.Error as exc:  # closed, draining, buffer full
                 last = safe_text(exc)
             else:
-                answer = self._parse(reply.data)
-                error = answer.get("error")
+                error = self._parse(reply.data).get("error")
                 if not error:
-                    return True
+                    return index
                 last = f"{error.get('description', error)}"
                 if error.get("code") not in (503, 408):  # a refusal, not a hiccup
                     raise TransportError(f"{self.name}: JetStream refused a message for "
                                          f"{stream}: {last}")
-            await asyncio.sleep(min(RETRY_PAUSE, max(0.0, deadline - time.monotonic())))
+            attempt += 1
+            if attempt % len(targets) == 0:  # a whole round failed
+                await asyncio.sleep(min(RETRY_PAUSE, max(0.0, deadline - time.monotonic())))
 
     @staticmethod
     def _parse(data: bytes) -> dict[str, Any]:

@@ -26,6 +26,10 @@ confirmed direct  ``rpccore.<cx>.c.h.<topic>.<host>``  JetStream (work queue)
 notifications     ``rpccore.<cx>.n.<topic>``           JetStream (interest)
 ================  ===================================  =====================
 
+With ``nats_cast_streams`` above 1, confirmed casts have standby streams
+too: stream ``k`` (from 1) holds ``rpccore.<cx>.c<k>.>`` (``.c1.t.<topic>``,
+``.c1.h.<topic>.<host>``...); stream 0 keeps the names above.
+
 These strings are deployed (durable consumers are named after them):
 tests/unit/test_nats_naming.py pins them.
 """
@@ -75,9 +79,22 @@ class Subjects:
 
     def __init__(self, control_exchange: str) -> None:
         self.base = f"{PREFIX}.{encode_token(control_exchange)}"
+        self._hash = short_hash(self.base)
         #: the work-queue stream of confirmed casts, and the subjects it holds
-        self.cast_stream = "rpccore-c-" + short_hash(self.base)
-        self.cast_stream_subjects = self.base + ".c.>"
+        self.cast_stream = self.cast_stream_name(0)
+        self.cast_stream_subjects = self._cast_prefix(0) + ".>"
+
+    def _cast_prefix(self, stream: int) -> str:
+        return f"{self.base}.c" if stream == 0 else f"{self.base}.c{stream}"
+
+    def cast_stream_name(self, stream: int) -> str:
+        """Confirmed casts' work-queue stream number ``stream`` (0: the
+        first; 1 and up: standbys, see :mod:`rpccore_nats.standby`)."""
+        return f"rpccore-c-{self._hash}" if stream == 0 else f"rpccore-c{stream}-{self._hash}"
+
+    def cast_stream_wildcard(self, stream: int) -> str:
+        """The subjects stream number ``stream`` holds."""
+        return self._cast_prefix(stream) + ".>"
 
     def work(self, topic: str) -> str:
         return f"{self.base}.t.{encode_token(topic)}"
@@ -88,11 +105,11 @@ class Subjects:
     def fanout(self, topic: str) -> str:
         return f"{self.base}.f.{encode_token(topic)}"
 
-    def confirmed_work(self, topic: str) -> str:
-        return f"{self.base}.c.t.{encode_token(topic)}"
+    def confirmed_work(self, topic: str, stream: int = 0) -> str:
+        return f"{self._cast_prefix(stream)}.t.{encode_token(topic)}"
 
-    def confirmed_direct(self, topic: str, host: str) -> str:
-        return f"{self.base}.c.h.{encode_token(topic)}.{encode_token(host)}"
+    def confirmed_direct(self, topic: str, host: str, stream: int = 0) -> str:
+        return f"{self._cast_prefix(stream)}.h.{encode_token(topic)}.{encode_token(host)}"
 
     def notifications(self, topic: str) -> str:
         return f"{self.base}.n.{encode_token(topic)}"

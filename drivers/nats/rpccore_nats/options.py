@@ -54,6 +54,13 @@ nats_opts: list[cfg.Opt] = [
                help="Replicas of the JetStream streams the driver creates (3 on a "
                     "cluster, so that confirmed casts and notifications survive the "
                     "loss of a server)."),
+    cfg.IntOpt("nats_cast_streams", default=1, min=1, max=5,
+               help="Work-queue streams confirmed casts are spread over: above 1, a "
+                    "sender whose stream has no leader (its node died, JetStream is "
+                    "electing a new one: seconds) stores its confirmed casts in the "
+                    "next stream at once, and servers keep the streams' leaders on "
+                    "different nodes. 2 or more on a cluster with "
+                    "nats_stream_replicas = 3; servers consume every stream."),
     cfg.FloatOpt("nats_ack_wait", default=30.0, min=0.5,
                  help="Seconds JetStream waits for a confirmed cast or a notification "
                       "to be acknowledged before delivering it again (a server that "
@@ -78,6 +85,8 @@ class ConnectParams:
     replicas: int
     ack_wait: float
     file_storage: bool
+    #: work-queue streams of confirmed casts (1: no standby)
+    cast_streams: int = 1
 
 
 def _tls_context(options: Any) -> ssl.SSLContext | None:
@@ -204,4 +213,4 @@ def connect_params(cell: Any) -> ConnectParams:
         reconnect_jitter=options.nats_reconnect_jitter,
         drain_timeout=options.nats_drain_timeout,
         replicas=options.nats_stream_replicas, ack_wait=options.nats_ack_wait,
-        file_storage=options.nats_file_storage)
+        file_storage=options.nats_file_storage, cast_streams=options.nats_cast_streams)
