@@ -105,6 +105,8 @@ PINNED = [
     (("fanout", "sched uler"), "rpccore.nova%2Ex.f.sched%20uler"),
     (("confirmed_work", "ä例"), "rpccore.nova%2Ex.c.t.%C3%A4%E4%BE%8B"),
     (("confirmed_direct", "", "%25"), "rpccore.nova%2Ex.c.h.%.%2525"),
+    (("confirmed_work", "ä例", 1), "rpccore.nova%2Ex.c1.t.%C3%A4%E4%BE%8B"),
+    (("confirmed_direct", "t", "h", 4), "rpccore.nova%2Ex.c4.h.t.h"),
     (("notifications", "x" * 300),
      "rpccore.nova%2Ex.n.~0d4e2ca9e9cbced7a7a5380eb29e1a3783b9b6d0db72de36a1051038e1c1fbc7"),
 ]
@@ -120,6 +122,10 @@ def test_stream_and_consumer_names_are_pinned() -> None:
     subjects = Subjects("nova.x")
     assert subjects.cast_stream == "rpccore-c-fbbfaf9c44fee8d0342b535891b3f1ef"
     assert subjects.cast_stream_subjects == "rpccore.nova%2Ex.c.>"
+    assert subjects.cast_stream_name(0) == subjects.cast_stream
+    assert subjects.cast_stream_name(1) == "rpccore-c1-fbbfaf9c44fee8d0342b535891b3f1ef"
+    assert subjects.cast_stream_wildcard(0) == subjects.cast_stream_subjects
+    assert subjects.cast_stream_wildcard(2) == "rpccore.nova%2Ex.c2.>"
     notifications = subjects.notifications("n.t")
     assert Subjects.notification_stream(notifications) == \
         "rpccore-n-2fd295ae42cc8b4249ecb11362b5a105"
