@@ -83,6 +83,26 @@ async def _streams_of(exchange: str) -> list[str]:
         await client.close()
 
 
+def test_a_single_server_is_settled_at_once() -> None:
+    """Streams of a server without a cluster have no leaders to spread: one
+    look settles it (servers do not look again every second)."""
+    names = [f"standby-single-{os.urandom(3).hex()}-{k}" for k in range(2)]
+
+    async def look() -> bool:
+        client = await nats.connect(NATS_URL)
+        try:
+            for name in names:
+                await client.jsm().add_stream(api.StreamConfig(name=name,
+                                                               subjects=[name + ".>"]))
+            return await spread_once(client, names, "test")
+        finally:
+            for name in names:
+                await client.jsm().delete_stream(name)
+            await client.close()
+
+    assert asyncio.run(look()) is True
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PrivateNatsCluster]:
     with PrivateNatsCluster(3) as made:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rpccore import make_destination
 from rpccore_nats.naming import Subjects
-from rpccore_nats.standby import CastStreams, to_move
+from rpccore_nats.standby import SINGLE_SERVER, CastStreams, to_move
 
 
 def test_a_sender_tries_its_preferred_stream_first_then_the_others_in_turn() -> None:
@@ -54,4 +54,5 @@ def test_nothing_moves_when_the_leaders_are_apart_or_cannot_be() -> None:
     # a stream without a leader (being elected) is left alone
     assert to_move([("n0", {"n1", "n2"}), (None, {"n0", "n1"})]) is None
     # a single server: no cluster information
-    assert to_move([(None, set()), (None, set())]) is None
+    assert to_move([(SINGLE_SERVER, set()), (SINGLE_SERVER, set())]) is None
+

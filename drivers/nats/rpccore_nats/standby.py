@@ -69,6 +69,8 @@ SPREAD_EVERY = 30.0
 RECHECK = 1.0
 
 _STEPDOWN = "$JS.API.STREAM.LEADER.STEPDOWN."
+#: The leader :func:`leaders` gives for streams of a server without a cluster.
+SINGLE_SERVER = "(single server)"
 
 
 class CastStreams:
@@ -107,8 +109,8 @@ async def leaders(client: Client, names: list[str]) -> list[tuple[str | None, se
     for name in names:
         info = await asyncio.wait_for(jsm.stream_info(name), ATTEMPT_TIMEOUT * 2)
         cluster = info.cluster
-        if cluster is None:  # a single server: nothing to spread
-            found.append((None, set()))
+        if cluster is None:  # a single server: it leads every stream, nothing to spread
+            found.append((SINGLE_SERVER, set()))
             continue
         current = {peer.name for peer in cluster.replicas or ()
                    if peer.current and not peer.offline and peer.name}
