@@ -226,11 +226,12 @@ class NatsDriver(Driver):
                 return None
             return await jetstream.publish(client, targets, body, deadline)
 
-        stored = runtime.run_until(publish(), deadline + 0.2, f"a confirmed cast to {dest}")
+        stored = typing.cast("int | None", runtime.run_until(
+            publish(), deadline + 0.2, f"a confirmed cast to {dest}"))
         if stored is None:
             raise Undeliverable(f"no server ever consumed {dest} in cell {self.cell.name}")
-        if stored != 0:  # not the stream tried first: use this one from now on
-            streams.stored(targets[typing.cast(int, stored)][1])
+        if stored:  # not the stream tried first: use that one from now on
+            streams.stored(targets[stored][1])
 
     # -- consuming -------------------------------------------------------------
 
