@@ -87,6 +87,14 @@ def test_url_and_options() -> None:
         connect_params(_cell("nats://h", nats_nkey_seed="SU", nats_nkey_seed_file="/x"))
 
 
+def test_a_standby_cast_stream_by_default_where_streams_have_replicas() -> None:
+    assert connect_params(_cell("nats://")).cast_streams == 1
+    assert connect_params(_cell("nats://", nats_stream_replicas=3)).cast_streams == 2
+    assert connect_params(_cell("nats://", nats_stream_replicas=3,
+                                nats_cast_streams=1)).cast_streams == 1
+    assert connect_params(_cell("nats://", nats_cast_streams=3)).cast_streams == 3
+
+
 def test_delivery_numbers_of_both_ack_subject_forms() -> None:
     from rpccore_nats.drops import delivery_numbers
     assert delivery_numbers("$JS.ACK.S.C.2.18.4.1700000000000000000.0") == (2, 18, 4)

@@ -54,13 +54,14 @@ nats_opts: list[cfg.Opt] = [
                help="Replicas of the JetStream streams the driver creates (3 on a "
                     "cluster, so that confirmed casts and notifications survive the "
                     "loss of a server)."),
-    cfg.IntOpt("nats_cast_streams", default=1, min=1, max=5,
-               help="Work-queue streams confirmed casts are spread over: above 1, a "
-                    "sender whose stream has no leader (its node died, JetStream is "
-                    "electing a new one: seconds) stores its confirmed casts in the "
-                    "next stream at once, and servers keep the streams' leaders on "
-                    "different nodes. 2 or more on a cluster with "
-                    "nats_stream_replicas = 3; servers consume every stream."),
+    cfg.IntOpt("nats_cast_streams", min=1, max=5,
+               help="Work-queue streams confirmed casts are spread over (default: 1 "
+                    "with nats_stream_replicas = 1, 2 with more). Above 1, a sender "
+                    "whose stream has no leader (its node died, JetStream is electing "
+                    "a new one: seconds) stores its confirmed casts in the next stream "
+                    "at once, and servers keep the streams' leaders on different "
+                    "nodes; servers consume every stream, and must use at least as "
+                    "many as senders."),
     cfg.FloatOpt("nats_ack_wait", default=30.0, min=0.5,
                  help="Seconds JetStream waits for a confirmed cast or a notification "
                       "to be acknowledged before delivering it again (a server that "
@@ -213,4 +214,12 @@ def connect_params(cell: Any) -> ConnectParams:
         reconnect_jitter=options.nats_reconnect_jitter,
         drain_timeout=options.nats_drain_timeout,
         replicas=options.nats_stream_replicas, ack_wait=options.nats_ack_wait,
-        file_storage=options.nats_file_storage, cast_streams=options.nats_cast_streams)
+        file_storage=options.nats_file_storage, cast_streams=_cast_streams(options))
+
+
+def _cast_streams(options: Any) -> int:
+    """``nats_cast_streams``, or its default: a standby stream wherever
+    streams have replicas on other nodes to fail over to."""
+    if options.nats_cast_streams is not None:
+        return int(options.nats_cast_streams)
+    return 1 if options.nats_stream_replicas == 1 else 2
