@@ -194,3 +194,33 @@ def test_envelopes_carry_no_null_of_their_own(monkeypatch: pytest.MonkeyPatch) -
     assert len(bodies) == 5  # two calls, their replies, one cast
     assert [b for b in bodies if b"null" in b] == [bodies[3]]  # the request with None in args
     assert b'"deadline"' not in bodies[2]  # the cast
+
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview])
+def test_a_ping_is_answered_on_the_delivering_thread_whatever_the_body_type(wrap: Any) -> None:
+    # The Incoming contract says bytes; a driver that hands over a bytearray
+    # or a memoryview (which envelope.decode takes too) still has its pings
+    # answered at once, not behind busy workers.
+    replies: list[bytes] = []
+
+    class Delivered(rpccore.Incoming):
+        def __init__(self, body: Any) -> None:
+            self.body = body
+
+        def reply(self, body: bytes) -> None:
+            replies.append(body)
+
+    with memory_rpc() as rpc:
+        endpoint = Endpoint()
+        server = rpc.serve("svc", [endpoint], workers=1).start()
+        rpc.cast({}, "svc", {"method": "block", "args": {}})  # holds the only worker
+        env = {"v": 1, "id": "p1", "kind": "call", "dest": {"topic": "svc", "fanout": False},
+               "method": "ping", "args": {}, "ctx": {}, "sys": "ping",
+               "deadline": time.time() + 10}
+        body = wrap(envelope.encode(env, max_size=10**6))
+        try:
+            server._queue_or_answer(Delivered(body))
+            assert len(replies) == 1  # answered before this returned
+            assert json.loads(replies[0])["result"]["workers"] == 1
+        finally:
+            endpoint.release.set()
