@@ -377,7 +377,8 @@ class Server:
             heartbeat = env.get("hb")
             if isinstance(heartbeat, (int, float)) and heartbeat > 0:
                 KEEPALIVES.start(responder, heartbeat / 2)
-        start = time.monotonic()
+        # only a leader/follower server times its methods (see _finish)
+        start = time.monotonic() if self._times is not None else 0.0
         fail: Failure | None = None
         try:
             result, fail = self._dispatcher.dispatch(
@@ -411,7 +412,7 @@ class Server:
                     result = None
                 else:
                     result, fail = collect(result)
-            took = time.monotonic() - start
+            took = time.monotonic() - start if times is not None else 0.0
             if responder is not None:
                 if responder.final(result, fail):
                     next(self._replied)
