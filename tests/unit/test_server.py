@@ -224,3 +224,19 @@ def test_a_ping_is_answered_on_the_delivering_thread_whatever_the_body_type(wrap
             assert json.loads(replies[0])["result"]["workers"] == 1
         finally:
             endpoint.release.set()
+
+
+def test_pending_calls_forget_a_waiter_whether_or_not_its_reply_came() -> None:
+    with memory_rpc() as rpc:
+        cell = rpc.cell()
+        pending = cell.pending_calls
+        answered, abandoned = pending.add("answered"), pending.add("abandoned")
+        reply = {"v": 1, "id": "answered.r", "kind": "reply", "re": "answered", "result": 7}
+        assert pending.on_reply(envelope.encode(reply, max_size=10**6)) is False
+        assert answered.reply == dict(reply) and len(pending) == 1
+        pending.discard("answered")  # taken with its final reply already: nothing to do
+        pending.discard("abandoned")  # still waiting: removed
+        assert len(pending) == 0 and not abandoned.done
+        late = dict(reply, re="abandoned")
+        assert pending.on_reply(envelope.encode(late, max_size=10**6)) is False
+        assert cell.stats.get("late_replies") == 1
