@@ -131,7 +131,10 @@ class Dispatcher:
         endpoint become a failure. A generator method's result is the
         generator itself (the server streams it or collects it).
         """
-        func = self._find((method, namespace, version))
+        key = (method, namespace, version)
+        func = self._methods.get(key)  # found before: no call of _find
+        if func is None:
+            func = self._find(key)
         if type(func) is dict:
             return None, func
         assert callable(func)

@@ -149,8 +149,12 @@ class PendingCalls:
         return waiter
 
     def discard(self, msg_id: str) -> None:
-        with self._lock:
-            self._futures.pop(msg_id, None)
+        """Forget the waiter of ``msg_id``, if it is still registered."""
+        # Usually on_reply took it with the final reply: then no lock. Ids
+        # are unique, so nobody adds it back between the check and the pop.
+        if msg_id in self._futures:
+            with self._lock:
+                self._futures.pop(msg_id, None)
 
     def __len__(self) -> int:
         return len(self._futures)

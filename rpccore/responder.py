@@ -92,7 +92,8 @@ class Responder:
     def final(self, result: Any, fail: Failure | None, **extra: Any) -> bool:
         """Send the final reply (once); True when it went out."""
         reply = self._head()
-        reply.update(extra)
+        if extra:
+            reply.update(extra)
         if fail is None:
             if result is not None:
                 reply["result"] = result

@@ -302,3 +302,38 @@ def test_a_listener_sees_headers_in_its_context_and_a_refusal_runs_nothing(
         assert wait_until(lambda: rpc.stats()[rpc.default_cell]["refused"] == 1)
         time.sleep(0.2)  # the refused one is not run late either
         assert received == [("svc.started", "alice")]
+
+
+class Switchable(Journal):
+    """A :class:`Journal` that switches itself off (``enabled``) on demand,
+    counting how often it is asked."""
+
+    def __init__(self, name: str, log: list[tuple[Any, ...]]) -> None:
+        super().__init__(name, log)
+        self.on = True
+        self.asked = 0
+
+    def enabled(self) -> bool:
+        with self.lock:
+            self.asked += 1
+        return self.on
+
+
+def test_an_interceptor_switched_off_is_skipped_and_asked_once_per_request(
+        namespace: str) -> None:
+    log: list[tuple[Any, ...]] = []
+    server_gate, client_gate = Switchable("S", log), Switchable("c", log)
+    server_rpc = memory_rpc(namespace, [server_gate, Journal("T", log)])
+    client = memory_rpc(namespace, [Journal("b", log), client_gate])
+    with server_rpc, client:
+        server_rpc.serve("svc", [Endpoint()]).start()
+        for on in (True, False, True):
+            server_gate.on = client_gate.on = on
+            client.call({}, "svc", {"method": "whoami", "args": {}})
+    assert server_gate.asked == 3 and client_gate.asked == 3
+    # switched on, off, on: the interceptor that stays on runs every time, in order
+    names = [entry[0] + ":" + entry[1] for entry in log]
+    on = ["b:before_send", "c:before_send", "S:before_dispatch", "T:before_dispatch",
+          "T:after_dispatch", "S:after_dispatch", "c:after_send", "b:after_send"]
+    off = ["b:before_send", "T:before_dispatch", "T:after_dispatch", "b:after_send"]
+    assert names == on + off + on

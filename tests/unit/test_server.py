@@ -194,3 +194,49 @@ def test_envelopes_carry_no_null_of_their_own(monkeypatch: pytest.MonkeyPatch) -
     assert len(bodies) == 5  # two calls, their replies, one cast
     assert [b for b in bodies if b"null" in b] == [bodies[3]]  # the request with None in args
     assert b'"deadline"' not in bodies[2]  # the cast
+
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview])
+def test_a_ping_is_answered_on_the_delivering_thread_whatever_the_body_type(wrap: Any) -> None:
+    # The Incoming contract says bytes; a driver that hands over a bytearray
+    # or a memoryview (which envelope.decode takes too) still has its pings
+    # answered at once, not behind busy workers.
+    replies: list[bytes] = []
+
+    class Delivered(rpccore.Incoming):
+        def __init__(self, body: Any) -> None:
+            self.body = body
+
+        def reply(self, body: bytes) -> None:
+            replies.append(body)
+
+    with memory_rpc() as rpc:
+        endpoint = Endpoint()
+        server = rpc.serve("svc", [endpoint], workers=1).start()
+        rpc.cast({}, "svc", {"method": "block", "args": {}})  # holds the only worker
+        env = {"v": 1, "id": "p1", "kind": "call", "dest": {"topic": "svc", "fanout": False},
+               "method": "ping", "args": {}, "ctx": {}, "sys": "ping",
+               "deadline": time.time() + 10}
+        body = wrap(envelope.encode(env, max_size=10**6))
+        try:
+            server._queue_or_answer(Delivered(body))
+            assert len(replies) == 1  # answered before this returned
+            assert json.loads(replies[0])["result"]["workers"] == 1
+        finally:
+            endpoint.release.set()
+
+
+def test_pending_calls_forget_a_waiter_whether_or_not_its_reply_came() -> None:
+    with memory_rpc() as rpc:
+        cell = rpc.cell()
+        pending = cell.pending_calls
+        answered, abandoned = pending.add("answered"), pending.add("abandoned")
+        reply = {"v": 1, "id": "answered.r", "kind": "reply", "re": "answered", "result": 7}
+        assert pending.on_reply(envelope.encode(reply, max_size=10**6)) is False
+        assert answered.reply == dict(reply) and len(pending) == 1
+        pending.discard("answered")  # taken with its final reply already: nothing to do
+        pending.discard("abandoned")  # still waiting: removed
+        assert len(pending) == 0 and not abandoned.done
+        late = dict(reply, re="abandoned")
+        assert pending.on_reply(envelope.encode(late, max_size=10**6)) is False
+        assert cell.stats.get("late_replies") == 1
