@@ -57,7 +57,7 @@ class CoreIncoming(Incoming):
             self._outbox.put((self._reply_to, b"", ""))
 
     def release_thread(self, expected: float | None = None) -> bool:
-        return self._deliverer.release()
+        return self._deliverer.release(expected)
 
 
 class InFlight:
@@ -108,7 +108,7 @@ class StoredIncoming(Incoming):
         """Casts and notifications are never answered; nothing to do."""
 
     def release_thread(self, expected: float | None = None) -> bool:
-        return self._deliverer.release()
+        return self._deliverer.release(expected)
 
     def _settle(self, verdict: bytes) -> bool:
         in_flight, self._in_flight = self._in_flight, None

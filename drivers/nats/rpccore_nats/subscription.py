@@ -45,7 +45,8 @@ class NatsSubscription(Subscription):
                  loop_thread: EventLoopThread, outbox: Outbox, stats: CellStats,
                  drain_timeout: float, on_close: Callable[[NatsSubscription], None]) -> None:
         self.label = label
-        self.deliverer = Deliverer(on_message, f"rpccore-nats {label}")
+        self.deliverer = Deliverer(on_message, f"rpccore-nats {label}",
+                                   loop_thread.loop.call_soon)
         self.in_flight = InFlight()
         self._loop_thread = loop_thread
         self._outbox = outbox
