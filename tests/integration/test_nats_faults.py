@@ -29,6 +29,11 @@ from rpccore_nats.naming import Subjects
 CALL_TIMEOUT = 2.0
 CAST_TIMEOUT = 8.0
 RUN_AFTER_KILL = 6.0
+#: How long a new confirmed cast is probed for after the kill, and the bound
+#: on it with one stream whose leader was killed: nats-server's raft election
+#: (4.3-8.6 s measured with 2.9.10 on a quiet machine, 22.9 s once in a CI
+#: run beside the other tests); ours are the 2 s bounds.
+ELECTION_BOUND = 45.0
 
 
 class Sink:
@@ -186,7 +191,8 @@ def run_kill(cluster: PrivateNatsCluster, victim: str, streams: int = 1) -> dict
             {}, topic, {"method": "add", "args": {"a": 1, "b": 1}}, timeout=0.5))
         cast_start = time.monotonic()
         cast_resume = probe(cast_start, lambda: probe_client.cast(
-            {}, topic, {"method": "note", "args": {"value": "probe"}}, confirm=True), 25.0)
+            {}, topic, {"method": "note", "args": {"value": "probe"}}, confirm=True),
+            ELECTION_BOUND)
         if cast_resume is not None:
             cast_resume += cast_start - killed_at
         time.sleep(max(0.0, killed_at + RUN_AFTER_KILL - time.monotonic()))
@@ -238,15 +244,15 @@ def test_killing_the_clients_node(cluster: PrivateNatsCluster) -> None:
 
 
 def test_killing_the_clients_node_that_leads_the_stream(cluster: PrivateNatsCluster) -> None:
-    """One stream of confirmed casts (the default): calls resume at once;
-    confirmed casts wait for JetStream to elect a new stream leader (RAFT
-    inside nats-server: 4.3-8.6 s measured with 2.9.10), failing at their
+    """One stream of confirmed casts (``nats_cast_streams = 1``): calls
+    resume at once; confirmed casts wait for JetStream to elect a new stream
+    leader (RAFT inside nats-server, see ELECTION_BOUND), failing at their
     deadlines meanwhile, and none that was confirmed is lost. The bound on
     that wait is loose: it is the server's, not ours."""
     seen = run_kill(cluster, "leader")
     check_deadlines_and_losses(seen)
     assert seen["call_resume"] is not None and seen["call_resume"] < 2.0
-    assert seen["cast_resume"] is not None and seen["cast_resume"] < 20.0
+    assert seen["cast_resume"] is not None and seen["cast_resume"] < ELECTION_BOUND
 
 
 def test_a_standby_stream_takes_confirmed_casts_when_the_leader_dies(
