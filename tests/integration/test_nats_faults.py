@@ -134,7 +134,7 @@ def probe(moment: float, attempt: Any, timeout: float = 10.0) -> float | None:
 
 
 def cast_stream_leaders(cluster: PrivateNatsCluster, exchange: str, streams: int,
-                        timeout: float = 20.0) -> list[int]:
+                        timeout: float = ELECTION_BOUND) -> list[int]:
     """The nodes leading the exchange's confirmed-cast streams, once every
     stream has a leader and (several streams) no two share one: the
     servers' :func:`rpccore_nats.standby.keep_spread` moves them apart."""
