@@ -150,10 +150,9 @@ def cast_stream_leaders(cluster: PrivateNatsCluster, exchange: str, streams: int
 
 
 def run_kill(cluster: PrivateNatsCluster, victim: str, streams: int = 1) -> dict[str, Any]:
-    """Servers, a client (and a probe) and traffic, with ``streams`` streams
-    of confirmed casts; SIGKILL the client's node, which leads the (first)
-    confirmed casts' stream for ``victim == "leader"`` and none otherwise.
-    Returns what was seen."""
+    """Servers, a client (and a probe) and traffic, with ``streams`` streams of
+    confirmed casts; SIGKILL the client's node, which leads the (first) cast
+    stream for ``victim == "leader"`` and none otherwise. Returns what was seen."""
     exchange = f"faults-{os.urandom(4).hex()}"
     cell = f"fault-client-{os.urandom(3).hex()}"
     topic = "faults.kill"
@@ -190,9 +189,9 @@ def run_kill(cluster: PrivateNatsCluster, victim: str, streams: int = 1) -> dict
         call_resume = probe(killed_at, lambda: probe_client.call(
             {}, topic, {"method": "add", "args": {"a": 1, "b": 1}}, timeout=0.5))
         cast_start = time.monotonic()
-        cast_resume = probe(cast_start, lambda: probe_client.cast(
-            {}, topic, {"method": "note", "args": {"value": "probe"}}, confirm=True),
-            ELECTION_BOUND)
+        note = {"method": "note", "args": {"value": "probe"}}
+        cast_resume = probe(cast_start, lambda: probe_client.cast({}, topic, note, confirm=True),
+                            ELECTION_BOUND)
         if cast_resume is not None:
             cast_resume += cast_start - killed_at
         time.sleep(max(0.0, killed_at + RUN_AFTER_KILL - time.monotonic()))
