@@ -169,9 +169,13 @@ class PrivateNatsCluster:
             if process is not None and process.poll() is None:
                 continue
             log = open(self.base / f"n{i}.log", "ab")
+            # in the node's own folder: nats-server 2.9.10 once wrote a
+            # consumer's meta.inf and meta.sum into its working directory
+            # (the checkout) after a restart in the kill test
             self._processes[i] = subprocess.Popen(
                 [NATS_SERVER, "-c", str(self.base / f"n{i}.conf")], stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=self.base / f"n{i}")
             log.close()
         return self
 
