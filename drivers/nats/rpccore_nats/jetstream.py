@@ -52,6 +52,18 @@ DEDUP_WINDOW = 120.0
 ATTEMPT_TIMEOUT = 0.75
 #: Seconds between two attempts while JetStream does not answer.
 RETRY_PAUSE = 0.1
+#: Seconds one JetStream API request (a stream's information, a leader's
+#: stepdown) may take before it counts as not answered (a leader moving).
+ADMIN_TIMEOUT = ATTEMPT_TIMEOUT * 2
+
+
+async def stream_info(client: Client, name: str) -> api.StreamInfo:
+    """Stream ``name``'s information, within :data:`ADMIN_TIMEOUT`.
+
+    :raises NotFoundError: no such stream.
+    :raises TimeoutError: no answer in time.
+    """
+    return await asyncio.wait_for(client.jsm().stream_info(name), ADMIN_TIMEOUT)
 
 
 class JetStreamMissing(TransportError):
@@ -216,7 +228,7 @@ class JetStreamAdmin:
 
     async def stream_exists(self, client: Client, stream: str) -> bool:
         try:
-            await asyncio.wait_for(client.jsm().stream_info(stream), ATTEMPT_TIMEOUT * 2)
+            await stream_info(client, stream)
         except NotFoundError:
             return False
         return True

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING
 from nats.aio.client import Client
 
 from rpccore_nats.connection import safe_text
-from rpccore_nats.jetstream import ATTEMPT_TIMEOUT
+from rpccore_nats.jetstream import ADMIN_TIMEOUT, stream_info
 
 if TYPE_CHECKING:
     from rpccore.destination import Destination
@@ -104,10 +104,9 @@ class CastStreams:
 async def leaders(client: Client, names: list[str]) -> list[tuple[str | None, set[str]]]:
     """For each stream, its leader's server name (``None``: none now) and the
     names of its replicas that are current (could lead it at once)."""
-    jsm = client.jsm()
     found: list[tuple[str | None, set[str]]] = []
     for name in names:
-        info = await asyncio.wait_for(jsm.stream_info(name), ATTEMPT_TIMEOUT * 2)
+        info = await stream_info(client, name)
         cluster = info.cluster
         if cluster is None:  # a single server: it leads every stream, nothing to spread
             found.append((SINGLE_SERVER, set()))
@@ -147,7 +146,7 @@ async def spread_once(client: Client, names: list[str], label: str) -> bool:
     LOG.info("%s: JetStream streams of confirmed casts share a leader node; moving the "
              "leader of %s so that losing one node leaves another stream to fail over to",
              label, name)
-    await client.request(_STEPDOWN + name, b"", timeout=ATTEMPT_TIMEOUT * 2)
+    await client.request(_STEPDOWN + name, b"", timeout=ADMIN_TIMEOUT)
     return False
 
 
