@@ -55,10 +55,13 @@ class Inventory:
         return dict(self.stock)
 
 
-async def serve(rpc: rpccore.aio.RPC, stop: asyncio.Event) -> None:
-    """Serve the inventory until ``stop`` is set, then finish what was taken."""
+async def serve(rpc: rpccore.aio.RPC, stop: asyncio.Event,
+                serving: asyncio.Event) -> None:
+    """Serve the inventory until ``stop`` is set, then finish what was taken;
+    ``serving`` is set once requests reach it."""
     server = await rpc.serve(rpc.make_destination("inventory", host="depot-1"),
                              [Inventory()]).start()
+    serving.set()
     await stop.wait()
     await server.stop(timeout=10)
 
@@ -95,11 +98,12 @@ async def main(argv: list[str]) -> None:
         stop = asyncio.Event()
         if conf.role in ("serve", "both"):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-            serving = asyncio.create_task(serve(rpc, stop))
+            ready = asyncio.Event()
+            serving = asyncio.create_task(serve(rpc, stop, ready))
             if conf.role == "serve":
                 await serving
                 return
-            await asyncio.sleep(0.1)  # (a real client waits for the service elsewhere)
+            await ready.wait()  # (a real client waits for the service elsewhere)
         await use(rpc)
         stop.set()
         if conf.role == "both":
